@@ -1,0 +1,1 @@
+"""First-party umview_py modules.  They use only the public module API."""

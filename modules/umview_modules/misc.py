@@ -1,0 +1,120 @@
+"""misc: the kernel's name (uname), the hostname, and a wall-clock offset.
+
+Options: sysname, release, version, machine, nodename (alias: hostname),
+domainname, time_offset (seconds, may be negative or fractional).
+
+The hostname lives in the view: `hostname NEW` (sethostname) inside it
+changes what uname shows there and nowhere else.  /proc/sys/kernel/hostname
+is a file and is not changed (that needs the file-system modules).
+
+The time offset moves CLOCK_REALTIME, CLOCK_REALTIME_COARSE,
+CLOCK_REALTIME_ALARM and CLOCK_TAI, gettimeofday and time; monotonic clocks
+are untouched.  Programs read the clock through the vDSO without a system
+call, so programs started in the view get no vDSO while this module is
+loaded with an offset.  A process that was already running when the module
+was loaded keeps its vDSO, and sees the real time until it execs.
+"""
+import errno
+import os
+import struct
+import time
+
+from umview_py import Claims, Module, ModuleError, Option, SyscallError
+
+REALTIME_CLOCKS = frozenset({0, 5, 8, 11})  # REALTIME, _COARSE, _ALARM, TAI
+UTS_LEN = 65
+FIELDS = ("sysname", "nodename", "release", "version", "machine", "domainname")
+
+
+def _domainname():
+    try:
+        with open("/proc/sys/kernel/domainname") as f:
+            return f.read().strip()
+    except OSError:
+        return "(none)"
+
+
+class Misc(Module):
+    name = "misc"
+    description = "uname fields, hostname and a wall-clock offset"
+    options = {
+        "sysname": Option(str, None, "uname -s"),
+        "release": Option(str, None, "kernel release shown by uname -r", cli="--uname-release"),
+        "version": Option(str, None, "kernel version shown by uname -v", cli="--uname-version"),
+        "machine": Option(str, None, "machine shown by uname -m", cli="--uname-machine"),
+        "nodename": Option(str, None, "host name (uname -n, hostname)", cli="--hostname"),
+        "hostname": Option(str, None, "same as nodename"),
+        "domainname": Option(str, None, "NIS domain name"),
+        "time_offset": Option(float, 0.0, "seconds added to the wall clock", cli="--time-offset"),
+    }
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        if self.config["hostname"] is not None and self.config["nodename"] is None:
+            self.config["nodename"] = self.config["hostname"]
+        for key in FIELDS:
+            value = self.config.get(key)
+            if value is not None and len(value.encode()) >= UTS_LEN:
+                raise ModuleError(f"module misc: {key} is longer than {UTS_LEN - 1} bytes")
+        self.offset_ns = int(round(self.config["time_offset"] * 1e9))
+
+    def claims(self):
+        c = Claims(syscalls={"uname", "sethostname", "setdomainname"})
+        if self.offset_ns:
+            c.syscalls |= {"clock_gettime", "gettimeofday", "time"}
+            c.arg_in["clock_gettime"] = (0, REALTIME_CLOCKS)
+            c.no_vdso = True
+        return c
+
+    def describe(self):
+        return " ".join(f"{k}={self.config[k]}" for k in FIELDS + ("time_offset",)
+                        if self.config.get(k) not in (None, 0.0))
+
+    # -- names ----------------------------------------------------------
+    def uname(self, call):
+        real = os.uname()
+        values = {"sysname": real.sysname, "nodename": real.nodename, "release": real.release,
+                  "version": real.version, "machine": real.machine, "domainname": _domainname()}
+        for key in FIELDS:
+            if self.config.get(key) is not None:
+                values[key] = self.config[key]
+        data = b"".join(struct.pack(f"{UTS_LEN}s", os.fsencode(values[k])[:UTS_LEN - 1]) for k in FIELDS)
+        call.write(call.args[0], data)
+        return 0
+
+    def _set_name(self, call, key):
+        length = call.arg(1)
+        if length < 0 or length >= UTS_LEN:
+            raise SyscallError(errno.EINVAL)
+        self.config[key] = os.fsdecode(call.read(call.args[0], length).split(b"\0")[0])
+        return 0
+
+    def sethostname(self, call):
+        return self._set_name(call, "nodename")
+
+    def setdomainname(self, call):
+        return self._set_name(call, "domainname")
+
+    # -- clocks ---------------------------------------------------------
+    def clock_gettime(self, call):
+        clock = call.arg(0, bits=32)
+        if clock not in REALTIME_CLOCKS:
+            return None
+        ns = time.clock_gettime_ns(clock) + self.offset_ns
+        call.write(call.args[1], struct.pack("<qq", *divmod(ns, 1_000_000_000)))
+        return 0
+
+    def gettimeofday(self, call):
+        ns = time.time_ns() + self.offset_ns
+        sec, rest = divmod(ns, 1_000_000_000)
+        if call.args[0]:
+            call.write(call.args[0], struct.pack("<qq", sec, rest // 1000))
+        if call.args[1]:
+            call.write(call.args[1], struct.pack("<ii", 0, 0))
+        return 0
+
+    def time(self, call):
+        sec = (time.time_ns() + self.offset_ns) // 1_000_000_000
+        if call.args[0]:
+            call.write(call.args[0], struct.pack("<q", sec))
+        return sec

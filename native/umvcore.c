@@ -1,0 +1,1023 @@
+/* umvcore.c: the only code in umview_py that calls ptrace(2).
+ *
+ * Shape: one tracer thread, created by umv_init(), owns every tracee (the
+ * kernel insists that all ptrace requests for a tracee come from the thread
+ * that attached it).  It sleeps in poll() on a signalfd for SIGCHLD and on an
+ * eventfd carrying commands from Python, drains all pending stops with
+ * waitpid(WNOHANG), and
+ *   - handles lifecycle stops itself (fork/clone/exec/exit, group-stops,
+ *     signal delivery),
+ *   - resumes seccomp stops that no module of the tracee's view claims (the
+ *     fast path: Python never hears of them),
+ *   - queues the rest as events for Python and keeps the tracee stopped until
+ *     a reply arrives through the command queue.
+ * Python (trio) waits on umv_event_fd(), takes events with umv_get_events()
+ * and answers with umv_reply().  Tracee memory is read and written with
+ * process_vm_readv/writev, which any thread of the tracer may call.
+ *
+ * Why a dedicated thread rather than the trio thread: fast-path stops and
+ * lifecycle stops then never wait for the Python interpreter (a module busy in
+ * Python, or the GIL held by anyone, does not stall a `make -j2`), and the
+ * numbers in docs/design.md show the hand-off costs less than trio's own
+ * per-task overhead.
+ */
+#define _GNU_SOURCE
+#include "umvcore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <sys/ptrace.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
+#ifndef CLONE_UNTRACED
+#define CLONE_UNTRACED 0x00800000
+#endif
+#ifndef CLONE_THREAD
+#define CLONE_THREAD 0x00010000
+#endif
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+#define AT_SYSINFO_EHDR_ 33
+#define PTRACE_GET_SYSCALL_INFO_ 0x420e
+#define PTRACE_SYSCALL_INFO_EXIT_ 2
+#define AT_IGNORE_ 1
+
+/* ------------------------------------------------------------------ */
+/* tables                                                              */
+
+enum tstate {
+    T_RUNNING,     /* resumed by us */
+    T_NEW,         /* announced by the parent's fork/clone event, first stop not seen */
+    T_ORPHAN,      /* first stop seen before the parent's event: held until it comes */
+    T_PYTHON,      /* at a seccomp stop, waiting for Python */
+    T_WANT_EXIT,   /* resumed with PTRACE_SYSCALL, exit stop goes to Python */
+    T_PYEXIT,      /* at a syscall-exit stop, waiting for Python */
+    T_INJECT,      /* running an injected seccomp() call */
+    T_LISTEN,      /* in a group-stop, restarted with PTRACE_LISTEN */
+};
+
+typedef struct proc {
+    pid_t tgid;
+    int view;
+    int nthreads;
+    int inject_busy;            /* a thread of ours is running seccomp() for it */
+    int interrupted;            /* PTRACE_INTERRUPT sent to its threads */
+    uint64_t sysinsn;           /* address of a `syscall` instruction, 0 = unknown */
+    unsigned char installed[UMV_BITMAP_BYTES];
+    struct proc *next;
+} proc;
+
+typedef struct tracee {
+    pid_t tid;
+    int state;
+    proc *p;
+    int inj_restart;            /* injection replaced a syscall that must run again */
+    int inj_sig;                /* signal to deliver when the injection ends */
+    struct user_regs_struct saved;
+    struct tracee *next;
+} tracee;
+
+typedef struct {
+    int active;
+    int flags;
+    unsigned char claims[UMV_BITMAP_BYTES];  /* fast path: calls some module wants */
+    unsigned char trap[UMV_BITMAP_BYTES];    /* what `filter` traps (plus rule bits) */
+    struct sock_filter *filter;
+    int filter_len;
+} view;
+
+#define HBUCKETS 4096
+static tracee *ttab[HBUCKETS];
+static proc *ptab[HBUCKETS];
+static view views[UMV_MAX_VIEWS];
+static int ntracees;
+static pid_t root_pid;
+static pid_t self_pid;
+static umv_stats stats;
+
+static tracee *tfind(pid_t tid) {
+    for (tracee *t = ttab[tid % HBUCKETS]; t; t = t->next)
+        if (t->tid == tid) return t;
+    return NULL;
+}
+static proc *pfind(pid_t tgid) {
+    for (proc *p = ptab[tgid % HBUCKETS]; p; p = p->next)
+        if (p->tgid == tgid) return p;
+    return NULL;
+}
+static proc *pnew(pid_t tgid, int viewno, const unsigned char *installed) {
+    proc *p = calloc(1, sizeof *p);
+    p->tgid = tgid;
+    p->view = viewno;
+    if (installed) memcpy(p->installed, installed, UMV_BITMAP_BYTES);
+    p->next = ptab[tgid % HBUCKETS];
+    ptab[tgid % HBUCKETS] = p;
+    return p;
+}
+static void pdel(proc *p) {
+    proc **pp = &ptab[p->tgid % HBUCKETS];
+    while (*pp != p) pp = &(*pp)->next;
+    *pp = p->next;
+    free(p);
+}
+static tracee *tnew(pid_t tid, proc *p, int state) {
+    tracee *t = calloc(1, sizeof *t);
+    t->tid = tid;
+    t->p = p;
+    t->state = state;
+    if (p) p->nthreads++;
+    t->next = ttab[tid % HBUCKETS];
+    ttab[tid % HBUCKETS] = t;
+    ntracees++;
+    return t;
+}
+static void tdel(tracee *t) {
+    tracee **pp = &ttab[t->tid % HBUCKETS];
+    while (*pp != t) pp = &(*pp)->next;
+    *pp = t->next;
+    if (t->p && --t->p->nthreads == 0) pdel(t->p);
+    free(t);
+    ntracees--;
+}
+static int bit(const unsigned char *bm, long nr) {
+    return nr >= 0 && nr < UMV_BITMAP_BYTES * 8 && (bm[nr >> 3] >> (nr & 7)) & 1;
+}
+static int covered(const unsigned char *want, const unsigned char *have) {
+    for (int i = 0; i < UMV_BITMAP_BYTES; i++)
+        if (want[i] & ~have[i]) return 0;
+    return 1;
+}
+static int needs_filter(proc *p) {
+    view *v = &views[p->view];
+    return v->filter && !covered(v->trap, p->installed);
+}
+
+/* ------------------------------------------------------------------ */
+/* queues between the tracer thread and Python                         */
+
+enum { CMD_REPLY = 1, CMD_VIEW_SET, CMD_SET_VIEW, CMD_SPAWN, CMD_KILL, CMD_STOP };
+
+typedef struct cmd {
+    int kind, tid, action;
+    int64_t value;
+    long nr;
+    int has_args;
+    uint64_t args[6];
+    /* view set */
+    int flags;
+    unsigned char claims[UMV_BITMAP_BYTES];
+    struct sock_filter *filter;
+    int filter_len;
+    /* spawn */
+    const char *path;
+    char *const *argv, *const *envp;
+    const char *cwd;
+    int pin_cpu;
+    const int *reset;
+    int nreset;
+    int result;
+    int done;
+    struct cmd *next;
+} cmd;
+
+static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t qcond = PTHREAD_COND_INITIALIZER;
+static cmd *cmd_head, *cmd_tail;
+static umv_event *evq;
+static size_t ev_head, ev_count, ev_cap;
+static int ev_fd = -1, cmd_fd = -1, sig_fd = -1;
+static pthread_t tracer;
+static int started, stopping;
+static sigset_t orig_mask;
+
+static void push_event(const umv_event *e) {
+    pthread_mutex_lock(&qlock);
+    if (ev_count == ev_cap) {
+        size_t ncap = ev_cap ? ev_cap * 2 : 256;
+        umv_event *n = malloc(ncap * sizeof *n);
+        for (size_t i = 0; i < ev_count; i++) n[i] = evq[(ev_head + i) % ev_cap];
+        free(evq);
+        evq = n;
+        ev_head = 0;
+        ev_cap = ncap;
+    }
+    evq[(ev_head + ev_count) % ev_cap] = *e;
+    ev_count++;
+    pthread_mutex_unlock(&qlock);
+    uint64_t one = 1;
+    if (write(ev_fd, &one, 8) < 0) { /* eventfd cannot overflow at this rate */ }
+}
+
+int umv_get_events(umv_event *buf, int max) {
+    uint64_t v;
+    if (read(ev_fd, &v, 8) < 0) { /* EAGAIN: nothing signalled, queue may still hold events */ }
+    pthread_mutex_lock(&qlock);
+    int n = 0;
+    while (n < max && ev_count) {
+        buf[n++] = evq[ev_head];
+        ev_head = (ev_head + 1) % ev_cap;
+        ev_count--;
+    }
+    if (ev_count) {
+        uint64_t one = 1;
+        if (write(ev_fd, &one, 8) < 0) {}
+    }
+    pthread_mutex_unlock(&qlock);
+    return n;
+}
+
+static void push_cmd(cmd *c) {
+    c->next = NULL;
+    pthread_mutex_lock(&qlock);
+    if (cmd_tail) cmd_tail->next = c; else cmd_head = c;
+    cmd_tail = c;
+    pthread_mutex_unlock(&qlock);
+    uint64_t one = 1;
+    if (write(cmd_fd, &one, 8) < 0) {}
+}
+
+/* Commands that return a result: wait for the tracer thread to finish them. */
+static int push_cmd_wait(cmd *c) {
+    push_cmd(c);
+    pthread_mutex_lock(&qlock);
+    while (!c->done) pthread_cond_wait(&qcond, &qlock);
+    pthread_mutex_unlock(&qlock);
+    return c->result;
+}
+
+static void cmd_done(cmd *c, int result) {
+    pthread_mutex_lock(&qlock);
+    c->result = result;
+    c->done = 1;
+    pthread_cond_broadcast(&qcond);
+    pthread_mutex_unlock(&qlock);
+}
+
+/* ------------------------------------------------------------------ */
+/* memory                                                              */
+
+int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len) {
+    struct iovec l = {buf, len}, r = {(void *)(uintptr_t)addr, len};
+    ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+    return n < 0 ? -errno : n;
+}
+
+int64_t umv_poke(int pid, uint64_t addr, const void *buf, size_t len) {
+    struct iovec l = {(void *)buf, len}, r = {(void *)(uintptr_t)addr, len};
+    ssize_t n = process_vm_writev(pid, &l, 1, &r, 1, 0);
+    return n < 0 ? -errno : n;
+}
+
+/* Reads a NUL-terminated string of at most len-1 bytes.  Reads page by page so
+ * that a string ending just before an unmapped page is still read.  Returns
+ * its length, -EFAULT for a bad pointer, -ENAMETOOLONG when no NUL fits. */
+int64_t umv_peek_string(int pid, uint64_t addr, char *buf, size_t len) {
+    size_t got = 0;
+    while (got + 1 < len) {
+        size_t chunk = 4096 - ((addr + got) & 4095);
+        if (chunk > len - 1 - got) chunk = len - 1 - got;
+        int64_t n = umv_peek(pid, addr + got, buf + got, chunk);
+        if (n <= 0) return -EFAULT;
+        char *z = memchr(buf + got, 0, n);
+        if (z) return z - buf;
+        got += n;
+    }
+    buf[len - 1] = 0;
+    return -ENAMETOOLONG;
+}
+
+/* ------------------------------------------------------------------ */
+/* resuming                                                            */
+
+static void emit(int kind, tracee *t, const struct user_regs_struct *r, int data, int64_t retval) {
+    umv_event e = {0};
+    e.kind = kind;
+    e.tid = t ? t->tid : 0;
+    e.pid = t && t->p ? t->p->tgid : 0;
+    e.view = t && t->p ? t->p->view : 0;
+    e.data = data;
+    e.retval = retval;
+    if (r) {
+        e.nr = (long)r->orig_rax;
+        e.args[0] = r->rdi; e.args[1] = r->rsi; e.args[2] = r->rdx;
+        e.args[3] = r->r10; e.args[4] = r->r8; e.args[5] = r->r9;
+        e.ip = r->rip;
+        e.sp = r->rsp;
+    }
+    push_event(&e);
+}
+
+static void maybe_interrupt(proc *p);
+
+static void resume(tracee *t, int req, int sig) {
+    t->state = req == PTRACE_SYSCALL && t->state == T_PYTHON ? T_WANT_EXIT : T_RUNNING;
+    if (ptrace(req, t->tid, 0, (void *)(long)sig) < 0) return; /* it died: its exit comes */
+    if (t->state == T_RUNNING && t->p && needs_filter(t->p)) maybe_interrupt(t->p);
+}
+
+/* Skip the syscall at a seccomp stop: the kernel does not run a syscall whose
+ * number the tracer set to -1, and returns whatever the tracer put in rax. */
+static void skip_with(tracee *t, struct user_regs_struct *r, int64_t result) {
+    r->orig_rax = (unsigned long long)-1;
+    r->rax = (unsigned long long)result;
+    ptrace(PTRACE_SETREGS, t->tid, 0, r);
+    t->state = T_PYTHON; /* so resume() does not take PTRACE_SYSCALL as a wish */
+    resume(t, PTRACE_CONT, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* widening the filter of a running process                            */
+/*
+ * seccomp filters cannot be changed, only stacked, and only by the task
+ * itself.  When a module is loaded at run time the view's processes must trap
+ * more calls, so we make each of them call seccomp(SET_MODE_FILTER, TSYNC,
+ * prog) (TSYNC: all its threads at once).  Two ways in:
+ *  - the thread is at a seccomp stop of some call S: turn S into seccomp()
+ *    (the kernel re-reads the number after the stop), and at its exit stop
+ *    back the instruction pointer up over the 2-byte `syscall` instruction
+ *    with rax = S, so S runs again, now through the new filter;
+ *  - otherwise PTRACE_INTERRUPT it.  At the interrupt stop it may be in the
+ *    middle of a blocking call that returned -ERESTART*; we point rip at a
+ *    `syscall` instruction of its vDSO, set orig_rax = -1 so the kernel's
+ *    restart logic keeps its hands off, and at the exit stop restore the
+ *    registers, doing the restart ourselves (rax = orig_rax, rip -= 2).
+ * Forked children inherit filters, so a child's `installed` is its parent's.
+ */
+static uint64_t find_sysinsn(pid_t pid) {
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    uint64_t lo = 0, hi = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, "[vdso]")) {
+            sscanf(line, "%lx-%lx", (unsigned long *)&lo, (unsigned long *)&hi);
+            break;
+        }
+    }
+    fclose(f);
+    if (!lo || hi - lo > (1 << 16)) return 0;
+    size_t n = hi - lo;
+    unsigned char *buf = malloc(n);
+    uint64_t found = 0;
+    if (umv_peek(pid, lo, buf, n) == (int64_t)n) {
+        for (size_t i = 0; i + 1 < n; i++)
+            if (buf[i] == 0x0f && buf[i + 1] == 0x05) { found = lo + i; break; }
+    }
+    free(buf);
+    return found;
+}
+
+/* Writes the filter program below the red zone and points regs at seccomp(). */
+static int setup_seccomp_call(tracee *t, struct user_regs_struct *r) {
+    view *v = &views[t->p->view];
+    size_t plen = v->filter_len * sizeof(struct sock_filter);
+    uint64_t base = (t->saved.rsp - 128 - plen - 64) & ~15ULL;
+    struct { uint16_t len; uint16_t pad[3]; uint64_t filter; } fprog = {
+        (uint16_t)v->filter_len, {0}, base + 32};
+    if (umv_poke(t->tid, base + 32, v->filter, plen) != (int64_t)plen) return -1;
+    if (umv_poke(t->tid, base, &fprog, sizeof fprog) != (int64_t)sizeof fprog) return -1;
+    r->orig_rax = __NR_seccomp;
+    r->rax = __NR_seccomp;
+    r->rdi = SECCOMP_SET_MODE_FILTER;
+    r->rsi = SECCOMP_FILTER_FLAG_TSYNC;
+    r->rdx = base;
+    return 0;
+}
+
+/* at a seccomp stop: replace the call by seccomp(), run the call again after */
+static int inject_at_seccomp(tracee *t, struct user_regs_struct *r) {
+    t->saved = *r;
+    struct user_regs_struct n = *r;
+    if (setup_seccomp_call(t, &n) < 0) return -1;
+    ptrace(PTRACE_SETREGS, t->tid, 0, &n);
+    t->inj_restart = 1;
+    t->inj_sig = 0;
+    t->state = T_INJECT;
+    t->p->inject_busy = 1;
+    ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
+    return 0;
+}
+
+/* at an interrupt stop (not inside a syscall entry) */
+static int inject_generic(tracee *t, int sig) {
+    struct user_regs_struct n;
+    if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->saved) < 0) return -1;
+    if (!t->p->sysinsn) t->p->sysinsn = find_sysinsn(t->p->tgid);
+    if (!t->p->sysinsn) return -1;
+    n = t->saved;
+    if (setup_seccomp_call(t, &n) < 0) return -1;
+    n.orig_rax = (unsigned long long)-1;
+    n.rip = t->p->sysinsn;
+    ptrace(PTRACE_SETREGS, t->tid, 0, &n);
+    t->inj_restart = 0;
+    t->inj_sig = sig;
+    t->state = T_INJECT;
+    t->p->inject_busy = 1;
+    ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
+    return 0;
+}
+
+static void inject_failed(tracee *t) {
+    stats.injection_failures++;
+    umv_event e = {0};
+    e.kind = UMV_EV_LOG;
+    e.tid = t->tid;
+    e.pid = t->p->tgid;
+    e.data = 1; /* injection failed */
+    push_event(&e);
+    /* Do not retry forever: record it as installed so the process runs on
+     * with the narrower filter; Python logs the warning. */
+    memcpy(t->p->installed, views[t->p->view].trap, UMV_BITMAP_BYTES);
+}
+
+static void inject_finish(tracee *t) {
+    struct user_regs_struct r;
+    ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+    proc *p = t->p;
+    p->inject_busy = 0;
+    p->interrupted = 0;
+    if ((int64_t)r.rax == 0) {
+        for (int i = 0; i < UMV_BITMAP_BYTES; i++) p->installed[i] |= views[p->view].trap[i];
+        stats.injections++;
+    } else {
+        inject_failed(t);
+    }
+    struct user_regs_struct s = t->saved;
+    if (t->inj_restart) {
+        s.rip -= 2;
+        s.rax = s.orig_rax;
+    } else if ((long long)s.orig_rax >= 0) {
+        long long rv = (long long)s.rax;
+        if (rv == -ERESTARTSYS || rv == -ERESTARTNOINTR || rv == -ERESTARTNOHAND) {
+            s.rax = s.orig_rax;
+            s.rip -= 2;
+        } else if (rv == -ERESTART_RESTARTBLOCK) {
+            s.rax = __NR_restart_syscall;
+            s.rip -= 2;
+        }
+    }
+    ptrace(PTRACE_SETREGS, t->tid, 0, &s);
+    t->state = T_RUNNING;
+    ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)t->inj_sig);
+    if (needs_filter(p)) maybe_interrupt(p); /* the view widened again meanwhile */
+}
+
+static void maybe_interrupt(proc *p) {
+    if (p->inject_busy || p->interrupted) return;
+    for (int b = 0; b < HBUCKETS; b++)
+        for (tracee *t = ttab[b]; t; t = t->next)
+            if (t->p == p && t->state == T_RUNNING) {
+                ptrace(PTRACE_INTERRUPT, t->tid, 0, 0);
+                p->interrupted = 1;
+            }
+}
+
+/* ------------------------------------------------------------------ */
+/* stops                                                               */
+
+static void hide_vdso(tracee *t) {
+    /* At PTRACE_EVENT_EXEC the new image's stack is in place: argc, argv[],
+     * NULL, envp[], NULL, then the auxiliary vector.  Turning AT_SYSINFO_EHDR
+     * into AT_IGNORE makes libc (and Go, and static binaries) use real
+     * syscalls for the clocks, which a time module can then see. */
+    struct user_regs_struct r;
+    if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0) return;
+    uint64_t a = r.rsp, w;
+    if (umv_peek(t->tid, a, &w, 8) != 8) return;
+    a += 8 * (w + 2);                  /* argc, argv[argc], NULL */
+    for (int i = 0; i < 1 << 20; i++, a += 8) {
+        if (umv_peek(t->tid, a, &w, 8) != 8) return;
+        if (!w) break;
+    }
+    a += 8;
+    uint64_t av[2];
+    for (int i = 0; i < 256; i++, a += 16) {
+        if (umv_peek(t->tid, a, av, 16) != 16 || av[0] == 0) return;
+        if (av[0] == AT_SYSINFO_EHDR_) {
+            uint64_t ign = AT_IGNORE_;
+            umv_poke(t->tid, a, &ign, 8);
+            return;
+        }
+    }
+}
+
+static int same_process_as_us(pid_t pid) {
+    if (pid <= 0) return 0;
+    if (pid == self_pid) return 1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d", self_pid, pid);
+    return access(path, F_OK) == 0;
+}
+
+static pid_t pidfd_target(pid_t tid, int fd) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", tid, fd);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    pid_t pid = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Pid: %d", &pid) == 1) break;
+    fclose(f);
+    return pid;
+}
+
+/* Calls every view traps whatever modules say: escapes and attacks on us. */
+static void handle_guard(tracee *t, struct user_regs_struct *r) {
+    long nr = (long)r->orig_rax;
+    if (nr == __NR_clone && (r->rdi & CLONE_UNTRACED)) {
+        /* A child we could not follow would run outside the view. */
+        r->rdi &= ~(unsigned long long)CLONE_UNTRACED;
+        ptrace(PTRACE_SETREGS, t->tid, 0, r);
+        resume(t, PTRACE_CONT, 0);
+        return;
+    }
+    pid_t target = -1;
+    if (nr == __NR_ptrace) target = (pid_t)r->rsi;
+    else if (nr == __NR_process_vm_readv || nr == __NR_process_vm_writev) target = (pid_t)r->rdi;
+    else if (nr == __NR_pidfd_getfd) target = pidfd_target(t->tid, (int)r->rdi);
+    if (same_process_as_us(target)) {
+        skip_with(t, r, nr == __NR_pidfd_getfd ? -EPERM : -ESRCH);
+        return;
+    }
+    resume(t, PTRACE_CONT, 0);
+}
+
+static void handle_seccomp(tracee *t) {
+    unsigned long data = 0;
+    struct user_regs_struct r;
+    stats.seccomp_stops++;
+    ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &data);
+    if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0) return;
+    if (t->state == T_INJECT) {  /* -S mode traps seccomp() itself */
+        ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
+        return;
+    }
+    if (data != UMV_DATA_CLAIM && data != UMV_DATA_VSYS && data != UMV_DATA_GUARD) {
+        /* RET_TRACE from the tracee's own filter: with no tracer of its own
+         * the kernel would fail the call with ENOSYS, so do that. */
+        skip_with(t, &r, -ENOSYS);
+        return;
+    }
+    if (needs_filter(t->p) && !t->p->inject_busy) {
+        if (inject_at_seccomp(t, &r) == 0) return;
+        inject_failed(t);
+    }
+    if (data == UMV_DATA_GUARD) {
+        handle_guard(t, &r);
+        return;
+    }
+    if (data == UMV_DATA_CLAIM && !bit(views[t->p->view].claims, (long)r.orig_rax)) {
+        stats.fast_resumed++;
+        resume(t, PTRACE_CONT, 0);
+        return;
+    }
+    stats.to_python++;
+    t->state = T_PYTHON;
+    emit(UMV_EV_SYSCALL, t, &r, (int)data, 0);
+}
+
+static void handle_syscall_stop(tracee *t) {
+    if (t->state == T_INJECT) {
+        /* struct ptrace_syscall_info: only its first byte, op, is needed */
+        unsigned char info[128] = {0};
+        if (ptrace(PTRACE_GET_SYSCALL_INFO_, t->tid, sizeof info, info) > 0 &&
+            info[0] == PTRACE_SYSCALL_INFO_EXIT_)
+            inject_finish(t);
+        else
+            ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
+        return;
+    }
+    if (t->state == T_WANT_EXIT) {
+        struct user_regs_struct r;
+        ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+        t->state = T_PYEXIT;
+        emit(UMV_EV_SYSEXIT, t, &r, 0, (int64_t)r.rax);
+        return;
+    }
+    resume(t, PTRACE_CONT, 0); /* not ours: should not happen */
+}
+
+static void adopt_child(tracee *parent, pid_t child, int thread) {
+    tracee *c = tfind(child);
+    proc *p = thread ? parent->p : pfind(child);
+    if (!p) {
+        p = pnew(child, parent->p->view, parent->p->installed);
+        umv_event e = {0};
+        e.kind = UMV_EV_FORK;
+        e.tid = child;
+        e.pid = child;
+        e.view = p->view;
+        e.data = parent->p->tgid;
+        push_event(&e);
+    }
+    if (!c) {
+        tnew(child, p, T_NEW);
+    } else if (c->state == T_ORPHAN) {
+        c->p = p;
+        p->nthreads++;
+        resume(c, PTRACE_CONT, 0);
+    }
+}
+
+static void handle_exit(pid_t tid, int status) {
+    tracee *t = tfind(tid);
+    if (!t) return;
+    int leader = t->p && t->p->tgid == tid;
+    if (leader) {
+        umv_event e = {0};
+        e.kind = UMV_EV_EXIT;
+        e.tid = tid;
+        e.pid = tid;
+        e.view = t->p->view;
+        e.retval = status;
+        push_event(&e);
+    }
+    tdel(t);
+    if (ntracees == 0) {
+        umv_event e = {0};
+        e.kind = UMV_EV_ALLGONE;
+        push_event(&e);
+    }
+}
+
+static int is_stop_signal(int sig) {
+    return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+static void handle_stop(pid_t tid, int status) {
+    int sig = WSTOPSIG(status), event = (unsigned)status >> 16;
+    tracee *t = tfind(tid);
+    stats.stops++;
+    if (!t) {
+        /* A new child's first stop, before its parent's fork/clone event
+         * told us whose it is: hold it until then (it needs a view). */
+        tnew(tid, NULL, T_ORPHAN);
+        return;
+    }
+    if (t->state == T_NEW) {
+        resume(t, PTRACE_CONT, 0);
+        return;
+    }
+    switch (event) {
+    case PTRACE_EVENT_SECCOMP:
+        handle_seccomp(t);
+        return;
+    case PTRACE_EVENT_FORK:
+    case PTRACE_EVENT_VFORK:
+    case PTRACE_EVENT_CLONE: {
+        unsigned long msg = 0;
+        int thread = 0;
+        ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
+        if (event == PTRACE_EVENT_CLONE) {
+            /* The parent is still inside clone(): its flags are in rdi. */
+            struct user_regs_struct r;
+            ptrace(PTRACE_GETREGS, tid, 0, &r);
+            thread = (r.rdi & CLONE_THREAD) != 0;
+        }
+        adopt_child(t, (pid_t)msg, thread);
+        resume(t, PTRACE_CONT, 0);
+        return;
+    }
+    case PTRACE_EVENT_EXEC: {
+        /* A non-leader thread that calls execve takes over the leader's tid;
+         * the kernel reports its former tid, whose entry is now stale. */
+        unsigned long former = 0;
+        ptrace(PTRACE_GETEVENTMSG, tid, 0, &former);
+        if ((pid_t)former != tid) {
+            tracee *o = tfind((pid_t)former);
+            if (o) tdel(o);
+        }
+        t->p->sysinsn = 0;
+        if (views[t->p->view].flags & UMV_VIEW_NO_VDSO) hide_vdso(t);
+        resume(t, PTRACE_CONT, 0);
+        return;
+    }
+    case PTRACE_EVENT_STOP:
+        if (is_stop_signal(sig)) {
+            /* Group-stop (SIGSTOP, Ctrl-Z, TTIN/TTOU).  PTRACE_LISTEN keeps
+             * the tracee stopped as without us, so its parent's waitpid
+             * sees the stop and SIGCONT resumes it; we then get a
+             * PTRACE_EVENT_STOP with SIGTRAP. */
+            t->state = T_LISTEN;
+            ptrace(PTRACE_LISTEN, tid, 0, 0);
+            if (tid == root_pid) {
+                umv_event e = {0};
+                e.kind = UMV_EV_GROUPSTOP;
+                e.tid = tid;
+                e.data = sig;
+                push_event(&e);
+            }
+            return;
+        }
+        /* PTRACE_INTERRUPT, or the end of a listened group-stop */
+        if (needs_filter(t->p) && !t->p->inject_busy) {
+            if (inject_generic(t, 0) == 0) return;
+            inject_failed(t);
+        }
+        t->p->interrupted = 0;
+        resume(t, PTRACE_CONT, 0);
+        return;
+    default:
+        break;
+    }
+    if (sig == (SIGTRAP | 0x80)) {
+        handle_syscall_stop(t);
+        return;
+    }
+    /* signal-delivery-stop: deliver the signal unchanged */
+    t->state = T_RUNNING;
+    ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig);
+}
+
+static void reap(void) {
+    for (;;) {
+        int status;
+        pid_t tid = waitpid(-1, &status, WNOHANG | __WALL);
+        if (tid <= 0) return;
+        if (WIFEXITED(status) || WIFSIGNALED(status)) handle_exit(tid, status);
+        else if (WIFSTOPPED(status)) handle_stop(tid, status);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* commands                                                            */
+
+static void do_reply(cmd *c) {
+    tracee *t = tfind(c->tid);
+    if (!t || (t->state != T_PYTHON && t->state != T_PYEXIT)) return; /* died meanwhile */
+    struct user_regs_struct r;
+    if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0) return;
+    if (t->state == T_PYEXIT) {
+        if (c->action == UMV_ACT_SET_RESULT) {
+            r.rax = (unsigned long long)c->value;
+            ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+        }
+        resume(t, PTRACE_CONT, 0);
+        return;
+    }
+    switch (c->action) {
+    case UMV_ACT_SKIP:
+        skip_with(t, &r, c->value);
+        return;
+    case UMV_ACT_CONT:
+    case UMV_ACT_RUN_EXIT:
+        if (c->has_args) {
+            r.orig_rax = c->nr;
+            r.rdi = c->args[0]; r.rsi = c->args[1]; r.rdx = c->args[2];
+            r.r10 = c->args[3]; r.r8 = c->args[4]; r.r9 = c->args[5];
+            ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+        }
+        resume(t, c->action == UMV_ACT_RUN_EXIT ? PTRACE_SYSCALL : PTRACE_CONT, 0);
+        return;
+    default:
+        skip_with(t, &r, -EIO);
+    }
+}
+
+static void do_view_set(cmd *c) {
+    view *v = &views[c->tid];
+    v->active = 1;
+    v->flags = c->flags;
+    memcpy(v->claims, c->claims, UMV_BITMAP_BYTES);
+    if (c->filter) {
+        free(v->filter);
+        v->filter = c->filter;
+        v->filter_len = c->filter_len;
+        memcpy(v->trap, (unsigned char *)c->filter + c->filter_len * sizeof(struct sock_filter), UMV_BITMAP_BYTES);
+    }
+    for (int b = 0; b < HBUCKETS; b++)
+        for (proc *p = ptab[b]; p; p = p->next)
+            if (p->view == c->tid && needs_filter(p)) maybe_interrupt(p);
+}
+
+static void do_spawn(cmd *c) {
+    int go[2], err[2];
+    if (pipe2(go, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) { cmd_done(c, -errno); return; }
+    pid_t pid = fork();
+    if (pid < 0) { cmd_done(c, -errno); return; }
+    if (pid == 0) {
+        char b;
+        close(go[1]); close(err[0]);
+        for (int i = 0; i < c->nreset; i++) signal(c->reset[i], SIG_DFL);
+        sigprocmask(SIG_SETMASK, &orig_mask, NULL);
+        if (read(go[0], &b, 1) != 1) _exit(127);
+        int e = 0;
+        if (c->pin_cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(c->pin_cpu, &set);
+            sched_setaffinity(0, sizeof set, &set);
+        }
+        if (c->cwd && chdir(c->cwd) < 0) e = errno;
+        struct sock_fprog prog = {(unsigned short)c->filter_len, c->filter};
+        if (!e && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) e = errno;
+        if (!e && syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) e = errno;
+        if (!e) { execve(c->path, c->argv, c->envp); e = errno; }
+        if (write(err[1], &e, sizeof e) < 0) {}
+        _exit(127);
+    }
+    close(go[0]); close(err[1]);
+    long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+                PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |
+                PTRACE_O_EXITKILL;
+    if (ptrace(PTRACE_SEIZE, pid, 0, (void *)opts) < 0) {
+        int e = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(go[1]); close(err[0]);
+        cmd_done(c, -e);
+        return;
+    }
+    proc *p = pnew(pid, c->tid, views[c->tid].trap);
+    tnew(pid, p, T_RUNNING);
+    root_pid = pid;
+    if (write(go[1], "x", 1) < 0) {}
+    close(go[1]);
+    int e = 0;
+    ssize_t n = read(err[0], &e, sizeof e); /* EOF: the exec went through */
+    close(err[0]);
+    cmd_done(c, n == sizeof e ? -e : pid);
+}
+
+static void run_commands(void) {
+    for (;;) {
+        pthread_mutex_lock(&qlock);
+        cmd *c = cmd_head;
+        if (c) {
+            cmd_head = c->next;
+            if (!cmd_head) cmd_tail = NULL;
+        }
+        pthread_mutex_unlock(&qlock);
+        if (!c) return;
+        switch (c->kind) {
+        case CMD_REPLY: do_reply(c); free(c); break;
+        case CMD_VIEW_SET: do_view_set(c); free(c); break;
+        case CMD_SET_VIEW: {
+            proc *p = pfind(c->tid);
+            if (p && c->value >= 0 && c->value < UMV_MAX_VIEWS) {
+                p->view = (int)c->value;
+                if (needs_filter(p)) maybe_interrupt(p);
+            }
+            cmd_done(c, p ? 0 : -ESRCH);
+            break;
+        }
+        case CMD_SPAWN: do_spawn(c); break;
+        case CMD_KILL: {
+            for (int b = 0; b < HBUCKETS; b++)
+                for (tracee *t = ttab[b]; t; t = t->next) kill(t->tid, (int)c->value);
+            cmd_done(c, 0);
+            break;
+        }
+        case CMD_STOP: stopping = 1; cmd_done(c, 0); break;
+        }
+    }
+}
+
+static void *tracer_main(void *arg) {
+    (void)arg;
+    struct pollfd fds[2] = {{sig_fd, POLLIN, 0}, {cmd_fd, POLLIN, 0}};
+    while (!stopping) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        struct signalfd_siginfo si;
+        while (read(sig_fd, &si, sizeof si) > 0) {}
+        uint64_t v;
+        if (read(cmd_fd, &v, 8) < 0) {}
+        run_commands();
+        reap();
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* API                                                                 */
+
+int umv_init(void) {
+    if (started) return 0;
+    /* SIGCHLD must be blocked in every thread for the signalfd to see it;
+     * threads created later inherit the mask of the thread creating them. */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    if (pthread_sigmask(SIG_BLOCK, &chld, &orig_mask) < 0) return -errno;
+    sigdelset(&orig_mask, SIGCHLD);
+    sig_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+    ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    cmd_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (sig_fd < 0 || ev_fd < 0 || cmd_fd < 0) return -errno;
+    self_pid = getpid();
+    int e = pthread_create(&tracer, NULL, tracer_main, NULL);
+    if (e) return -e;
+    started = 1;
+    return 0;
+}
+
+int umv_event_fd(void) { return ev_fd; }
+
+int umv_spawn(const char *path, char *const argv[], char *const envp[],
+              const char *cwd, const void *filter, int filter_len, int viewno,
+              int pin_cpu, const int *reset_signals, int nreset) {
+    if (!started) return -EINVAL;
+    if (viewno < 0 || viewno >= UMV_MAX_VIEWS) return -EINVAL;
+    cmd c = {0};
+    c.kind = CMD_SPAWN;
+    c.tid = viewno;
+    c.path = path;
+    c.argv = argv;
+    c.envp = envp;
+    c.cwd = cwd;
+    c.filter = (struct sock_filter *)filter;
+    c.filter_len = filter_len;
+    c.pin_cpu = pin_cpu;
+    c.reset = reset_signals;
+    c.nreset = nreset;
+    return push_cmd_wait(&c);
+}
+
+int umv_reply(int tid, int action, int64_t value, long nr, const uint64_t *args) {
+    cmd *c = calloc(1, sizeof *c);
+    c->kind = CMD_REPLY;
+    c->tid = tid;
+    c->action = action;
+    c->value = value;
+    c->nr = nr;
+    if (args) {
+        c->has_args = 1;
+        memcpy(c->args, args, sizeof c->args);
+    }
+    push_cmd(c);
+    return 0;
+}
+
+/* filter: a BPF program of filter_len instructions, followed in the same
+ * buffer by UMV_BITMAP_BYTES bytes: the set of calls (and rule bits) it traps. */
+int umv_view_set(int viewno, const unsigned char *bitmap, int flags,
+                 const void *filter, int filter_len) {
+    if (viewno < 0 || viewno >= UMV_MAX_VIEWS) return -EINVAL;
+    cmd *c = calloc(1, sizeof *c);
+    c->kind = CMD_VIEW_SET;
+    c->tid = viewno;
+    c->flags = flags;
+    memcpy(c->claims, bitmap, UMV_BITMAP_BYTES);
+    if (filter) {
+        size_t n = filter_len * sizeof(struct sock_filter) + UMV_BITMAP_BYTES;
+        c->filter = malloc(n);
+        memcpy(c->filter, filter, n);
+        c->filter_len = filter_len;
+    }
+    if (!started) { do_view_set(c); free(c); return 0; }
+    push_cmd(c);
+    return 0;
+}
+
+int umv_set_process_view(int pid, int viewno) {
+    cmd c = {0};
+    c.kind = CMD_SET_VIEW;
+    c.tid = pid;
+    c.value = viewno;
+    return push_cmd_wait(&c);
+}
+
+int umv_kill_all(int sig) {
+    cmd c = {0};
+    c.kind = CMD_KILL;
+    c.value = sig;
+    return push_cmd_wait(&c);
+}
+
+void umv_get_stats(umv_stats *out) {
+    *out = stats;
+    out->tracees = ntracees;
+}
+
+int umv_shutdown(void) {
+    if (!started) return 0;
+    cmd c = {0};
+    c.kind = CMD_STOP;
+    push_cmd_wait(&c);
+    pthread_join(tracer, NULL);
+    started = 0;
+    return 0;
+}

@@ -1,0 +1,84 @@
+/* umvcore: the native ptrace multiplexer of umview_py.
+ *
+ * This header is both the C interface and (between the CDEF markers) the
+ * declarations handed to cffi, so keep the part between the markers free of
+ * preprocessor directives other than plain #define NAME VALUE.
+ */
+#ifndef UMVCORE_H
+#define UMVCORE_H
+#include <stdint.h>
+#include <sys/types.h>
+
+/* CDEF-BEGIN */
+#define UMV_BITMAP_BYTES 128      /* 1024 syscall numbers */
+#define UMV_MAX_VIEWS 1024
+
+/* SECCOMP_RET_DATA values our filters use; anything else came from a filter
+ * the tracee installed itself. */
+#define UMV_DATA_CLAIM 0x7501
+#define UMV_DATA_VSYS 0x7502
+#define UMV_DATA_GUARD 0x7503
+
+/* the virtual syscall: a number no kernel has */
+#define UMV_NR_VSYS 0x7500
+
+/* event kinds, C -> Python */
+#define UMV_EV_SYSCALL 1   /* a claimed call at its seccomp stop; reply needed */
+#define UMV_EV_SYSEXIT 2   /* exit of a call Python asked to see; reply needed */
+#define UMV_EV_EXIT 3      /* a process (thread-group leader) ended; retval = wait status */
+#define UMV_EV_ALLGONE 4   /* no tracee left */
+#define UMV_EV_GROUPSTOP 5 /* the first tracee entered a group-stop; data = signal */
+#define UMV_EV_FORK 6      /* a new process; data = parent pid */
+#define UMV_EV_LOG 7       /* diagnostic from the core; data = code, retval = value */
+
+/* reply actions, Python -> C */
+#define UMV_ACT_CONT 1      /* run the call in the kernel (args/nr possibly rewritten) */
+#define UMV_ACT_SKIP 2      /* do not run it; value is the result */
+#define UMV_ACT_RUN_EXIT 3  /* run it and report UMV_EV_SYSEXIT */
+#define UMV_ACT_SET_RESULT 4 /* at a SYSEXIT: make value the result */
+
+/* view flags */
+#define UMV_VIEW_NO_VDSO 1  /* hide the vDSO from programs exec'd in this view */
+
+typedef struct {
+    int kind;
+    int tid;
+    int pid;          /* thread group */
+    int view;
+    long nr;
+    uint64_t args[6];
+    int64_t retval;
+    uint64_t ip;
+    uint64_t sp;
+    int data;
+} umv_event;
+
+typedef struct {
+    uint64_t stops;          /* all ptrace stops seen */
+    uint64_t seccomp_stops;
+    uint64_t fast_resumed;   /* seccomp stops resumed in C without Python */
+    uint64_t to_python;
+    uint64_t injections;
+    uint64_t injection_failures;
+    int tracees;
+} umv_stats;
+
+int umv_init(void);
+int umv_event_fd(void);
+int umv_spawn(const char *path, char *const argv[], char *const envp[],
+              const char *cwd, const void *filter, int filter_len, int view,
+              int pin_cpu, const int *reset_signals, int nreset);
+int umv_get_events(umv_event *buf, int max);
+int umv_reply(int tid, int action, int64_t value, long nr, const uint64_t *args);
+int umv_view_set(int view, const unsigned char *bitmap, int flags,
+                 const void *filter, int filter_len);
+int umv_set_process_view(int pid, int view);
+int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len);
+int64_t umv_poke(int pid, uint64_t addr, const void *buf, size_t len);
+int64_t umv_peek_string(int pid, uint64_t addr, char *buf, size_t len);
+int umv_kill_all(int sig);
+void umv_get_stats(umv_stats *out);
+int umv_shutdown(void);
+/* CDEF-END */
+
+#endif

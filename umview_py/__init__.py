@@ -1,0 +1,11 @@
+"""umview_py: a partial virtual machine for Linux, extensible in Python.
+
+Public API: `Module`, `Option`, `Claims`, `Call`, `SyscallError` (writing
+modules); `umview_py.testing` (testing them without ptrace)."""
+__version__ = "0.1.0"
+
+from .errors import ModuleError, SyscallError, UmviewError  # noqa: E402
+from .module import Call, Claims, Module, Option, boolean  # noqa: E402
+
+__all__ = ["Module", "Option", "Claims", "Call", "SyscallError", "UmviewError", "ModuleError",
+           "boolean", "__version__"]

@@ -1,0 +1,1 @@
+"""The private core: the bridge to the C tracer, views, dispatch.  Imports no module."""

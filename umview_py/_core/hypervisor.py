@@ -1,0 +1,434 @@
+"""The hypervisor: views, their module stacks, and the trio event pump.
+
+One Hypervisor per process.  It starts the C tracer thread, spawns the first
+process of a view, and serves the events the C core hands over:
+  - a claimed call: the view's handlers for that syscall are asked in stack
+    order (the view's own modules, newest first, then its parent's);
+  - a virtual syscall (in-view commands): see `vsys_ops`;
+  - process exits, group-stops of the first process.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import inspect
+import time
+from dataclasses import dataclass, field
+
+import trio
+
+from ..errors import ModuleError, SyscallError, UmviewError
+from ..module import Call, Module
+from ..syscalls.table import BY_NAME, BY_NR
+from . import seccomp
+from .bridge import (ACT_CONT, ACT_RUN_EXIT, ACT_SET_RESULT, ACT_SKIP, EV_ALLGONE, EV_EXIT,
+                     EV_FORK, EV_GROUPSTOP, EV_LOG, EV_SYSCALL, EV_SYSEXIT, TraceeMemory,
+                     check, ffi, lib)
+
+log = logging.getLogger("umview")
+
+# Signals the first process gets back at their default disposition: Python
+# ignores SIGPIPE and SIGXFSZ, and umview itself ignores the terminal's
+# job-control signals (they are for the program in the view, not for us).
+RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT,
+                 signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+VIEW_NO_VDSO = lib.UMV_VIEW_NO_VDSO
+MAX_VIEWS = lib.UMV_MAX_VIEWS
+
+
+@dataclass
+class ModuleStats:
+    calls: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ViewState:
+    id: int
+    name: str
+    parent: "ViewState | None"
+    modules: list[Module] = field(default_factory=list)
+    children: list["ViewState"] = field(default_factory=list)
+    handlers: dict[int, list] = field(default_factory=dict)
+    trap: bytes = b""
+    program: object = None
+    stats: dict = field(default_factory=dict)  # (module, syscall) -> ModuleStats
+
+    def chain(self):
+        """Modules that serve this view, in the order they are asked."""
+        v = self
+        while v is not None:
+            yield from reversed(v.modules)
+            v = v.parent
+
+    def lineage(self):
+        v = self
+        while v is not None:
+            yield v
+            v = v.parent
+
+    def module(self, name):
+        for m in self.modules:
+            if m.name == name:
+                return m
+        return None
+
+
+class Hypervisor:
+    def __init__(self, *, trap_all: bool = False, pin_cpu: int | None = None,
+                 propagate_stop: bool = False, strict: bool = False):
+        self.trap_all = trap_all
+        self.pin_cpu = pin_cpu
+        self.propagate_stop = propagate_stop
+        self.strict = strict  # tests: a module bug also fails the run
+        self.memory = TraceeMemory()
+        self.views: dict[int, ViewState] = {}
+        self.module_errors: list[str] = []
+        self._next_view = 1
+        self._exit_status: dict[int, int] = {}
+        self._exit_events: dict[int, trio.Event] = {}
+        self._sysexit_waiters: dict[int, list] = {}
+        self._allgone = trio.Event()
+        self._live = 0
+        self._nursery = None
+        self._started = False
+
+    # ------------------------------------------------------------------
+    # views and modules
+
+    def new_view(self, name: str | None = None, parent: ViewState | None = None) -> ViewState:
+        if self._next_view >= MAX_VIEWS:
+            raise UmviewError("too many views")
+        vid = self._next_view
+        self._next_view += 1
+        view = ViewState(vid, name or f"view{vid}", parent)
+        if parent:
+            parent.children.append(view)
+        self.views[vid] = view
+        self._push(view)
+        return view
+
+    def insmod(self, view: ViewState, module: Module) -> None:
+        if view.module(module.name):
+            raise ModuleError(f"module {module.name} is already loaded in view {view.name}")
+        view.modules.append(module)
+        module.view = view
+        try:
+            module.loaded(view)
+            self._push(view)
+        except Exception:
+            view.modules.remove(module)
+            self._push(view)
+            raise
+
+    def rmmod(self, view: ViewState, name: str) -> None:
+        module = view.module(name)
+        if module is None:
+            raise ModuleError(f"module {name} is not loaded in view {view.name}")
+        view.modules.remove(module)
+        self._push(view)
+        try:
+            module.unloaded()
+        except Exception:
+            log.exception("module %s raised while unloading", name)
+
+    def _push(self, view: ViewState) -> None:
+        """Recompute what the view traps and who serves it; tell the C core.
+        Child views see their parent's modules, so they follow."""
+        claimed: set[str] = set()
+        arg_in: dict[str, tuple[int, frozenset]] = {}
+        unconditional: set[str] = set()
+        no_vdso = False
+        handlers: dict[int, list] = {}
+        for module in view.chain():
+            c = module.claims()
+            no_vdso |= c.no_vdso
+            for name in c.syscalls:
+                row = BY_NAME.get(name)
+                if row is None:
+                    raise ModuleError(f"module {module.name} claims unknown syscall {name!r}")
+                fn = getattr(module, row.method, None)
+                if fn is None:
+                    raise ModuleError(f"module {module.name} claims {name} but has no method {row.method}")
+                handlers.setdefault(row.nr, []).append((module, fn, inspect.iscoroutinefunction(fn)))
+                claimed.add(name)
+                if name in c.arg_in and name not in unconditional:
+                    idx, vals = c.arg_in[name]
+                    if name in arg_in and arg_in[name][0] != idx:
+                        del arg_in[name]
+                        unconditional.add(name)
+                    else:
+                        arg_in[name] = (idx, frozenset(vals) | arg_in.get(name, (idx, frozenset()))[1])
+                else:
+                    unconditional.add(name)
+                    arg_in.pop(name, None)
+        deny_paths = any(BY_NAME[n].family in ("path", "fd") for n in claimed)
+        prog = seccomp.build(claimed, arg_in, deny_paths=deny_paths, trap_all=self.trap_all)
+        view.handlers = handlers
+        claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
+        flags = VIEW_NO_VDSO if no_vdso else 0
+        widens = not view.trap or any(n & ~o for n, o in zip(prog.trap, view.trap))
+        if widens:
+            view.trap = bytes(a | b for a, b in zip(prog.trap, view.trap or bytes(len(prog.trap))))
+            view.program = prog
+            blob = prog.blob()
+            lib.umv_view_set(view.id, claims_bm, flags, blob, len(prog))
+        else:
+            lib.umv_view_set(view.id, claims_bm, flags, ffi.NULL, 0)
+        for child in view.children:
+            self._push(child)
+
+    # ------------------------------------------------------------------
+    # running
+
+    async def start(self, nursery) -> None:
+        if self._started:
+            return
+        check(lib.umv_init(), "umv_init")
+        if self.pin_cpu is not None:
+            for tid in os.listdir("/proc/self/task"):
+                os.sched_setaffinity(int(tid), {self.pin_cpu})
+        self._nursery = nursery
+        self._started = True
+        nursery.start_soon(self._pump)
+
+    async def spawn(self, view: ViewState, argv: list[str], env: dict | None = None,
+                    cwd: str | None = None) -> int:
+        """Start argv in view; returns its pid."""
+        if not argv:
+            raise UmviewError("no command")
+        env = dict(os.environ if env is None else env)
+        path = argv[0]
+        if "/" not in path:
+            found = shutil.which(path, path=env.get("PATH", os.defpath))
+            if not found:
+                raise UmviewError(f"{path}: command not found", status=127)
+            path = found
+        prog = view.program
+        code = prog.code()
+        c_argv = [ffi.new("char[]", os.fsencode(a)) for a in argv]
+        c_env = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in env.items()]
+        argv_arr = ffi.new("char *[]", c_argv + [ffi.NULL])
+        env_arr = ffi.new("char *[]", c_env + [ffi.NULL])
+        reset = ffi.new("int[]", [int(s) for s in RESET_SIGNALS])
+        c_cwd = ffi.new("char[]", os.fsencode(cwd)) if cwd else ffi.NULL
+        self._live += 1
+        pid = lib.umv_spawn(os.fsencode(path), argv_arr, env_arr, c_cwd, code, len(prog), view.id,
+                            -1 if self.pin_cpu is None else self.pin_cpu, reset, len(RESET_SIGNALS))
+        if pid < 0:
+            self._live -= 1
+            status = 126 if -pid in (errno.EACCES, errno.ENOEXEC, errno.EISDIR) else 127
+            raise UmviewError(f"{argv[0]}: {os.strerror(-pid)}", status=status)
+        self._allgone = trio.Event() if self._allgone.is_set() else self._allgone
+        self._exit_events.setdefault(pid, trio.Event())
+        return pid
+
+    async def wait(self, pid: int) -> int:
+        """The wait status of pid (as os.waitpid gives it)."""
+        ev = self._exit_events.setdefault(pid, trio.Event())
+        await ev.wait()
+        return self._exit_status.pop(pid)
+
+    async def wait_all(self) -> None:
+        await self._allgone.wait()
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        if self._started:
+            lib.umv_kill_all(sig)
+
+    def shutdown(self) -> None:
+        if self._started:
+            lib.umv_shutdown()
+            self._started = False
+
+    # ------------------------------------------------------------------
+    # the pump
+
+    async def _pump(self) -> None:
+        fd = lib.umv_event_fd()
+        buf = ffi.new("umv_event[256]")
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            while True:
+                n = lib.umv_get_events(buf, 256)
+                if n == 0:
+                    break
+                for i in range(n):
+                    self._event(buf[i])
+
+    def _event(self, ev) -> None:
+        kind = ev.kind
+        if kind == EV_SYSCALL:
+            self._on_syscall(ev)
+        elif kind == EV_SYSEXIT:
+            waiter = self._sysexit_waiters.pop(ev.tid, None)
+            if waiter:
+                waiter[1] = ev.retval
+                waiter[0].set()
+            else:
+                lib.umv_reply(ev.tid, ACT_CONT, 0, 0, ffi.NULL)
+        elif kind == EV_EXIT:
+            self._exit_status[ev.pid] = ev.retval
+            self._exit_events.setdefault(ev.pid, trio.Event()).set()
+            for tid, waiter in list(self._sysexit_waiters.items()):
+                if waiter[2] == ev.pid:
+                    del self._sysexit_waiters[tid]
+                    waiter[1] = -errno.ESRCH
+                    waiter[0].set()
+        elif kind == EV_ALLGONE:
+            self._allgone.set()
+        elif kind == EV_GROUPSTOP:
+            if self.propagate_stop:
+                # The program was stopped from the terminal: stop ourselves
+                # too, so that the shell that started umview sees a stopped
+                # job; its SIGCONT (fg/bg) reaches both of us.
+                os.kill(os.getpid(), signal.SIGSTOP)
+        elif kind == EV_FORK:
+            pass
+        elif kind == EV_LOG:
+            log.warning("could not widen the seccomp filter of process %d: "
+                        "calls claimed after it started may run unseen", ev.pid)
+
+    def _reply(self, call: Call, result, at_exit: bool) -> None:
+        if at_exit:
+            if result is None:
+                lib.umv_reply(call.tid, ACT_CONT, 0, 0, ffi.NULL)
+            else:
+                lib.umv_reply(call.tid, ACT_SET_RESULT, result, 0, ffi.NULL)
+        elif result is None:
+            lib.umv_reply(call.tid, ACT_CONT, 0, 0, ffi.NULL)
+        else:
+            lib.umv_reply(call.tid, ACT_SKIP, result, 0, ffi.NULL)
+
+    def _on_syscall(self, ev) -> None:
+        if ev.data == seccomp.DATA_VSYS:
+            self._nursery.start_soon(self._vsys, ev.tid, ev.pid, ev.view, list(ev.args))
+            return
+        view = self.views.get(ev.view)
+        handlers = view.handlers.get(ev.nr) if view else None
+        if not handlers:
+            lib.umv_reply(ev.tid, ACT_CONT, 0, 0, ffi.NULL)
+            return
+        row = BY_NR.get(ev.nr)
+        call = Call(ev.nr, row.name if row else str(ev.nr), ev.args, ev.tid, ev.pid, view,
+                    self.memory, self._run_in_kernel)
+        if any(h[2] for h in handlers):
+            self._nursery.start_soon(self._serve_async, call, handlers)
+            return
+        for module, fn, _ in handlers:
+            t0 = time.perf_counter()
+            try:
+                result = fn(call)
+            except SyscallError as exc:
+                self._account(view, module, call, t0, True)
+                self._reply(call, -exc.errno, False)
+                return
+            except Exception:
+                self._module_bug(view, module, call, t0)
+                return
+            self._account(view, module, call, t0, False)
+            if result is not None:
+                self._reply(call, int(result), False)
+                return
+        self._reply(call, None, False)
+
+    async def _serve_async(self, call: Call, handlers) -> None:
+        view = call.view
+        for module, fn, is_async in handlers:
+            t0 = time.perf_counter()
+            try:
+                result = await fn(call) if is_async else fn(call)
+            except SyscallError as exc:
+                self._account(view, module, call, t0, True)
+                self._reply(call, -exc.errno, call.ran)
+                return
+            except Exception:
+                self._module_bug(view, module, call, t0)
+                return
+            self._account(view, module, call, t0, False)
+            if result is not None or call.ran:
+                self._reply(call, None if result is None else int(result), call.ran)
+                return
+        self._reply(call, None, False)
+
+    async def _run_in_kernel(self, call: Call, nr: int, args) -> int:
+        waiter = [trio.Event(), None, call.pid]
+        self._sysexit_waiters[call.tid] = waiter
+        c_args = ffi.new("uint64_t[6]", [a & 0xFFFFFFFFFFFFFFFF for a in (list(args) + [0] * 6)[:6]])
+        lib.umv_reply(call.tid, ACT_RUN_EXIT, 0, nr, c_args)
+        await waiter[0].wait()
+        return waiter[1]
+
+    def _account(self, view, module, call, t0, failed) -> None:
+        st = view.stats.get((module.name, call.name))
+        if st is None:
+            st = view.stats[(module.name, call.name)] = ModuleStats()
+        st.calls += 1
+        st.errors += failed
+        st.seconds += time.perf_counter() - t0
+
+    def _module_bug(self, view, module, call, t0) -> None:
+        self._account(view, module, call, t0, True)
+        log.exception("module %s raised serving %s for pid %d; the program gets EIO",
+                      module.name, call.name, call.pid)
+        self.module_errors.append(f"{module.name}:{call.name}")
+        self._reply(call, -errno.EIO, call.ran)
+
+    # ------------------------------------------------------------------
+    # virtual syscalls: arg0/arg1 = JSON request, arg2/arg3 = answer buffer
+
+    async def _vsys(self, tid, pid, view_id, args) -> None:
+        try:
+            req_ptr, req_len, out_ptr, out_len = args[:4]
+            if req_len > 1 << 20:
+                raise SyscallError(errno.E2BIG)
+            req = json.loads(self.memory.read(tid, req_ptr, req_len))
+            op = req.get("op")
+            fn = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
+            if fn is None:
+                raise SyscallError(errno.EINVAL)
+            view = self.views[view_id]
+            try:
+                answer = await fn(view, pid, req)
+            except UmviewError as exc:
+                answer = {"error": str(exc)}
+            data = json.dumps(answer).encode()
+            if len(data) > out_len:
+                raise SyscallError(errno.ERANGE)
+            self.memory.write(tid, out_ptr, data)
+            lib.umv_reply(tid, ACT_SKIP, len(data), 0, ffi.NULL)
+        except SyscallError as exc:
+            lib.umv_reply(tid, ACT_SKIP, -exc.errno, 0, ffi.NULL)
+        except (ValueError, KeyError, TypeError):
+            lib.umv_reply(tid, ACT_SKIP, -errno.EINVAL, 0, ffi.NULL)
+        except Exception:
+            log.exception("virtual syscall from pid %d failed", pid)
+            lib.umv_reply(tid, ACT_SKIP, -errno.EIO, 0, ffi.NULL)
+
+    async def _op_ping(self, view, pid, req):
+        return {"view": view.id, "name": view.name, "hypervisor": os.getpid()}
+
+    async def _op_insmod(self, view, pid, req):
+        from .. import registry
+
+        name = req["module"]
+        options = {str(k).replace("-", "_"): str(v) for k, v in dict(req.get("options", {})).items()}
+        module = registry.instantiate(name, options)
+        self.insmod(view, module)
+        return {"ok": True, "view": view.name}
+
+    async def _op_rmmod(self, view, pid, req):
+        self.rmmod(view, req["module"])
+        return {"ok": True, "view": view.name}
+
+    async def _op_lsmod(self, view, pid, req):
+        return {"views": [
+            {"id": v.id, "name": v.name,
+             "modules": [{"name": m.name, "description": m.description, "options": m.describe()}
+                         for m in v.modules]}
+            for v in view.lineage()]}

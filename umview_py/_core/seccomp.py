@@ -1,0 +1,179 @@
+"""Building the seccomp-bpf programs that decide which calls stop.
+
+Every process of a view runs with a stack of filters.  The first one, set
+before the first exec, is the view's program at that time; loading a module
+later stacks another (see the why-comment in native/umvcore.c).  Stacked
+filters all run and the most restrictive action wins (KILL > TRAP > ERRNO >
+USER_NOTIF > TRACE > LOG > ALLOW), so:
+  - a later filter can add TRACE for more calls, never remove one: after a
+    module is unloaded its calls still stop and the C fast path resumes them;
+  - an ERRNO(ENOSYS) rule of any filter beats every TRACE.
+
+Layout of a program (each check falls through to the next):
+  arch != x86_64 (int 0x80 from a 64-bit process, or i386): ALLOW when the
+      view virtualizes nothing, else ENOSYS: i386 numbers would reach the
+      kernel unseen;
+  nr >= 0x40000000 (x32 ABI): likewise;
+  the virtual syscall: TRACE(VSYS);
+  clone3: ENOSYS (its flags are in memory, out of BPF's reach, so
+      CLONE_UNTRACED could hide there; glibc then falls back to clone);
+  clone with CLONE_UNTRACED: TRACE(GUARD) (the core clears the flag);
+  ptrace, process_vm_readv/writev, pidfd_getfd: TRACE(GUARD) (refused when
+      aimed at the hypervisor);
+  when a module virtualizes paths or fds: ENOSYS for rows of support `deny`
+      (io_uring and the other calls that could reach files behind our back)
+      and for every number the table does not know;
+  each claimed syscall: TRACE(CLAIM), optionally only for some values of an
+      argument;
+  default: ALLOW (or TRACE(CLAIM) in --no-seccomp mode).
+"""
+from __future__ import annotations
+
+import errno
+import struct
+
+from ..syscalls.table import BY_NAME, MAX_NR, SYSCALLS
+
+BITMAP_BYTES = 128
+AUDIT_ARCH_X86_64 = 0xC000003E
+X32_BIT = 0x40000000
+NR_VSYS = 0x7500
+DATA_CLAIM, DATA_VSYS, DATA_GUARD = 0x7501, 0x7502, 0x7503
+CLONE_UNTRACED = 0x00800000
+
+RET_ALLOW = 0x7FFF0000
+RET_TRACE = 0x7FF00000
+RET_ERRNO = 0x00050000
+
+# pseudo-bits of the trap bitmap that stand for rules rather than syscalls
+BIT_DENY_PATHS = 1023
+BIT_DENY_FOREIGN = 1022
+BIT_TRAP_ALL = 1021
+
+# BPF opcodes
+LD_W_ABS = 0x20
+JEQ_K = 0x15
+JGE_K = 0x35
+JGT_K = 0x25
+JSET_K = 0x45
+RET_K = 0x06
+JA = 0x05
+
+OFF_NR, OFF_ARCH, OFF_ARGS = 0, 4, 16
+
+GUARDED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd")
+
+
+def _ins(code, jt, jf, k):
+    return (code, jt, jf, k & 0xFFFFFFFF)
+
+
+class Program:
+    """A filter program with the set of calls it traps."""
+
+    def __init__(self, insns, trap: bytes):
+        self.insns = insns
+        self.trap = trap
+
+    def __len__(self):
+        return len(self.insns)
+
+    def code(self) -> bytes:
+        return b"".join(struct.pack("<HBBI", *i) for i in self.insns)
+
+    def blob(self) -> bytes:
+        """The program followed by its trap bitmap, as umv_view_set wants it."""
+        return self.code() + self.trap
+
+
+def bitmap(numbers) -> bytearray:
+    bm = bytearray(BITMAP_BYTES)
+    for n in numbers:
+        bm[n >> 3] |= 1 << (n & 7)
+    return bm
+
+
+def _gaps(known):
+    """Ranges [lo, hi] of numbers up to MAX_NR that are not in `known`."""
+    lo = None
+    for nr in range(MAX_NR + 2):
+        if nr not in known and nr <= MAX_NR:
+            lo = nr if lo is None else lo
+        elif lo is not None:
+            yield lo, nr - 1
+            lo = None
+
+
+def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = False,
+          trap_all: bool = False) -> Program:
+    """The program for a view whose modules claim `claimed` (syscall names)."""
+    arg_in = arg_in or {}
+    virtualizes = bool(claimed) or trap_all
+    foreign = RET_ERRNO | errno.ENOSYS if virtualizes else RET_ALLOW
+    default = RET_TRACE | DATA_CLAIM if trap_all else RET_ALLOW
+    p = []
+    # arch and x32
+    p.append(_ins(LD_W_ABS, 0, 0, OFF_ARCH))
+    p.append(_ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64))
+    p.append(_ins(RET_K, 0, 0, foreign))
+    p.append(_ins(LD_W_ABS, 0, 0, OFF_NR))
+    p.append(_ins(JGE_K, 0, 1, X32_BIT))
+    p.append(_ins(RET_K, 0, 0, foreign))
+
+    def ret_if(nr, action):
+        p.append(_ins(JEQ_K, 0, 1, nr))
+        p.append(_ins(RET_K, 0, 0, action))
+
+    ret_if(NR_VSYS, RET_TRACE | DATA_VSYS)
+    ret_if(BY_NAME["clone3"].nr, RET_ERRNO | errno.ENOSYS)
+    # clone: flags are the low word of arg 0
+    p.append(_ins(JEQ_K, 0, 4, BY_NAME["clone"].nr))
+    p.append(_ins(LD_W_ABS, 0, 0, OFF_ARGS))
+    p.append(_ins(JSET_K, 0, 1, CLONE_UNTRACED))
+    p.append(_ins(RET_K, 0, 0, RET_TRACE | DATA_GUARD))
+    p.append(_ins(RET_K, 0, 0, default))
+    for name in GUARDED:
+        ret_if(BY_NAME[name].nr, RET_TRACE | DATA_GUARD)
+    if deny_paths:
+        for s in SYSCALLS:
+            if s.support == "deny":
+                ret_if(s.nr, RET_ERRNO | errno.ENOSYS)
+        # numbers the table does not know (the virtual syscall was let
+        # through above)
+        for lo, hi in _gaps({s.nr for s in SYSCALLS}):
+            p.append(_ins(JGE_K, 0, 2, lo))
+            p.append(_ins(JGT_K, 1, 0, hi))
+            p.append(_ins(RET_K, 0, 0, RET_ERRNO | errno.ENOSYS))
+        p.append(_ins(JGT_K, 0, 1, MAX_NR))
+        p.append(_ins(RET_K, 0, 0, RET_ERRNO | errno.ENOSYS))
+    trapped = set()
+    for name in sorted(claimed, key=lambda n: BY_NAME[n].nr):
+        nr = BY_NAME[name].nr
+        trapped.add(nr)
+        if name in arg_in:
+            idx, values = arg_in[name]
+            values = sorted(values)
+            # jeq nr ? fall : skip block ; ld arg ; jeq v -> trace ... ; ld nr
+            block = len(values) + 4
+            p.append(_ins(JEQ_K, 0, block, nr))
+            p.append(_ins(LD_W_ABS, 0, 0, OFF_ARGS + 8 * idx))
+            for i, v in enumerate(values):
+                # jump to the RET TRACE that follows the value checks
+                p.append(_ins(JEQ_K, len(values) - i, 0, v))
+            p.append(_ins(JA, 0, 0, 1))
+            p.append(_ins(RET_K, 0, 0, RET_TRACE | DATA_CLAIM))
+            p.append(_ins(LD_W_ABS, 0, 0, OFF_NR))
+        else:
+            ret_if(nr, RET_TRACE | DATA_CLAIM)
+    p.append(_ins(RET_K, 0, 0, default))
+    bits = set(trapped)
+    if deny_paths:
+        bits.add(BIT_DENY_PATHS)
+    if virtualizes:
+        bits.add(BIT_DENY_FOREIGN)
+    if trap_all:
+        bits.add(BIT_TRAP_ALL)
+        bits.update(range(MAX_NR + 1))
+    if len(p) > 4096:
+        raise ValueError(f"seccomp program too long ({len(p)} instructions)")
+    return Program(p, bytes(bitmap(bits)))

@@ -1,0 +1,172 @@
+"""`umview [OPTIONS] [--] [COMMAND [ARG...]]`: run COMMAND in a new view."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+import trio
+
+from . import __version__, registry
+from .errors import ModuleError, UmviewError
+
+EXAMPLES = """\
+examples:
+  umview bash                              a shell in an empty view
+  umview -p misc,release=9.9.9 -- uname -r a fake kernel release
+  umview --hostname box -- hostname        the same module, short spelling
+  umview --time-offset -86400 -- date      yesterday, for this command only
+  umview -S -- ls                          trap every call (debugging, comparison)
+  inside a view:  umview-insmod misc hostname=box; umview-lsmod; umview-rmmod misc
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UmviewError(f"{message} (see umview --help)")
+
+
+def _module_flags():
+    """Long options that modules declare (Option.cli): flag -> (module, key, Option)."""
+    flags = {}
+    for name in sorted(registry.available()):
+        try:
+            cls = registry.load_class(name)
+        except ModuleError as exc:
+            logging.getLogger("umview").warning("%s", exc)
+            continue
+        for key, opt in cls.options.items():
+            if opt.cli:
+                flags[opt.cli] = (name, key, opt)
+    return flags
+
+
+def build_parser(flags):
+    p = _Parser(prog="umview", description="Run COMMAND (default: $SHELL) in a new view: "
+                "system calls that loaded modules claim are answered by them, all others run natively.",
+                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-p", "--preload", action="append", default=[], metavar="MODULE[,KEY=VALUE...]",
+                   help="load MODULE in the view (repeatable)")
+    p.add_argument("-V", "--view-name", metavar="NAME", help="name of the new view")
+    p.add_argument("-S", "--no-seccomp", action="store_true",
+                   help="trap every system call, not only the claimed ones (slow: for debugging and comparison)")
+    p.add_argument("--pin", action="store_true",
+                   help="run the hypervisor and the view on one CPU (faster for single-process work)")
+    p.add_argument("--pin-cpu", type=int, metavar="N", help="like --pin, on CPU N")
+    p.add_argument("--kill-on-exit", action="store_true",
+                   help="kill the view's remaining processes when COMMAND exits (default: wait for them)")
+    p.add_argument("--list-modules", action="store_true", help="list the available modules and exit")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="say more (repeat for debug)")
+    p.add_argument("--log", metavar="FILE", help="write the hypervisor's messages to FILE")
+    p.add_argument("--version", action="version", version=f"umview {__version__}")
+    group = p.add_argument_group("module options (each loads its module)")
+    for flag, (mod, key, opt) in sorted(flags.items()):
+        group.add_argument(flag, dest=f"modopt:{mod}:{key}", metavar=key.upper(),
+                           help=f"{opt.help} ({mod} {key}=)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+    return p
+
+
+def parse(argv):
+    flags = _module_flags()
+    ns = build_parser(flags).parse_args(argv)
+    if ns.command and ns.command[0] == "--":
+        ns.command = ns.command[1:]
+    specs: dict[str, dict] = {}
+    order = []
+    for spec in ns.preload:
+        name, opts = registry.parse_spec(spec)
+        if name in specs:
+            specs[name].update(opts)
+        else:
+            specs[name] = opts
+            order.append(name)
+    for dest, value in vars(ns).items():
+        if dest.startswith("modopt:") and value is not None:
+            _, mod, key = dest.split(":")
+            if mod not in specs:
+                specs[mod] = {}
+                order.append(mod)
+            specs[mod][key] = value
+    ns.modules = [(name, specs[name]) for name in order]
+    return ns
+
+
+def _setup_logging(ns):
+    handler = logging.FileHandler(ns.log) if ns.log else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("umview: %(message)s"))
+    root = logging.getLogger("umview")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if ns.verbose > 1 else logging.INFO if ns.verbose else logging.WARNING)
+
+
+def exit_code(status: int) -> int:
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return 255
+
+
+async def _main(ns, modules, command) -> int:
+    from ._core.hypervisor import Hypervisor
+
+    pin = ns.pin_cpu
+    if ns.pin and pin is None:
+        pin = min(os.sched_getaffinity(0))
+    hv = Hypervisor(trap_all=ns.no_seccomp, pin_cpu=pin, propagate_stop=True)
+    error = None
+    status = 0
+    async with trio.open_nursery() as nursery:
+        await hv.start(nursery)
+        try:
+            view = hv.new_view(ns.view_name or "umview")
+            for module in modules:
+                hv.insmod(view, module)
+            pid = await hv.spawn(view, command)
+            status = await hv.wait(pid)
+            if ns.kill_on_exit:
+                hv.kill_all()
+            await hv.wait_all()
+        except UmviewError as exc:
+            error = exc
+        finally:
+            nursery.cancel_scope.cancel()
+    hv.shutdown()
+    if error:
+        raise error
+    return exit_code(status)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        ns = parse(argv)
+        _setup_logging(ns)
+        if ns.list_modules:
+            for name in sorted(registry.available()):
+                try:
+                    cls = registry.load_class(name)
+                    print(f"{name:<12} {cls.description}")
+                except ModuleError as exc:
+                    print(f"{name:<12} (broken: {exc})")
+            return 0
+        modules = [registry.instantiate(name, opts) for name, opts in ns.modules]
+        command = ns.command or [os.environ.get("SHELL") or "/bin/sh"]
+        from . import vsys
+        if vsys.inside_view():
+            raise UmviewError("already inside a view: nested views are not supported yet", status=2)
+        # The terminal's signals are for the program in the view; we go on
+        # serving it (Ctrl-C reaches it as it would without us).
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)
+        return trio.run(_main, ns, modules, command)
+    except UmviewError as exc:
+        print(f"umview: {exc}", file=sys.stderr)
+        return exc.status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

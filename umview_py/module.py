@@ -1,0 +1,186 @@
+"""The module API: what a module is, what it claims, and the call it serves.
+
+A module is a class (pyfuse3's `Operations` is the model).  Each handler is a
+method named after the `method` column of the syscall table (usually the
+syscall's own name: `uname`, `sethostname`, `clock_gettime`, ...) and takes
+one argument, the `Call`.  A handler
+
+- returns an int: the call is not run; the program sees that result;
+- returns None: "not mine": the next module of the view's stack is asked,
+  and when none answers the kernel runs the call;
+- raises `SyscallError(errno)`: the program sees -1 with that errno;
+- raises anything else: a bug in the module.  The traceback is logged, the
+  program sees EIO, and the view keeps running.
+
+A handler may be a plain function (it runs at once, in the event pump, the
+cheap way) or `async` (it runs as a trio task of its own, so a slow handler
+delays only the process that made the call).  Only async handlers may
+`await call.kernel()`, which runs the (possibly rewritten) call in the kernel
+and returns its raw result (negative errno on failure) so that the handler can
+change what the program sees.
+
+The methods a module defines are its claims: the view traps exactly the
+syscalls whose table `method` some loaded module defines (override
+`claims()` to narrow that, for example when an option is off).
+"""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+from typing import Any, Callable
+
+from .errors import ModuleError, SyscallError
+
+__all__ = ["Module", "Option", "Claims", "Call", "SyscallError", "boolean"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One KEY=VALUE option of a module.  `type` converts the text."""
+
+    type: Callable[[str], Any] = str
+    default: Any = None
+    help: str = ""
+    cli: str | None = None  # a long option of `umview`, e.g. "--hostname"
+
+
+@dataclasses.dataclass
+class Claims:
+    """What a module wants trapped.
+
+    `syscalls`: syscall names.  `arg_in`: syscall name -> (argument index, set
+    of values): trap the call only when that argument's low 32 bits are one
+    of the values (checked by the seccomp filter itself, so other calls of
+    that syscall never stop).  `no_vdso`: programs exec'd in the view get no
+    vDSO, so their clock reads become real syscalls."""
+
+    syscalls: set[str] = dataclasses.field(default_factory=set)
+    arg_in: dict[str, tuple[int, frozenset[int]]] = dataclasses.field(default_factory=dict)
+    no_vdso: bool = False
+
+
+def boolean(text: str) -> bool:
+    """Option type for yes/no options."""
+    low = str(text).lower()
+    if low in ("1", "yes", "true", "on", ""):
+        return True
+    if low in ("0", "no", "false", "off"):
+        return False
+    raise ValueError(f"not a yes/no value: {text!r}")
+
+
+class Module:
+    """Base class of all modules.  Subclasses set `name`, `description`,
+    `options`, and define handler methods."""
+
+    name: str = ""
+    description: str = ""
+    options: dict[str, Option] = {}
+
+    def __init__(self, **options: Any):
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise ModuleError(
+                f"module {self.name}: unknown option {sorted(unknown)[0]!r}"
+                + (f" (known: {', '.join(sorted(self.options))})" if self.options else " (it takes none)")
+            )
+        self.config: dict[str, Any] = {}
+        for key, opt in self.options.items():
+            if key in options:
+                value = options[key]
+                if isinstance(value, str) and opt.type is not str:
+                    try:
+                        value = opt.type(value)
+                    except (TypeError, ValueError) as exc:
+                        raise ModuleError(f"module {self.name}: bad value for {key}: {value!r} ({exc})") from None
+                self.config[key] = value
+            else:
+                self.config[key] = opt.default
+        self.view = None  # set by the hypervisor when loaded
+
+    # -- claims ---------------------------------------------------------
+    @classmethod
+    def handler_names(cls) -> set[str]:
+        """Names of the handler methods this class defines (not inherited
+        from Module itself)."""
+        names = set()
+        for klass in cls.__mro__:
+            if klass is Module or klass is object:
+                break
+            names.update(n for n, v in vars(klass).items() if callable(v) and not n.startswith("_"))
+        return names
+
+    def claims(self) -> Claims:
+        from .syscalls.table import SYSCALLS
+
+        mine = self.handler_names()
+        return Claims(syscalls={s.name for s in SYSCALLS if s.method in mine and s.support == "virtual"})
+
+    # -- life cycle -----------------------------------------------------
+    def loaded(self, view) -> None:
+        """Called when the module joins a view (before any call reaches it)."""
+
+    def unloaded(self) -> None:
+        """Called when the module leaves its view."""
+
+    def describe(self) -> str:
+        """One line for `umview-lsmod`: the options that differ from the defaults."""
+        return " ".join(f"{k}={v}" for k, v in self.config.items() if v != self.options[k].default)
+
+
+class Call:
+    """One intercepted system call, as a handler sees it.
+
+    `memory` reads and writes the tracee (process_vm_readv/writev in a real
+    view, a dict in umview_py.testing); `runner` runs the call in the kernel
+    (only in async handlers)."""
+
+    __slots__ = ("nr", "name", "args", "tid", "pid", "view", "memory", "_runner", "ran")
+
+    def __init__(self, nr, name, args, tid, pid, view, memory, runner=None):
+        self.nr = nr
+        self.name = name
+        self.args = list(args)
+        self.tid = tid
+        self.pid = pid
+        self.view = view
+        self.memory = memory
+        self._runner = runner
+        self.ran = False
+
+    def __repr__(self):
+        return f"<Call {self.name}{tuple(hex(a) for a in self.args)} pid={self.pid}>"
+
+    # memory -------------------------------------------------------------
+    def read(self, addr: int, size: int) -> bytes:
+        if size < 0 or size > 1 << 30:
+            raise SyscallError(errno.EINVAL)
+        return self.memory.read(self.tid, addr, size)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.memory.write(self.tid, addr, data)
+
+    def read_string(self, addr: int, limit: int = 4096) -> bytes:
+        return self.memory.read_string(self.tid, addr, limit)
+
+    def read_path(self, addr: int) -> str:
+        return os.fsdecode(self.read_string(addr, 4096))
+
+    def arg(self, i: int, signed: bool = True, bits: int = 64) -> int:
+        """Argument i as a signed (default) or unsigned integer of `bits` bits."""
+        v = self.args[i] & ((1 << bits) - 1)
+        if signed and v >> (bits - 1):
+            v -= 1 << bits
+        return v
+
+    # the kernel ---------------------------------------------------------
+    async def kernel(self, nr: int | None = None, args: list[int] | None = None) -> int:
+        """Run the call in the kernel (optionally as syscall `nr` with other
+        `args`) and return its raw result: >= 0, or -errno."""
+        if self._runner is None:
+            raise RuntimeError("call.kernel() needs an async handler in a running view")
+        if self.ran:
+            raise RuntimeError("call.kernel() may run only once per call")
+        self.ran = True
+        return await self._runner(self, self.nr if nr is None else nr, self.args if args is None else args)

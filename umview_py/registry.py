@@ -1,0 +1,56 @@
+"""Finding modules: the entry-point group `umview.modules`.
+
+A third-party package ships a module by declaring, in its pyproject.toml,
+    [project.entry-points."umview.modules"]
+    mymod = "mypkg.mymod:MyModule"
+First-party modules (umview_modules) register the same way.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+from .errors import ModuleError
+from .module import Module
+
+GROUP = "umview.modules"
+
+
+def available() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
+
+
+def load_class(name: str) -> type[Module]:
+    eps = available()
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none"
+        raise ModuleError(f"unknown module {name!r} (available: {known})")
+    try:
+        cls = eps[name].load()
+    except Exception as exc:  # a broken third-party package must not crash us
+        raise ModuleError(f"module {name!r} cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise ModuleError(f"entry point {name!r} is not a umview_py.Module subclass")
+    return cls
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """'misc,release=5.0,hostname=box' -> ('misc', {...}) (umview's -p syntax)."""
+    name, *rest = spec.split(",")
+    opts = {}
+    for item in rest:
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        opts[key.strip().replace("-", "_")] = value if sep else ""
+    if not name:
+        raise ModuleError(f"bad module spec {spec!r}: no module name")
+    return name.strip(), opts
+
+
+def instantiate(name: str, options: dict[str, Any]) -> Module:
+    cls = load_class(name)
+    mod = cls(**options)
+    if not mod.name:
+        mod.name = name
+    return mod
