@@ -14,7 +14,9 @@ def _cdef():
 
 
 ffibuilder = FFI()
-ffibuilder.cdef(_cdef())
+ffibuilder.cdef(_cdef() + """
+extern "Python+C" int umv_py_syscall(umv_event *ev, int64_t *value);
+""")
 ffibuilder.set_source(
     "umview_py._native",
     '#include "umvcore.h"',

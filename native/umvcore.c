@@ -44,6 +44,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PTRACE_EVENT_STOP
@@ -311,7 +312,8 @@ int64_t umv_peek_string(int pid, uint64_t addr, char *buf, size_t len) {
 /* ------------------------------------------------------------------ */
 /* resuming                                                            */
 
-static void emit(int kind, tracee *t, const struct user_regs_struct *r, int data, int64_t retval) {
+static void fill_event(umv_event *ep, int kind, tracee *t, const struct user_regs_struct *r,
+                       int data, int64_t retval) {
     umv_event e = {0};
     e.kind = kind;
     e.tid = t ? t->tid : 0;
@@ -326,6 +328,12 @@ static void emit(int kind, tracee *t, const struct user_regs_struct *r, int data
         e.ip = r->rip;
         e.sp = r->rsp;
     }
+    *ep = e;
+}
+
+static void emit(int kind, tracee *t, const struct user_regs_struct *r, int data, int64_t retval) {
+    umv_event e;
+    fill_event(&e, kind, t, r, data, retval);
     push_event(&e);
 }
 
@@ -596,7 +604,24 @@ static void handle_seccomp(tracee *t) {
     }
     stats.to_python++;
     t->state = T_PYTHON;
-    emit(UMV_EV_SYSCALL, t, &r, (int)data, 0);
+    /* Straight into Python on this thread: a plain (non-async) handler
+     * answers before we return, with no hand-off between threads; async
+     * handlers and virtual syscalls answer later through umv_reply(). */
+    umv_event e;
+    fill_event(&e, UMV_EV_SYSCALL, t, &r, (int)data, 0);
+    int64_t value = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int act = umv_py_syscall(&e, &value);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    stats.python_ns += (t1.tv_sec - t0.tv_sec) * 1000000000ULL + t1.tv_nsec - t0.tv_nsec;
+    if (act == UMV_ACT_SKIP) {
+        skip_with(t, &r, value);
+    } else if (act == UMV_ACT_CONT) {
+        resume(t, PTRACE_CONT, 0);
+    } else if (act != UMV_ACT_DEFER) {
+        skip_with(t, &r, -EIO);
+    }
 }
 
 static void handle_syscall_stop(tracee *t) {
@@ -813,33 +838,44 @@ static void do_view_set(cmd *c) {
             if (p->view == c->tid && needs_filter(p)) maybe_interrupt(p);
 }
 
+/* The first tracee.  The tracer thread must not wait here for the exec to
+ * happen: under -S (or with a module claiming execve) the execve itself stops
+ * at a seccomp stop that only this thread can resume.  So an exec failure is
+ * reported by the child itself, as a shell would: a message and 126/127. */
 static void do_spawn(cmd *c) {
-    int go[2], err[2];
-    if (pipe2(go, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) { cmd_done(c, -errno); return; }
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) < 0) { cmd_done(c, -errno); return; }
     pid_t pid = fork();
     if (pid < 0) { cmd_done(c, -errno); return; }
     if (pid == 0) {
         char b;
-        close(go[1]); close(err[0]);
+        close(go[1]);
         for (int i = 0; i < c->nreset; i++) signal(c->reset[i], SIG_DFL);
         sigprocmask(SIG_SETMASK, &orig_mask, NULL);
         if (read(go[0], &b, 1) != 1) _exit(127);
         int e = 0;
+        const char *what = "cannot execute", *subject = c->path;
         if (c->pin_cpu >= 0) {
             cpu_set_t set;
             CPU_ZERO(&set);
             CPU_SET(c->pin_cpu, &set);
             sched_setaffinity(0, sizeof set, &set);
         }
-        if (c->cwd && chdir(c->cwd) < 0) e = errno;
+        if (c->cwd && chdir(c->cwd) < 0) {
+            e = errno;
+            what = "cannot change directory to";
+            subject = c->cwd;
+        }
         struct sock_fprog prog = {(unsigned short)c->filter_len, c->filter};
         if (!e && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) e = errno;
         if (!e && syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) e = errno;
         if (!e) { execve(c->path, c->argv, c->envp); e = errno; }
-        if (write(err[1], &e, sizeof e) < 0) {}
-        _exit(127);
+        char msg[4200];
+        int n = snprintf(msg, sizeof msg, "umview: %s %s: %s\n", what, subject, strerror(e));
+        if (write(2, msg, n > 0 && n < (int)sizeof msg ? n : 0) < 0) {}
+        _exit(e == ENOENT ? 127 : 126);
     }
-    close(go[0]); close(err[1]);
+    close(go[0]);
     long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
                 PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |
                 PTRACE_O_EXITKILL;
@@ -847,7 +883,7 @@ static void do_spawn(cmd *c) {
         int e = errno;
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        close(go[1]); close(err[0]);
+        close(go[1]);
         cmd_done(c, -e);
         return;
     }
@@ -856,10 +892,7 @@ static void do_spawn(cmd *c) {
     root_pid = pid;
     if (write(go[1], "x", 1) < 0) {}
     close(go[1]);
-    int e = 0;
-    ssize_t n = read(err[0], &e, sizeof e); /* EOF: the exec went through */
-    close(err[0]);
-    cmd_done(c, n == sizeof e ? -e : pid);
+    cmd_done(c, pid);
 }
 
 static void run_commands(void) {

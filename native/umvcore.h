@@ -36,6 +36,7 @@
 #define UMV_ACT_SKIP 2      /* do not run it; value is the result */
 #define UMV_ACT_RUN_EXIT 3  /* run it and report UMV_EV_SYSEXIT */
 #define UMV_ACT_SET_RESULT 4 /* at a SYSEXIT: make value the result */
+#define UMV_ACT_DEFER 5     /* (callback only) the answer comes later by umv_reply */
 
 /* view flags */
 #define UMV_VIEW_NO_VDSO 1  /* hide the vDSO from programs exec'd in this view */
@@ -58,6 +59,7 @@ typedef struct {
     uint64_t seccomp_stops;
     uint64_t fast_resumed;   /* seccomp stops resumed in C without Python */
     uint64_t to_python;
+    uint64_t python_ns;      /* time spent in the Python callback */
     uint64_t injections;
     uint64_t injection_failures;
     int tracees;
@@ -80,5 +82,11 @@ int umv_kill_all(int sig);
 void umv_get_stats(umv_stats *out);
 int umv_shutdown(void);
 /* CDEF-END */
+
+/* Implemented in Python (cffi extern "Python+C", see native/build_core.py):
+ * called on the tracer thread, with the GIL taken by cffi, for each claimed
+ * call.  Returns UMV_ACT_SKIP (result in *value), UMV_ACT_CONT, or
+ * UMV_ACT_DEFER: Python answers later with umv_reply(). */
+int umv_py_syscall(umv_event *ev, int64_t *value);
 
 #endif

@@ -57,6 +57,8 @@ class Misc(Module):
             if value is not None and len(value.encode()) >= UTS_LEN:
                 raise ModuleError(f"module misc: {key} is longer than {UTS_LEN - 1} bytes")
         self.offset_ns = int(round(self.config["time_offset"] * 1e9))
+        self._real_domainname = _domainname()
+        self._packed = (None, b"")
 
     def claims(self):
         c = Claims(syscalls={"uname", "sethostname", "setdomainname"})
@@ -72,14 +74,19 @@ class Misc(Module):
 
     # -- names ----------------------------------------------------------
     def uname(self, call):
+        # The answer is packed once and reused while neither the host's
+        # uname nor our overrides change: this call is hot (every `ls`).
         real = os.uname()
-        values = {"sysname": real.sysname, "nodename": real.nodename, "release": real.release,
-                  "version": real.version, "machine": real.machine, "domainname": _domainname()}
-        for key in FIELDS:
-            if self.config.get(key) is not None:
-                values[key] = self.config[key]
-        data = b"".join(struct.pack(f"{UTS_LEN}s", os.fsencode(values[k])[:UTS_LEN - 1]) for k in FIELDS)
-        call.write(call.args[0], data)
+        key = (real, tuple(self.config.get(k) for k in FIELDS))
+        if self._packed[0] != key:
+            values = dict(zip(FIELDS[:5], (real.sysname, real.nodename, real.release, real.version,
+                                           real.machine)), domainname=self._real_domainname)
+            for k in FIELDS:
+                if self.config.get(k) is not None:
+                    values[k] = self.config[k]
+            self._packed = (key, b"".join(struct.pack(f"{UTS_LEN}s", os.fsencode(values[k])[:UTS_LEN - 1])
+                                          for k in FIELDS))
+        call.write(call.args[0], self._packed[1])
         return 0
 
     def _set_name(self, call, key):

@@ -14,7 +14,6 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "in the source tree"
     ) from exc
 
-EV_SYSCALL = lib.UMV_EV_SYSCALL
 EV_SYSEXIT = lib.UMV_EV_SYSEXIT
 EV_EXIT = lib.UMV_EV_EXIT
 EV_ALLGONE = lib.UMV_EV_ALLGONE
@@ -26,6 +25,7 @@ ACT_CONT = lib.UMV_ACT_CONT
 ACT_SKIP = lib.UMV_ACT_SKIP
 ACT_RUN_EXIT = lib.UMV_ACT_RUN_EXIT
 ACT_SET_RESULT = lib.UMV_ACT_SET_RESULT
+ACT_DEFER = lib.UMV_ACT_DEFER
 
 
 def check(rc: int, what: str) -> int:

@@ -25,9 +25,9 @@ from ..errors import ModuleError, SyscallError, UmviewError
 from ..module import Call, Module
 from ..syscalls.table import BY_NAME, BY_NR
 from . import seccomp
-from .bridge import (ACT_CONT, ACT_RUN_EXIT, ACT_SET_RESULT, ACT_SKIP, EV_ALLGONE, EV_EXIT,
-                     EV_FORK, EV_GROUPSTOP, EV_LOG, EV_SYSCALL, EV_SYSEXIT, TraceeMemory,
-                     check, ffi, lib)
+from .bridge import (ACT_CONT, ACT_DEFER, ACT_RUN_EXIT, ACT_SET_RESULT, ACT_SKIP, EV_ALLGONE,
+                     EV_EXIT, EV_FORK, EV_GROUPSTOP, EV_LOG, EV_SYSEXIT, TraceeMemory, check,
+                     ffi, lib)
 
 log = logging.getLogger("umview")
 
@@ -193,7 +193,12 @@ class Hypervisor:
         if self.pin_cpu is not None:
             for tid in os.listdir("/proc/self/task"):
                 os.sched_setaffinity(int(tid), {self.pin_cpu})
+        global _current
+        if _current is not None and _current is not self:
+            raise UmviewError("one hypervisor per process")
+        _current = self
         self._nursery = nursery
+        self._token = trio.lowlevel.current_trio_token()
         self._started = True
         nursery.start_soon(self._pump)
 
@@ -242,9 +247,13 @@ class Hypervisor:
             lib.umv_kill_all(sig)
 
     def shutdown(self) -> None:
+        global _current
         if self._started:
+            from .bridge import stats
+            log.debug("core statistics: %s", stats())
             lib.umv_shutdown()
             self._started = False
+            _current = None
 
     # ------------------------------------------------------------------
     # the pump
@@ -263,9 +272,7 @@ class Hypervisor:
 
     def _event(self, ev) -> None:
         kind = ev.kind
-        if kind == EV_SYSCALL:
-            self._on_syscall(ev)
-        elif kind == EV_SYSEXIT:
+        if kind == EV_SYSEXIT:
             waiter = self._sysexit_waiters.pop(ev.tid, None)
             if waiter:
                 waiter[1] = ev.retval
@@ -305,37 +312,41 @@ class Hypervisor:
         else:
             lib.umv_reply(call.tid, ACT_SKIP, result, 0, ffi.NULL)
 
-    def _on_syscall(self, ev) -> None:
+    def _on_syscall(self, ev, value_ptr) -> int:
+        """Runs on the C tracer thread (see umv_py_syscall below).  Plain
+        handlers answer here; async ones and virtual syscalls are handed to
+        the trio thread and answered there with umv_reply()."""
         if ev.data == seccomp.DATA_VSYS:
-            self._nursery.start_soon(self._vsys, ev.tid, ev.pid, ev.view, list(ev.args))
-            return
+            self._token.run_sync_soon(self._nursery.start_soon, self._vsys, ev.tid, ev.pid, ev.view,
+                                      list(ev.args))
+            return ACT_DEFER
         view = self.views.get(ev.view)
         handlers = view.handlers.get(ev.nr) if view else None
         if not handlers:
-            lib.umv_reply(ev.tid, ACT_CONT, 0, 0, ffi.NULL)
-            return
+            return ACT_CONT
         row = BY_NR.get(ev.nr)
         call = Call(ev.nr, row.name if row else str(ev.nr), ev.args, ev.tid, ev.pid, view,
                     self.memory, self._run_in_kernel)
         if any(h[2] for h in handlers):
-            self._nursery.start_soon(self._serve_async, call, handlers)
-            return
+            self._token.run_sync_soon(self._nursery.start_soon, self._serve_async, call, handlers)
+            return ACT_DEFER
         for module, fn, _ in handlers:
             t0 = time.perf_counter()
             try:
                 result = fn(call)
             except SyscallError as exc:
                 self._account(view, module, call, t0, True)
-                self._reply(call, -exc.errno, False)
-                return
+                value_ptr[0] = -exc.errno
+                return ACT_SKIP
             except Exception:
-                self._module_bug(view, module, call, t0)
-                return
+                self._module_bug(view, module, call, t0, reply=False)
+                value_ptr[0] = -errno.EIO
+                return ACT_SKIP
             self._account(view, module, call, t0, False)
             if result is not None:
-                self._reply(call, int(result), False)
-                return
-        self._reply(call, None, False)
+                value_ptr[0] = int(result)
+                return ACT_SKIP
+        return ACT_CONT
 
     async def _serve_async(self, call: Call, handlers) -> None:
         view = call.view
@@ -372,12 +383,13 @@ class Hypervisor:
         st.errors += failed
         st.seconds += time.perf_counter() - t0
 
-    def _module_bug(self, view, module, call, t0) -> None:
+    def _module_bug(self, view, module, call, t0, reply=True) -> None:
         self._account(view, module, call, t0, True)
         log.exception("module %s raised serving %s for pid %d; the program gets EIO",
                       module.name, call.name, call.pid)
         self.module_errors.append(f"{module.name}:{call.name}")
-        self._reply(call, -errno.EIO, call.ran)
+        if reply:
+            self._reply(call, -errno.EIO, call.ran)
 
     # ------------------------------------------------------------------
     # virtual syscalls: arg0/arg1 = JSON request, arg2/arg3 = answer buffer
@@ -432,3 +444,19 @@ class Hypervisor:
              "modules": [{"name": m.name, "description": m.description, "options": m.describe()}
                          for m in v.modules]}
             for v in view.lineage()]}
+
+
+_current: Hypervisor | None = None
+
+
+@ffi.def_extern(error=lib.UMV_ACT_CONT)
+def umv_py_syscall(ev, value_ptr):
+    hv = _current
+    if hv is None:
+        return ACT_CONT
+    try:
+        return hv._on_syscall(ev, value_ptr)
+    except BaseException:  # never let an exception cross into C
+        log.exception("internal error serving a system call")
+        value_ptr[0] = -errno.EIO
+        return ACT_SKIP
