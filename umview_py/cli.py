@@ -50,6 +50,8 @@ def build_parser(flags):
     p.add_argument("-p", "--preload", action="append", default=[], metavar="MODULE[,KEY=VALUE...]",
                    help="load MODULE in the view (repeatable)")
     p.add_argument("-V", "--view-name", metavar="NAME", help="name of the new view")
+    p.add_argument("-x", "--no-nesting", action="store_true",
+                   help="refuse nested views: an `umview` run inside this view fails")
     p.add_argument("-S", "--no-seccomp", action="store_true",
                    help="trap every system call, not only the claimed ones (slow: for debugging and comparison)")
     p.add_argument("--pin", action="store_true",
@@ -123,6 +125,7 @@ async def _main(ns, modules, command) -> int:
         await hv.start(nursery)
         try:
             view = hv.new_view(ns.view_name or "umview")
+            view.no_nesting = ns.no_nesting
             for module in modules:
                 hv.insmod(view, module)
             pid = await hv.spawn(view, command)
@@ -138,6 +141,28 @@ async def _main(ns, modules, command) -> int:
     if error:
         raise error
     return exit_code(status)
+
+
+def _nest(ns, command) -> int:
+    """Inside a view the processes are already traced, so no second tracer
+    can start: ask the running hypervisor for a child view instead, move into
+    it, and become the command."""
+    from . import vsys
+
+    if ns.no_seccomp or ns.pin or ns.pin_cpu is not None:
+        logging.getLogger("umview").warning("-S and --pin apply to the outermost view only")
+    path = command[0]
+    if "/" not in path:
+        import shutil
+        path = shutil.which(path)
+        if not path:
+            raise UmviewError(f"{command[0]}: command not found", status=127)
+    answer = vsys.call("nest", name=ns.view_name, modules=ns.modules, no_nesting=ns.no_nesting)
+    os.environ["UMVIEW_VIEW"] = answer["view"]
+    try:
+        os.execv(path, command)
+    except OSError as exc:
+        raise UmviewError(f"{command[0]}: {exc.strerror}", status=126) from None
 
 
 def main(argv=None) -> int:
@@ -157,7 +182,7 @@ def main(argv=None) -> int:
         command = ns.command or [os.environ.get("SHELL") or "/bin/sh"]
         from . import vsys
         if vsys.inside_view():
-            raise UmviewError("already inside a view: nested views are not supported yet", status=2)
+            return _nest(ns, command)
         # The terminal's signals are for the program in the view; we go on
         # serving it (Ctrl-C reaches it as it would without us).
         for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):

@@ -136,7 +136,8 @@ class Call:
     view, a dict in umview_py.testing); `runner` runs the call in the kernel
     (only in async handlers)."""
 
-    __slots__ = ("nr", "name", "args", "tid", "pid", "view", "memory", "_runner", "ran")
+    __slots__ = ("nr", "name", "args", "tid", "pid", "view", "memory", "_runner", "ran",
+                 "_handlers", "_pos")
 
     def __init__(self, nr, name, args, tid, pid, view, memory, runner=None):
         self.nr = nr
@@ -148,6 +149,8 @@ class Call:
         self.memory = memory
         self._runner = runner
         self.ran = False
+        self._handlers = ()
+        self._pos = 0
 
     def __repr__(self):
         return f"<Call {self.name}{tuple(hex(a) for a in self.args)} pid={self.pid}>"
@@ -173,6 +176,26 @@ class Call:
         if signed and v >> (bits - 1):
             v -= 1 << bits
         return v
+
+    # the stack ----------------------------------------------------------
+    def next(self):
+        """Ask the modules below this one (the parent views' modules, or
+        older modules of this view) for the call, as if this module were not
+        there.  Returns their result, or None if none of them takes the call
+        (then the kernel would run it).  Plain handlers only."""
+        pos = self._pos
+        try:
+            for i in range(pos + 1, len(self._handlers)):
+                module, fn, is_async = self._handlers[i]
+                if is_async:
+                    raise RuntimeError(f"call.next() reached the async handler of {module.name}")
+                self._pos = i
+                result = fn(self)
+                if result is not None:
+                    return result
+            return None
+        finally:
+            self._pos = pos
 
     # the kernel ---------------------------------------------------------
     async def kernel(self, nr: int | None = None, args: list[int] | None = None) -> int:

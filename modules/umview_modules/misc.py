@@ -74,13 +74,18 @@ class Misc(Module):
 
     # -- names ----------------------------------------------------------
     def uname(self, call):
-        # The answer is packed once and reused while neither the host's
-        # uname nor our overrides change: this call is hot (every `ls`).
-        real = os.uname()
+        # What the layers below say (a parent view's misc), else the host.
+        if call.next() is None:
+            real = tuple(os.uname()) + (self._real_domainname,)
+        else:
+            raw = call.read(call.args[0], UTS_LEN * len(FIELDS))
+            real = tuple(os.fsdecode(raw[i * UTS_LEN:(i + 1) * UTS_LEN].split(b"\0")[0])
+                         for i in range(len(FIELDS)))
+        # The answer is packed once and reused while neither the base nor
+        # our overrides change: this call is hot.
         key = (real, tuple(self.config.get(k) for k in FIELDS))
         if self._packed[0] != key:
-            values = dict(zip(FIELDS[:5], (real.sysname, real.nodename, real.release, real.version,
-                                           real.machine)), domainname=self._real_domainname)
+            values = dict(zip(FIELDS, real))
             for k in FIELDS:
                 if self.config.get(k) is not None:
                     values[k] = self.config[k]
@@ -103,16 +108,32 @@ class Misc(Module):
         return self._set_name(call, "domainname")
 
     # -- clocks ---------------------------------------------------------
+    # Each clock handler first asks the layers below (call.next()): a misc
+    # module of a parent view may shift the clock too, and offsets add up.
+    def _now_ns(self, call, clock, read_back):
+        if call.next() is None:
+            return time.clock_gettime_ns(clock) + self.offset_ns
+        return read_back() + self.offset_ns
+
     def clock_gettime(self, call):
         clock = call.arg(0, bits=32)
         if clock not in REALTIME_CLOCKS:
-            return None
-        ns = time.clock_gettime_ns(clock) + self.offset_ns
+            return call.next()
+
+        def read_back():
+            sec, nsec = struct.unpack("<qq", call.read(call.args[1], 16))
+            return sec * 1_000_000_000 + nsec
+
+        ns = self._now_ns(call, clock, read_back)
         call.write(call.args[1], struct.pack("<qq", *divmod(ns, 1_000_000_000)))
         return 0
 
     def gettimeofday(self, call):
-        ns = time.time_ns() + self.offset_ns
+        def read_back():
+            sec, usec = struct.unpack("<qq", call.read(call.args[0], 16))
+            return sec * 1_000_000_000 + usec * 1000
+
+        ns = self._now_ns(call, time.CLOCK_REALTIME, read_back if call.args[0] else lambda: 0)
         sec, rest = divmod(ns, 1_000_000_000)
         if call.args[0]:
             call.write(call.args[0], struct.pack("<qq", sec, rest // 1000))
@@ -121,7 +142,11 @@ class Misc(Module):
         return 0
 
     def time(self, call):
-        sec = (time.time_ns() + self.offset_ns) // 1_000_000_000
+        lower = call.next()
+        if lower is None:
+            sec = (time.time_ns() + self.offset_ns) // 1_000_000_000
+        else:
+            sec = lower + self.offset_ns // 1_000_000_000
         if call.args[0]:
             call.write(call.args[0], struct.pack("<q", sec))
         return sec

@@ -58,6 +58,9 @@ class ViewState:
     trap: bytes = b""
     program: object = None
     stats: dict = field(default_factory=dict)  # (module, syscall) -> ModuleStats
+    processes: int = 0       # live processes in this view
+    no_nesting: bool = False
+    transient: bool = False  # made by a nested `umview`: goes away with its last process
 
     def chain(self):
         """Modules that serve this view, in the order they are asked."""
@@ -136,6 +139,21 @@ class Hypervisor:
             module.unloaded()
         except Exception:
             log.exception("module %s raised while unloading", name)
+
+    def _maybe_retire(self, view: ViewState) -> None:
+        """A nested view ends with its last process (and its modules with it)."""
+        while view is not None and view.transient and view.processes <= 0 and not view.children:
+            for module in reversed(view.modules):
+                try:
+                    module.unloaded()
+                except Exception:
+                    log.exception("module %s raised while unloading", module.name)
+            view.modules.clear()
+            parent = view.parent
+            if parent:
+                parent.children.remove(view)
+            self.views.pop(view.id, None)
+            view = parent
 
     def _push(self, view: ViewState) -> None:
         """Recompute what the view traps and who serves it; tell the C core.
@@ -230,6 +248,7 @@ class Hypervisor:
             status = 126 if -pid in (errno.EACCES, errno.ENOEXEC, errno.EISDIR) else 127
             raise UmviewError(f"{argv[0]}: {os.strerror(-pid)}", status=status)
         self._allgone = trio.Event() if self._allgone.is_set() else self._allgone
+        view.processes += 1
         self._exit_events.setdefault(pid, trio.Event())
         return pid
 
@@ -280,6 +299,10 @@ class Hypervisor:
             else:
                 lib.umv_reply(ev.tid, ACT_CONT, 0, 0, ffi.NULL)
         elif kind == EV_EXIT:
+            view = self.views.get(ev.view)
+            if view:
+                view.processes -= 1
+                self._maybe_retire(view)
             self._exit_status[ev.pid] = ev.retval
             self._exit_events.setdefault(ev.pid, trio.Event()).set()
             for tid, waiter in list(self._sysexit_waiters.items()):
@@ -296,7 +319,9 @@ class Hypervisor:
                 # job; its SIGCONT (fg/bg) reaches both of us.
                 os.kill(os.getpid(), signal.SIGSTOP)
         elif kind == EV_FORK:
-            pass
+            view = self.views.get(ev.view)
+            if view:
+                view.processes += 1
         elif kind == EV_LOG:
             log.warning("could not widen the seccomp filter of process %d: "
                         "calls claimed after it started may run unseen", ev.pid)
@@ -330,8 +355,10 @@ class Hypervisor:
         if any(h[2] for h in handlers):
             self._token.run_sync_soon(self._nursery.start_soon, self._serve_async, call, handlers)
             return ACT_DEFER
-        for module, fn, _ in handlers:
+        call._handlers = handlers
+        for i, (module, fn, _) in enumerate(handlers):
             t0 = time.perf_counter()
+            call._pos = i
             try:
                 result = fn(call)
             except SyscallError as exc:
@@ -350,8 +377,10 @@ class Hypervisor:
 
     async def _serve_async(self, call: Call, handlers) -> None:
         view = call.view
-        for module, fn, is_async in handlers:
+        call._handlers = handlers
+        for i, (module, fn, is_async) in enumerate(handlers):
             t0 = time.perf_counter()
+            call._pos = i
             try:
                 result = await fn(call) if is_async else fn(call)
             except SyscallError as exc:
@@ -437,6 +466,31 @@ class Hypervisor:
     async def _op_rmmod(self, view, pid, req):
         self.rmmod(view, req["module"])
         return {"ok": True, "view": view.name}
+
+    async def _op_nest(self, view, pid, req):
+        """A `umview` started inside a view: the caller moves into a new child
+        view (then execs its command there)."""
+        from .. import registry
+
+        for v in view.lineage():
+            if v.no_nesting:
+                raise UmviewError(f"view {v.name} does not allow nested views (-x)")
+        modules = [registry.instantiate(str(name), {str(k).replace("-", "_"): str(val)
+                                                    for k, val in dict(opts).items()})
+                   for name, opts in req.get("modules", [])]
+        child = self.new_view(req.get("name") or None, parent=view)
+        child.transient = True
+        child.no_nesting = bool(req.get("no_nesting"))
+        try:
+            for module in modules:
+                self.insmod(child, module)
+            check(lib.umv_set_process_view(pid, child.id), "umv_set_process_view")
+        except BaseException:
+            self._maybe_retire(child)
+            raise
+        view.processes -= 1
+        child.processes += 1
+        return {"ok": True, "view": child.name, "id": child.id}
 
     async def _op_lsmod(self, view, pid, req):
         return {"views": [
