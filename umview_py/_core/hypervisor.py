@@ -89,6 +89,9 @@ class Hypervisor:
         self.pin_cpu = pin_cpu
         self.propagate_stop = propagate_stop
         self.strict = strict  # tests: a module bug also fails the run
+        # UMVIEW_DISPATCH=trio: serve plain handlers in the trio thread too
+        # (the slower design, kept to measure against: docs/design.md).
+        self.dispatch_in_trio = os.environ.get("UMVIEW_DISPATCH") == "trio"
         self.memory = TraceeMemory()
         self.views: dict[int, ViewState] = {}
         self.module_errors: list[str] = []
@@ -352,7 +355,7 @@ class Hypervisor:
         row = BY_NR.get(ev.nr)
         call = Call(ev.nr, row.name if row else str(ev.nr), ev.args, ev.tid, ev.pid, view,
                     self.memory, self._run_in_kernel)
-        if any(h[2] for h in handlers):
+        if self.dispatch_in_trio or any(h[2] for h in handlers):
             self._token.run_sync_soon(self._nursery.start_soon, self._serve_async, call, handlers)
             return ACT_DEFER
         call._handlers = handlers
