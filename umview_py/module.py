@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 from .errors import ModuleError, SyscallError
 
+AT_FDCWD = -100
+
 __all__ = ["Module", "Option", "Claims", "Call", "SyscallError", "boolean"]
 
 
@@ -169,6 +171,19 @@ class Call:
 
     def read_path(self, addr: int) -> str:
         return os.fsdecode(self.read_string(addr, 4096))
+
+    def host_path(self, path: str | bytes, dirfd: int = AT_FDCWD) -> str:
+        """A path by which the hypervisor reaches the file the tracee means by
+        (dirfd, path): relative paths go through the tracee's /proc/PID/cwd
+        or /proc/PID/fd/DIRFD, absolute ones through /proc/PID/root (so a
+        chroot'ed tracee is honoured).  An empty path means dirfd itself
+        (AT_EMPTY_PATH).  The kernel resolves these magic links, so symlinks
+        and `..` mean what they mean for the tracee."""
+        path = os.fsdecode(path)
+        if path.startswith("/"):
+            return f"/proc/{self.pid}/root{path}"
+        base = f"/proc/{self.tid}/cwd" if dirfd == AT_FDCWD else f"/proc/{self.pid}/fd/{dirfd}"
+        return f"{base}/{path}" if path else base
 
     def arg(self, i: int, signed: bool = True, bits: int = 64) -> int:
         """Argument i as a signed (default) or unsigned integer of `bits` bits."""
