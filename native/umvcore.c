@@ -198,6 +198,7 @@ typedef struct cmd {
     int pin_cpu;
     const int *reset;
     int nreset;
+    const int *stdio;
     int result;
     int done;
     struct cmd *next;
@@ -852,6 +853,9 @@ static void do_spawn(cmd *c) {
         close(go[1]);
         for (int i = 0; i < c->nreset; i++) signal(c->reset[i], SIG_DFL);
         sigprocmask(SIG_SETMASK, &orig_mask, NULL);
+        if (c->stdio)
+            for (int i = 0; i < 3; i++)
+                if (c->stdio[i] >= 0 && c->stdio[i] != i) dup2(c->stdio[i], i);
         if (read(go[0], &b, 1) != 1) _exit(127);
         int e = 0;
         const char *what = "cannot execute", *subject = c->path;
@@ -919,8 +923,10 @@ static void run_commands(void) {
         }
         case CMD_SPAWN: do_spawn(c); break;
         case CMD_KILL: {
+            /* c->tid: a view, or -1 for all */
             for (int b = 0; b < HBUCKETS; b++)
-                for (tracee *t = ttab[b]; t; t = t->next) kill(t->tid, (int)c->value);
+                for (tracee *t = ttab[b]; t; t = t->next)
+                    if (c->tid < 0 || (t->p && t->p->view == c->tid)) kill(t->tid, (int)c->value);
             cmd_done(c, 0);
             break;
         }
@@ -961,6 +967,7 @@ int umv_init(void) {
     cmd_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (sig_fd < 0 || ev_fd < 0 || cmd_fd < 0) return -errno;
     self_pid = getpid();
+    stopping = 0;
     int e = pthread_create(&tracer, NULL, tracer_main, NULL);
     if (e) return -e;
     started = 1;
@@ -971,7 +978,7 @@ int umv_event_fd(void) { return ev_fd; }
 
 int umv_spawn(const char *path, char *const argv[], char *const envp[],
               const char *cwd, const void *filter, int filter_len, int viewno,
-              int pin_cpu, const int *reset_signals, int nreset) {
+              int pin_cpu, const int *reset_signals, int nreset, const int *stdio) {
     if (!started) return -EINVAL;
     if (viewno < 0 || viewno >= UMV_MAX_VIEWS) return -EINVAL;
     cmd c = {0};
@@ -986,6 +993,7 @@ int umv_spawn(const char *path, char *const argv[], char *const envp[],
     c.pin_cpu = pin_cpu;
     c.reset = reset_signals;
     c.nreset = nreset;
+    c.stdio = stdio;
     return push_cmd_wait(&c);
 }
 
@@ -1033,12 +1041,15 @@ int umv_set_process_view(int pid, int viewno) {
     return push_cmd_wait(&c);
 }
 
-int umv_kill_all(int sig) {
+int umv_kill_view(int viewno, int sig) {
     cmd c = {0};
     c.kind = CMD_KILL;
+    c.tid = viewno;
     c.value = sig;
     return push_cmd_wait(&c);
 }
+
+int umv_kill_all(int sig) { return umv_kill_view(-1, sig); }
 
 void umv_get_stats(umv_stats *out) {
     *out = stats;
@@ -1051,6 +1062,11 @@ int umv_shutdown(void) {
     c.kind = CMD_STOP;
     push_cmd_wait(&c);
     pthread_join(tracer, NULL);
+    close(sig_fd);
+    close(ev_fd);
+    close(cmd_fd);
+    sig_fd = ev_fd = cmd_fd = -1;
+    pthread_sigmask(SIG_SETMASK, &orig_mask, NULL);
     started = 0;
     return 0;
 }

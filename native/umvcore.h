@@ -69,7 +69,7 @@ int umv_init(void);
 int umv_event_fd(void);
 int umv_spawn(const char *path, char *const argv[], char *const envp[],
               const char *cwd, const void *filter, int filter_len, int view,
-              int pin_cpu, const int *reset_signals, int nreset);
+              int pin_cpu, const int *reset_signals, int nreset, const int *stdio);
 int umv_get_events(umv_event *buf, int max);
 int umv_reply(int tid, int action, int64_t value, long nr, const uint64_t *args);
 int umv_view_set(int view, const unsigned char *bitmap, int flags,
@@ -79,6 +79,7 @@ int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len);
 int64_t umv_poke(int pid, uint64_t addr, const void *buf, size_t len);
 int64_t umv_peek_string(int pid, uint64_t addr, char *buf, size_t len);
 int umv_kill_all(int sig);
+int umv_kill_view(int view, int sig);
 void umv_get_stats(umv_stats *out);
 int umv_shutdown(void);
 /* CDEF-END */

@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 from .errors import ModuleError, SyscallError, UmviewError  # noqa: E402
 from .module import Call, Claims, Module, Option, boolean  # noqa: E402
+from .view import Result, View, run  # noqa: E402
 
 __all__ = ["Module", "Option", "Claims", "Call", "SyscallError", "UmviewError", "ModuleError",
-           "boolean", "__version__"]
+           "boolean", "View", "Result", "run", "__version__"]

@@ -101,8 +101,11 @@ class Hypervisor:
         self._sysexit_waiters: dict[int, list] = {}
         self._allgone = trio.Event()
         self._live = 0
+        self.parent_of: dict[int, int] = {}  # pid -> parent pid, for killing a tree
+        self._idle: dict[int, trio.Event] = {}  # view id -> set when it has no process
         self._nursery = None
         self._started = False
+        self._pump_scope = trio.CancelScope()
 
     # ------------------------------------------------------------------
     # views and modules
@@ -224,7 +227,7 @@ class Hypervisor:
         nursery.start_soon(self._pump)
 
     async def spawn(self, view: ViewState, argv: list[str], env: dict | None = None,
-                    cwd: str | None = None) -> int:
+                    cwd: str | None = None, stdio=(-1, -1, -1)) -> int:
         """Start argv in view; returns its pid."""
         if not argv:
             raise UmviewError("no command")
@@ -245,7 +248,8 @@ class Hypervisor:
         c_cwd = ffi.new("char[]", os.fsencode(cwd)) if cwd else ffi.NULL
         self._live += 1
         pid = lib.umv_spawn(os.fsencode(path), argv_arr, env_arr, c_cwd, code, len(prog), view.id,
-                            -1 if self.pin_cpu is None else self.pin_cpu, reset, len(RESET_SIGNALS))
+                            -1 if self.pin_cpu is None else self.pin_cpu, reset, len(RESET_SIGNALS),
+                            ffi.new("int[3]", list(stdio)))
         if pid < 0:
             self._live -= 1
             status = 126 if -pid in (errno.EACCES, errno.ENOEXEC, errno.EISDIR) else 127
@@ -268,6 +272,43 @@ class Hypervisor:
         if self._started:
             lib.umv_kill_all(sig)
 
+    def kill_view(self, view: ViewState, sig: int = signal.SIGKILL) -> None:
+        """Kill the processes of view and of the views nested in it."""
+        if self._started:
+            for child in list(view.children):
+                self.kill_view(child, sig)
+            lib.umv_kill_view(view.id, sig)
+
+    def kill_tree(self, pid: int, sig: int = signal.SIGKILL) -> None:
+        """Kill pid and every process descended from it (as far as we saw
+        them being born)."""
+        tree = {pid}
+        grew = True
+        while grew:
+            grew = False
+            for child, parent in list(self.parent_of.items()):
+                if parent in tree and child not in tree:
+                    tree.add(child)
+                    grew = True
+        for p in tree:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+
+    async def view_idle(self, view: ViewState) -> None:
+        """Wait until view and the views nested in it have no process left."""
+        for child in list(view.children):
+            await self.view_idle(child)
+        while view.processes > 0:
+            ev = self._idle.setdefault(view.id, trio.Event())
+            await ev.wait()
+
+    def retire(self, view: ViewState) -> None:
+        """Forget a view made by a script once its processes are gone."""
+        view.transient = True
+        self._maybe_retire(view)
+
     def shutdown(self) -> None:
         global _current
         if self._started:
@@ -283,14 +324,18 @@ class Hypervisor:
     async def _pump(self) -> None:
         fd = lib.umv_event_fd()
         buf = ffi.new("umv_event[256]")
-        while True:
-            await trio.lowlevel.wait_readable(fd)
+        with self._pump_scope:
             while True:
-                n = lib.umv_get_events(buf, 256)
-                if n == 0:
-                    break
-                for i in range(n):
-                    self._event(buf[i])
+                await trio.lowlevel.wait_readable(fd)
+                while True:
+                    n = lib.umv_get_events(buf, 256)
+                    if n == 0:
+                        break
+                    for i in range(n):
+                        self._event(buf[i])
+
+    def stop_pump(self) -> None:
+        self._pump_scope.cancel()
 
     def _event(self, ev) -> None:
         kind = ev.kind
@@ -302,9 +347,12 @@ class Hypervisor:
             else:
                 lib.umv_reply(ev.tid, ACT_CONT, 0, 0, ffi.NULL)
         elif kind == EV_EXIT:
+            self.parent_of.pop(ev.pid, None)
             view = self.views.get(ev.view)
             if view:
                 view.processes -= 1
+                if view.processes <= 0 and view.id in self._idle:
+                    self._idle.pop(view.id).set()
                 self._maybe_retire(view)
             self._exit_status[ev.pid] = ev.retval
             self._exit_events.setdefault(ev.pid, trio.Event()).set()
@@ -322,6 +370,7 @@ class Hypervisor:
                 # job; its SIGCONT (fg/bg) reaches both of us.
                 os.kill(os.getpid(), signal.SIGSTOP)
         elif kind == EV_FORK:
+            self.parent_of[ev.pid] = ev.data
             view = self.views.get(ev.view)
             if view:
                 view.processes += 1
@@ -460,6 +509,7 @@ class Hypervisor:
     async def _op_insmod(self, view, pid, req):
         from .. import registry
 
+        view = self._target(view, req)
         name = req["module"]
         options = {str(k).replace("-", "_"): str(v) for k, v in dict(req.get("options", {})).items()}
         module = registry.instantiate(name, options)
@@ -467,6 +517,7 @@ class Hypervisor:
         return {"ok": True, "view": view.name}
 
     async def _op_rmmod(self, view, pid, req):
+        view = self._target(view, req)
         self.rmmod(view, req["module"])
         return {"ok": True, "view": view.name}
 
@@ -495,7 +546,48 @@ class Hypervisor:
         child.processes += 1
         return {"ok": True, "view": child.name, "id": child.id}
 
+    def _target(self, view, req):
+        """The view a request names: the caller's own, or one nested in it."""
+        vid = req.get("view")
+        if vid is None:
+            return view
+        target = self.views.get(int(vid))
+        if target is None or view not in list(target.lineage()):
+            raise UmviewError(f"no view {vid} below view {view.name}")
+        return target
+
+    async def _op_newview(self, view, pid, req):
+        """A script inside a view makes a child view to run commands in."""
+        parent = self._target(view, req)
+        for v in parent.lineage():
+            if v.no_nesting:
+                raise UmviewError(f"view {v.name} does not allow nested views (-x)")
+        child = self.new_view(req.get("name") or None, parent=parent)
+        return {"ok": True, "view": child.name, "id": child.id}
+
+    async def _op_join(self, view, pid, req):
+        """Move the calling process into a view nested in its own."""
+        target = self._target(view, req)
+        check(lib.umv_set_process_view(pid, target.id), "umv_set_process_view")
+        view.processes -= 1
+        target.processes += 1
+        return {"ok": True, "view": target.name, "id": target.id}
+
+    async def _op_dropview(self, view, pid, req):
+        target = self._target(view, req)
+        if target is view:
+            raise UmviewError("a view cannot drop itself")
+        self.kill_view(target)
+        self.retire(target)
+        return {"ok": True}
+
+    async def _op_stats(self, view, pid, req):
+        target = self._target(view, req)
+        return {"stats": [[m, sc, st.calls, st.errors, st.seconds]
+                          for (m, sc), st in target.stats.items()]}
+
     async def _op_lsmod(self, view, pid, req):
+        view = self._target(view, req)
         return {"views": [
             {"id": v.id, "name": v.name,
              "modules": [{"name": m.name, "description": m.description, "options": m.describe()}
