@@ -59,6 +59,14 @@ def build_parser(flags):
     p.add_argument("--pin-cpu", type=int, metavar="N", help="like --pin, on CPU N")
     p.add_argument("--kill-on-exit", action="store_true",
                    help="kill the view's remaining processes when COMMAND exits (default: wait for them)")
+    p.add_argument("--stats", action="store_true",
+                   help="at exit, print calls, errors and time per module and syscall (like strace -c)")
+    p.add_argument("--trace", nargs="?", const="", metavar="CLASSES",
+                   help="print each call that reaches the hypervisor in strace's format, with the "
+                        "module that served it; CLASSES: %%file,%%desc,%%network,%%process,%%creds,"
+                        "%%signal,%%ipc,%%memory,%%clock, module names or syscall names (these calls "
+                        "are then trapped too). Use --trace=CLASSES")
+    p.add_argument("-o", "--output", metavar="FILE", help="write --trace and --stats output to FILE")
     p.add_argument("--list-modules", action="store_true", help="list the available modules and exit")
     p.add_argument("-v", "--verbose", action="count", default=0, help="say more (repeat for debug)")
     p.add_argument("--log", metavar="FILE", help="write the hypervisor's messages to FILE")
@@ -119,6 +127,10 @@ async def _main(ns, modules, command) -> int:
     if ns.pin and pin is None:
         pin = min(os.sched_getaffinity(0))
     hv = Hypervisor(trap_all=ns.no_seccomp, pin_cpu=pin, propagate_stop=True)
+    out = open(ns.output, "w") if ns.output else sys.stderr
+    if ns.trace is not None:
+        from ._core.trace import Tracer
+        hv.trace = Tracer(out, ns.trace, [m.name for m in modules])
     error = None
     status = 0
     async with trio.open_nursery() as nursery:
@@ -138,6 +150,11 @@ async def _main(ns, modules, command) -> int:
         finally:
             nursery.cancel_scope.cancel()
     hv.shutdown()
+    if ns.stats:
+        from ._core.trace import format_stats
+        out.write(format_stats(hv.total_stats))
+    if out is not sys.stderr:
+        out.close()
     if error:
         raise error
     return exit_code(status)

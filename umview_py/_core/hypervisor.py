@@ -95,10 +95,13 @@ class Hypervisor:
         self.memory = TraceeMemory()
         self.views: dict[int, ViewState] = {}
         self.module_errors: list[str] = []
+        self.total_stats: dict = {}  # (module, syscall) -> ModuleStats, over all views
+        self.trace = None            # a Tracer, or None
         self._next_view = 1
         self._exit_status: dict[int, int] = {}
         self._exit_events: dict[int, trio.Event] = {}
         self._sysexit_waiters: dict[int, list] = {}
+        self._last_kernel: dict[int, int] = {}
         self._allgone = trio.Event()
         self._live = 0
         self.parent_of: dict[int, int] = {}  # pid -> parent pid, for killing a tree
@@ -192,6 +195,12 @@ class Hypervisor:
                     unconditional.add(name)
                     arg_in.pop(name, None)
         deny_paths = any(BY_NAME[n].family in ("path", "fd") for n in claimed)
+        if self.trace is not None:
+            for name in self.trace.extra:  # trapped to be shown, served by the kernel
+                claimed.add(name)
+                handlers.setdefault(BY_NAME[name].nr, [])
+                if name not in unconditional:
+                    arg_in.pop(name, None)
         prog = seccomp.build(claimed, arg_in, deny_paths=deny_paths, trap_all=self.trap_all)
         view.handlers = handlers
         claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
@@ -355,6 +364,9 @@ class Hypervisor:
                     self._idle.pop(view.id).set()
                 self._maybe_retire(view)
             self._exit_status[ev.pid] = ev.retval
+            self._last_kernel.pop(ev.pid, None)
+            if self.trace is not None:
+                self.trace.exit_line(ev.pid, ev.retval)
             self._exit_events.setdefault(ev.pid, trio.Event()).set()
             for tid, waiter in list(self._sysexit_waiters.items()):
                 if waiter[2] == ev.pid:
@@ -399,12 +411,13 @@ class Hypervisor:
             return ACT_DEFER
         view = self.views.get(ev.view)
         handlers = view.handlers.get(ev.nr) if view else None
-        if not handlers:
+        if handlers is None:
             return ACT_CONT
         row = BY_NR.get(ev.nr)
         call = Call(ev.nr, row.name if row else str(ev.nr), ev.args, ev.tid, ev.pid, view,
                     self.memory, self._run_in_kernel)
-        if self.dispatch_in_trio or any(h[2] for h in handlers):
+        tracing = self.trace is not None
+        if self.dispatch_in_trio or tracing or any(h[2] for h in handlers):
             self._token.run_sync_soon(self._nursery.start_soon, self._serve_async, call, handlers)
             return ACT_DEFER
         call._handlers = handlers
@@ -430,6 +443,8 @@ class Hypervisor:
     async def _serve_async(self, call: Call, handlers) -> None:
         view = call.view
         call._handlers = handlers
+        trace = self.trace
+        kernel_result = None
         for i, (module, fn, is_async) in enumerate(handlers):
             t0 = time.perf_counter()
             call._pos = i
@@ -438,14 +453,28 @@ class Hypervisor:
             except SyscallError as exc:
                 self._account(view, module, call, t0, True)
                 self._reply(call, -exc.errno, call.ran)
+                if trace and trace.wants(call.name, module.name):
+                    trace.call_line(call, -exc.errno, module.name)
                 return
             except Exception:
                 self._module_bug(view, module, call, t0)
+                if trace and trace.wants(call.name, module.name):
+                    trace.call_line(call, -errno.EIO, module.name)
                 return
             self._account(view, module, call, t0, False)
             if result is not None or call.ran:
                 self._reply(call, None if result is None else int(result), call.ran)
+                if trace and trace.wants(call.name, module.name):
+                    final = int(result) if result is not None else self._last_kernel.get(call.tid, 0)
+                    trace.call_line(call, final, module.name)
                 return
+        if trace and trace.wants(call.name, "kernel"):
+            t0 = time.perf_counter()
+            kernel_result = await call.kernel()
+            self._account(view, _KERNEL, call, t0, kernel_result < 0)
+            self._reply(call, None, True)
+            trace.call_line(call, kernel_result, "kernel")
+            return
         self._reply(call, None, False)
 
     async def _run_in_kernel(self, call: Call, nr: int, args) -> int:
@@ -454,15 +483,19 @@ class Hypervisor:
         c_args = ffi.new("uint64_t[6]", [a & 0xFFFFFFFFFFFFFFFF for a in (list(args) + [0] * 6)[:6]])
         lib.umv_reply(call.tid, ACT_RUN_EXIT, 0, nr, c_args)
         await waiter[0].wait()
+        self._last_kernel[call.tid] = waiter[1]
         return waiter[1]
 
     def _account(self, view, module, call, t0, failed) -> None:
-        st = view.stats.get((module.name, call.name))
-        if st is None:
-            st = view.stats[(module.name, call.name)] = ModuleStats()
-        st.calls += 1
-        st.errors += failed
-        st.seconds += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        key = (module.name, call.name)
+        for table in (view.stats, self.total_stats):
+            st = table.get(key)
+            if st is None:
+                st = table[key] = ModuleStats()
+            st.calls += 1
+            st.errors += failed
+            st.seconds += dt
 
     def _module_bug(self, view, module, call, t0, reply=True) -> None:
         self._account(view, module, call, t0, True)
@@ -596,6 +629,15 @@ class Hypervisor:
 
 
 _current: Hypervisor | None = None
+
+
+class _Kernel:
+    """Stands for the kernel in statistics of traced calls no module served."""
+
+    name = "kernel"
+
+
+_KERNEL = _Kernel()
 
 
 @ffi.def_extern(error=lib.UMV_ACT_CONT)
