@@ -275,8 +275,7 @@ class View:
                 status = await hv.wait(pid)
         except BaseException:
             with trio.CancelScope(shield=True):
-                hv.kill_tree(pid)
-                await hv.wait(pid)
+                await hv.kill_tree(pid)
             raise
         return Result(argv, _exit_code(status), bytes(out[1]) if capture_output else None,
                       bytes(out[2]) if capture_output else None)

@@ -266,12 +266,15 @@ class Hypervisor:
         self._allgone = trio.Event() if self._allgone.is_set() else self._allgone
         view.processes += 1
         self._exit_events.setdefault(pid, trio.Event())
+        self.parent_of[pid] = os.getpid()
         return pid
 
     async def wait(self, pid: int) -> int:
-        """The wait status of pid (as os.waitpid gives it)."""
+        """The wait status of pid (as os.waitpid gives it): pid must have been
+        spawned by us, or be alive when wait() is called."""
         ev = self._exit_events.setdefault(pid, trio.Event())
         await ev.wait()
+        del self._exit_events[pid]
         return self._exit_status.pop(pid)
 
     async def wait_all(self) -> None:
@@ -288,9 +291,9 @@ class Hypervisor:
                 self.kill_view(child, sig)
             lib.umv_kill_view(view.id, sig)
 
-    def kill_tree(self, pid: int, sig: int = signal.SIGKILL) -> None:
+    async def kill_tree(self, pid: int, sig: int = signal.SIGKILL) -> None:
         """Kill pid and every process descended from it (as far as we saw
-        them being born)."""
+        them being born), and wait for them to be gone."""
         tree = {pid}
         grew = True
         while grew:
@@ -299,11 +302,16 @@ class Hypervisor:
                 if parent in tree and child not in tree:
                     tree.add(child)
                     grew = True
-        for p in tree:
+        alive = [p for p in tree if p in self.parent_of]
+        for p in alive:
+            self._exit_events.setdefault(p, trio.Event())
+        for p in alive:
             try:
                 os.kill(p, sig)
             except ProcessLookupError:
                 pass
+        for p in alive:
+            await self.wait(p)
 
     async def view_idle(self, view: ViewState) -> None:
         """Wait until view and the views nested in it have no process left."""
@@ -363,11 +371,13 @@ class Hypervisor:
                 if view.processes <= 0 and view.id in self._idle:
                     self._idle.pop(view.id).set()
                 self._maybe_retire(view)
-            self._exit_status[ev.pid] = ev.retval
             self._last_kernel.pop(ev.pid, None)
+            waiter = self._exit_events.get(ev.pid)
+            if waiter is not None:  # only processes someone waits for
+                self._exit_status[ev.pid] = ev.retval
+                waiter.set()
             if self.trace is not None:
                 self.trace.exit_line(ev.pid, ev.retval)
-            self._exit_events.setdefault(ev.pid, trio.Event()).set()
             for tid, waiter in list(self._sysexit_waiters.items()):
                 if waiter[2] == ev.pid:
                     del self._sysexit_waiters[tid]
