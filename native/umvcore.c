@@ -117,6 +117,9 @@ static int ntracees;
 static pid_t root_pid;
 static pid_t self_pid;
 static umv_stats stats;
+static volatile int core_flags;
+
+void umv_set_flags(int flags) { core_flags = flags; }
 
 static tracee *tfind(pid_t tid) {
     for (tracee *t = ttab[tid % HBUCKETS]; t; t = t->next)
@@ -774,6 +777,7 @@ static void handle_stop(pid_t tid, int status) {
         return;
     }
     /* signal-delivery-stop: deliver the signal unchanged */
+    if (core_flags & UMV_REPORT_SIGNALS) emit(UMV_EV_SIGNAL, t, NULL, sig, 0);
     t->state = T_RUNNING;
     ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig);
 }

@@ -30,6 +30,10 @@
 #define UMV_EV_GROUPSTOP 5 /* the first tracee entered a group-stop; data = signal */
 #define UMV_EV_FORK 6      /* a new process; data = parent pid */
 #define UMV_EV_LOG 7       /* diagnostic from the core; data = code, retval = value */
+#define UMV_EV_SIGNAL 8    /* a signal is delivered (only with UMV_REPORT_SIGNALS); data = signal */
+
+/* core flags (umv_set_flags) */
+#define UMV_REPORT_SIGNALS 1
 
 /* reply actions, Python -> C */
 #define UMV_ACT_CONT 1      /* run the call in the kernel (args/nr possibly rewritten) */
@@ -80,6 +84,7 @@ int64_t umv_poke(int pid, uint64_t addr, const void *buf, size_t len);
 int64_t umv_peek_string(int pid, uint64_t addr, char *buf, size_t len);
 int umv_kill_all(int sig);
 int umv_kill_view(int view, int sig);
+void umv_set_flags(int flags);
 void umv_get_stats(umv_stats *out);
 int umv_shutdown(void);
 /* CDEF-END */

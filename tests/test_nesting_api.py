@@ -82,7 +82,8 @@ async def test_api_module_instance_and_kill_on_exception(tmp_path):
     fifo = tmp_path / "pid"
     os.mkfifo(fifo)
     pids = []
-    with pytest.raises(RuntimeError, match="stop here"):
+    caught = []
+    try:
         async with umview_py.View(modules=[Misc(release="6.6")]) as view:
             r = await view.run(["uname", "-r"], capture_output=True)
             assert r.stdout == b"6.6\n"
@@ -91,6 +92,9 @@ async def test_api_module_instance_and_kill_on_exception(tmp_path):
                 with trio.fail_after(30):  # a guard; the read returns as soon as sh writes
                     pids.append(int(await trio.to_thread.run_sync(fifo.read_text)))
                 raise RuntimeError("stop here")
+    except* RuntimeError as group:  # bare or grouped, depending on trio's version
+        caught.extend(group.exceptions)
+    assert [str(e) for e in caught] == ["stop here"]
     assert gone(pids[0])
 
 
@@ -160,3 +164,13 @@ def test_trace_parsed_back(tmp_path):
 def test_trace_rejects_unknown_class():
     r = subprocess.run(UMVIEW + ["--trace=%bogus", "--", "true"], capture_output=True, env=_env())
     assert r.returncode == 2 and b"unknown class" in r.stderr
+
+
+def test_trace_shows_signals_and_exits():
+    r = run_view(["sh", "-c", 'trap "echo got" INT; kill -INT $$; sh -c "kill -TERM \\$\\$"; exit 4'],
+                 "--trace=misc", "-p", "misc")
+    err = r.stderr.decode().splitlines()
+    assert r.returncode == 4 and r.stdout == b"got\n"
+    assert any(re.fullmatch(r"\[pid \d+\] --- SIGINT ---", line) for line in err)
+    assert any(re.fullmatch(r"\[pid \d+\] \+\+\+ killed by SIGTERM \+\+\+", line) for line in err)
+    assert re.fullmatch(r"\[pid \d+\] \+\+\+ exited with 4 \+\+\+", err[-1])

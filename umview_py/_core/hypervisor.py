@@ -26,7 +26,7 @@ from ..module import Call, Module
 from ..syscalls.table import BY_NAME, BY_NR
 from . import seccomp
 from .bridge import (ACT_CONT, ACT_DEFER, ACT_RUN_EXIT, ACT_SET_RESULT, ACT_SKIP, EV_ALLGONE,
-                     EV_EXIT, EV_FORK, EV_GROUPSTOP, EV_LOG, EV_SYSEXIT, TraceeMemory, check,
+                     EV_EXIT, EV_FORK, EV_GROUPSTOP, EV_LOG, EV_SIGNAL, EV_SYSEXIT, TraceeMemory, check,
                      ffi, lib)
 
 log = logging.getLogger("umview")
@@ -223,6 +223,7 @@ class Hypervisor:
         if self._started:
             return
         check(lib.umv_init(), "umv_init")
+        lib.umv_set_flags(lib.UMV_REPORT_SIGNALS if self.trace is not None else 0)
         if self.pin_cpu is not None:
             for tid in os.listdir("/proc/self/task"):
                 os.sched_setaffinity(int(tid), {self.pin_cpu})
@@ -396,6 +397,9 @@ class Hypervisor:
             view = self.views.get(ev.view)
             if view:
                 view.processes += 1
+        elif kind == EV_SIGNAL:
+            if self.trace is not None:
+                self.trace.signal_line(ev.pid, ev.data)
         elif kind == EV_LOG:
             log.warning("could not widen the seccomp filter of process %d: "
                         "calls claimed after it started may run unseen", ev.pid)

@@ -82,6 +82,14 @@ class Tracer:
         self.out.write(f"[pid {call.pid}] {call.name}({self.format_args(call)}) = {res} <{served_by}>\n")
         self.out.flush()
 
+    def signal_line(self, pid: int, sig: int) -> None:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"SIG{sig}"
+        self.out.write(f"[pid {pid}] --- {name} ---\n")
+        self.out.flush()
+
     def exit_line(self, pid: int, status: int) -> None:
         if os.WIFSIGNALED(status):
             sig = signal.Signals(os.WTERMSIG(status)).name
