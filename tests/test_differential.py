@@ -228,6 +228,28 @@ def c_python(work, progs):
     return ["python3", "par.py"], {}
 
 
+PY_SPAWN = r"""
+import os, subprocess, sys
+# subprocess uses vfork (CLONE_VM|CLONE_VFORK) where it can
+r = subprocess.run(["sh", "-c", "echo sub; echo err >&2; exit 4"], capture_output=True)
+print("subprocess:", r.returncode, r.stdout, r.stderr)
+pid = os.posix_spawnp("sh", ["sh", "-c", "exit 6"], os.environ)
+print("posix_spawn:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print("system:", os.waitstatus_to_exitcode(os.system("exit 5")))
+out = subprocess.check_output("seq 3 | tac", shell=True)
+print("pipe:", out)
+r = subprocess.run(["sh", "-c", "kill -INT $$"])
+print("signalled:", r.returncode)
+sys.stdout.flush()
+os.execvp("echo", ["echo", "exec'd"])
+"""
+
+
+def c_pyspawn(work, progs):
+    write(work / "spawn.py", PY_SPAWN)
+    return ["python3", "spawn.py"], {}
+
+
 def c_pthreads(work, progs):
     return [progs["pthreads"]], {}
 
@@ -325,6 +347,7 @@ CASES = [
     ("du", c_du, 0, (), False),
     ("bash", c_bash, 3, (), False),
     ("python-par", c_python, 0, (), True),
+    ("python-spawn", c_pyspawn, 0, (), False),
     ("pthreads", c_pthreads, 0, (), False),
     ("static", c_static, 0, (), False),
     ("make", c_make, 0, (), True),

@@ -14,7 +14,6 @@ import select
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -217,6 +216,14 @@ def _start_bg(tmp_path, *options):
                                 stdout=subprocess.DEVNULL, stderr=err)
 
 
+def _main_exited(proc, tmp_path):
+    try:
+        wait_eof(tmp_path / "main_alive")       # the main process has exited
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; umview status {proc.poll()}, its stderr: "
+                             f"{(tmp_path / 'stderr').read_text()!r}") from None
+
+
 def _bg_pid(tmp_path):
     # written by the main process before it exits, so complete once
     # main_alive has been closed
@@ -226,7 +233,7 @@ def _bg_pid(tmp_path):
 def test_waits_for_background_children(tmp_path):
     proc = _start_bg(tmp_path)
     try:
-        wait_eof(tmp_path / "main_alive")       # the main process has exited
+        _main_exited(proc, tmp_path)
         bgpid = _bg_pid(tmp_path)
         # Negative check, the one bounded wait of this file: without waiting,
         # umview would exit within milliseconds of its main process (and the
@@ -247,14 +254,17 @@ def test_waits_for_background_children(tmp_path):
 def test_kill_on_exit_kills_background_children(tmp_path):
     proc = _start_bg(tmp_path, "--kill-on-exit")
     try:
-        wait_eof(tmp_path / "main_alive")
+        _main_exited(proc, tmp_path)
         proc.wait(timeout=GUARD)  # returns without any help
         bgpid = _bg_pid(tmp_path)
     finally:
         proc.kill()
         proc.wait()
+    left = wait_gone([bgpid])
+    for p in left:  # clean up before failing
+        os.kill(p, signal.SIGKILL)
     assert proc.returncode == 5, (tmp_path / "stderr").read_text()
-    assert not wait_gone([bgpid]), "background child still running after --kill-on-exit"
+    assert not left, "background child still running after --kill-on-exit"
     assert not (tmp_path / "out").exists()
 
 
@@ -397,6 +407,39 @@ def test_job_control_in_interactive_bash(mode):
     finally:
         t.close()
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7, t.log.decode(errors="replace")
+
+
+def test_umview_as_a_job_of_an_interactive_bash():
+    """The other side: umview itself is the job.  Ctrl-Z stops the program in
+    the view; umview must stop too so that the shell sees a stopped job, and
+    fg must resume both; Ctrl-C kills the program and umview exits 130."""
+    env = _env({"PS1": "PROMPT> ", "TERM": "dumb", "HISTFILE": "/dev/null",
+                "UMV": " ".join(UMVIEW)})
+    t = Pty(["/bin/bash", "--norc", "--noprofile", "-i"], env)
+    try:
+        t.expect(rb"PROMPT> ")
+        t.send(b"$UMV -- sh -c 'echo RE\"\"ADY; read x; echo GOT-$x; exec sleep 100'\n")
+        t.expect(rb"\nREADY")
+        t.send(b"\x1a")                      # Ctrl-Z
+        t.expect(rb"Stopped")
+        t.expect(rb"PROMPT> ")
+        t.send(b"jobs\n")
+        t.expect(rb"\[1\]\+\s+Stopped\s+\$UMV")
+        t.expect(rb"PROMPT> ")
+        t.send(b"fg\n")
+        t.expect(rb"\$UMV")
+        t.send(b"hello\n")
+        t.expect(rb"GOT-hello")
+        t.send(b"\x03")                      # Ctrl-C
+        t.expect(rb"PROMPT> ")
+        t.send(b"echo rc=$?\n")
+        t.expect(rb"rc=130")
+        t.expect(rb"PROMPT> ")
+        t.send(b"exit 0\n")
+        status = t.drain_and_wait()
+    finally:
+        t.close()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 # ----------------------------------------------------------------------
