@@ -972,6 +972,9 @@ int umv_init(void) {
     if (sig_fd < 0 || ev_fd < 0 || cmd_fd < 0) return -errno;
     self_pid = getpid();
     stopping = 0;
+    /* Not dumpable: /proc/OURPID/mem and friends are closed to the view's
+     * processes (for a non-root user; root's CAP_SYS_PTRACE passes anyway). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     int e = pthread_create(&tracer, NULL, tracer_main, NULL);
     if (e) return -e;
     started = 1;

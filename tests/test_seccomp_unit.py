@@ -52,9 +52,17 @@ def test_empty_view_allows_everything_but_the_guards():
             want = sc.RET_TRACE | sc.DATA_GUARD
         assert run_bpf(p, s.nr) == want, s.name
     assert run_bpf(p, sc.NR_VSYS) == sc.RET_TRACE | sc.DATA_VSYS
-    # an empty view leaves i386 and unknown numbers alone
+    # an empty view leaves i386 and unknown numbers alone...
     assert run_bpf(p, 122, arch=I386) == sc.RET_ALLOW
     assert run_bpf(p, MAX_NR + 50) == sc.RET_ALLOW
+    assert run_bpf(p, nr("getpid") | sc.X32_BIT) == sc.RET_ALLOW
+    # ...but not their ways to make a child we would not follow
+    assert run_bpf(p, 120, arch=I386, args=(0x11,) + (0,) * 5) == sc.RET_ALLOW
+    assert run_bpf(p, 120, arch=I386, args=(0x11 | sc.CLONE_UNTRACED,) + (0,) * 5) == ENOSYS
+    assert run_bpf(p, 435, arch=I386) == ENOSYS
+    assert run_bpf(p, nr("clone3") | sc.X32_BIT) == ENOSYS
+    assert run_bpf(p, nr("clone") | sc.X32_BIT, args=(sc.CLONE_UNTRACED,) + (0,) * 5) == ENOSYS
+    assert run_bpf(p, nr("clone") | sc.X32_BIT, args=(0x11,) + (0,) * 5) == sc.RET_ALLOW
     assert p.trap == bytes(sc.BITMAP_BYTES)
 
 

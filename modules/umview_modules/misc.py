@@ -95,7 +95,7 @@ class Misc(Module):
         return 0
 
     def _set_name(self, call, key):
-        length = call.arg(1)
+        length = call.arg(1, bits=32)  # the kernel's len is an int
         if length < 0 or length >= UTS_LEN:
             raise SyscallError(errno.EINVAL)
         self.config[key] = os.fsdecode(call.read(call.args[0], length).split(b"\0")[0])
@@ -112,7 +112,10 @@ class Misc(Module):
     # module of a parent view may shift the clock too, and offsets add up.
     def _now_ns(self, call, clock, read_back):
         if call.next() is None:
-            return time.clock_gettime_ns(clock) + self.offset_ns
+            try:
+                return time.clock_gettime_ns(clock) + self.offset_ns
+            except OSError as exc:  # e.g. CLOCK_REALTIME_ALARM without an RTC
+                raise SyscallError(exc.errno) from None
         return read_back() + self.offset_ns
 
     def clock_gettime(self, call):

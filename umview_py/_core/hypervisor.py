@@ -528,6 +528,8 @@ class Hypervisor:
             if req_len > 1 << 20:
                 raise SyscallError(errno.E2BIG)
             req = json.loads(self.memory.read(tid, req_ptr, req_len))
+            if not isinstance(req, dict):
+                raise SyscallError(errno.EINVAL)
             op = req.get("op")
             fn = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
             if fn is None:

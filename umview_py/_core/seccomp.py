@@ -61,6 +61,7 @@ JA = 0x05
 
 OFF_NR, OFF_ARCH, OFF_ARGS = 0, 4, 16
 
+I386_CLONE, I386_CLONE3 = 120, 435
 GUARDED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd")
 
 
@@ -111,14 +112,32 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
     virtualizes = bool(claimed) or trap_all
     foreign = RET_ERRNO | errno.ENOSYS if virtualizes else RET_ALLOW
     default = RET_TRACE | DATA_CLAIM if trap_all else RET_ALLOW
-    p = []
-    # arch and x32
-    p.append(_ins(LD_W_ABS, 0, 0, OFF_ARCH))
-    p.append(_ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64))
-    p.append(_ins(RET_K, 0, 0, foreign))
-    p.append(_ins(LD_W_ABS, 0, 0, OFF_NR))
-    p.append(_ins(JGE_K, 0, 1, X32_BIT))
-    p.append(_ins(RET_K, 0, 0, foreign))
+    # The head: foreign ABIs.  i386 (int 0x80) and x32 calls are refused
+    # once the view virtualizes anything (their numbers would reach the
+    # kernel unseen); even in an empty view their clone3, and clone with
+    # CLONE_UNTRACED, are refused: that child would not be followed and
+    # would stay outside the view for good.  Indexes are fixed:
+    p = [
+        _ins(LD_W_ABS, 0, 0, OFF_ARCH),                  # 0
+        _ins(JEQ_K, 6, 0, AUDIT_ARCH_X86_64),            # 1 -> 8
+        _ins(LD_W_ABS, 0, 0, OFF_NR),                    # 2 i386
+        _ins(JEQ_K, 0, 1, I386_CLONE3),                  # 3
+        _ins(RET_K, 0, 0, RET_ERRNO | errno.ENOSYS),     # 4
+        _ins(JEQ_K, 0, 1, I386_CLONE),                   # 5
+        _ins(JA, 0, 0, 7),                               # 6 -> 14
+        _ins(RET_K, 0, 0, foreign),                      # 7
+        _ins(LD_W_ABS, 0, 0, OFF_NR),                    # 8 x86_64
+        _ins(JGE_K, 0, 8, X32_BIT),                      # 9 -> 18 when not x32
+        _ins(JEQ_K, 0, 1, X32_BIT | BY_NAME["clone3"].nr),  # 10
+        _ins(RET_K, 0, 0, RET_ERRNO | errno.ENOSYS),     # 11
+        _ins(JEQ_K, 1, 0, X32_BIT | BY_NAME["clone"].nr),   # 12 -> 14
+        _ins(RET_K, 0, 0, foreign),                      # 13
+        _ins(LD_W_ABS, 0, 0, OFF_ARGS),                  # 14 foreign clone: flags
+        _ins(JSET_K, 0, 1, CLONE_UNTRACED),              # 15
+        _ins(RET_K, 0, 0, RET_ERRNO | errno.ENOSYS),     # 16
+        _ins(RET_K, 0, 0, foreign),                      # 17
+        _ins(LD_W_ABS, 0, 0, OFF_NR),                    # 18 native calls
+    ]
 
     def ret_if(nr, action):
         p.append(_ins(JEQ_K, 0, 1, nr))
