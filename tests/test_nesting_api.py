@@ -174,3 +174,8 @@ def test_trace_shows_signals_and_exits():
     assert any(re.fullmatch(r"\[pid \d+\] --- SIGINT ---", line) for line in err)
     assert any(re.fullmatch(r"\[pid \d+\] \+\+\+ killed by SIGTERM \+\+\+", line) for line in err)
     assert re.fullmatch(r"\[pid \d+\] \+\+\+ exited with 4 \+\+\+", err[-1])
+
+
+def test_umview_name_shows_the_chain():
+    r = run_view(["sh", "-c", "umview-name; umview -V mid -- umview -V leaf -- umview-name"], "-V", "top")
+    assert r.stdout.decode().splitlines() == ["top", "leaf", "parents: mid < top"]

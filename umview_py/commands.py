@@ -1,4 +1,4 @@
-"""The in-view commands: umview-insmod, umview-rmmod, umview-lsmod.
+"""The in-view commands: umview-insmod, umview-rmmod, umview-lsmod, umview-name.
 
 They change the view of the process that runs them, which is the view of the
 shell that started them, and so of that shell and all its children."""
@@ -47,6 +47,19 @@ def _lsmod(argv):
     for v in answer["views"]:
         for m in reversed(v["modules"]):
             print(f"{m['name']:<16} {v['name']:<16} {m['options']}".rstrip())
+
+
+def _name(argv):
+    answer = vsys.call("lsmod")
+    names = [v["name"] for v in answer["views"]]
+    print(names[0])
+    if len(names) > 1:
+        print("parents: " + " < ".join(names[1:]))
+
+
+def name_main(argv=None):
+    return _run(_name, argv, "usage: umview-name\n"
+                "Print the name of the calling view, then its chain of parents.")
 
 
 def insmod_main(argv=None):
