@@ -96,6 +96,8 @@ typedef struct tracee {
     proc *p;
     int inj_restart;            /* injection replaced a syscall that must run again */
     int inj_sig;                /* signal to deliver when the injection ends */
+    int restore_args;           /* the call ran with rewritten arguments */
+    uint64_t orig_args[6];      /* ...these were the program's */
     struct user_regs_struct saved;
     struct tracee *next;
 } tracee;
@@ -801,10 +803,21 @@ static void do_reply(cmd *c) {
     struct user_regs_struct r;
     if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0) return;
     if (t->state == T_PYEXIT) {
+        int changed = 0;
         if (c->action == UMV_ACT_SET_RESULT) {
             r.rax = (unsigned long long)c->value;
-            ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+            changed = 1;
         }
+        if (t->restore_args) {
+            /* The kernel keeps every register but rax, rcx and r11 across a
+             * syscall, and programs rely on it: put back the arguments we
+             * rewrote for the kernel. */
+            r.rdi = t->orig_args[0]; r.rsi = t->orig_args[1]; r.rdx = t->orig_args[2];
+            r.r10 = t->orig_args[3]; r.r8 = t->orig_args[4]; r.r9 = t->orig_args[5];
+            t->restore_args = 0;
+            changed = 1;
+        }
+        if (changed) ptrace(PTRACE_SETREGS, t->tid, 0, &r);
         resume(t, PTRACE_CONT, 0);
         return;
     }
@@ -815,6 +828,11 @@ static void do_reply(cmd *c) {
     case UMV_ACT_CONT:
     case UMV_ACT_RUN_EXIT:
         if (c->has_args) {
+            if (c->action == UMV_ACT_RUN_EXIT) {
+                t->orig_args[0] = r.rdi; t->orig_args[1] = r.rsi; t->orig_args[2] = r.rdx;
+                t->orig_args[3] = r.r10; t->orig_args[4] = r.r8; t->orig_args[5] = r.r9;
+                t->restore_args = 1;
+            }
             r.orig_rax = c->nr;
             r.rdi = c->args[0]; r.rsi = c->args[1]; r.rdx = c->args[2];
             r.r10 = c->args[3]; r.r8 = c->args[4]; r.r9 = c->args[5];

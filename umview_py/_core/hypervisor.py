@@ -194,7 +194,9 @@ class Hypervisor:
                 else:
                     unconditional.add(name)
                     arg_in.pop(name, None)
-        deny_paths = any(BY_NAME[n].family in ("path", "fd") for n in claimed)
+        # io_uring and friends would reach files and sockets behind the
+        # modules' backs: refused as soon as a module claims such calls.
+        deny_paths = any(BY_NAME[n].family in ("path", "fd", "net") for n in claimed)
         if self.trace is not None:
             for name in self.trace.extra:  # trapped to be shown, served by the kernel
                 claimed.add(name)

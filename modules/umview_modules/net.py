@@ -1,0 +1,1100 @@
+"""net: what the network looks like from inside a view.
+
+Options (see docs/net.md for the whole story):
+
+  mode=all|loopback|deny   (--net)   all: no restriction; loopback: only
+                           loopback addresses can be reached or bound;
+                           deny: no IPv4/IPv6 destination at all
+  port_map=G:H[;G:H...]    (--port-map)  a bind to port G really binds H,
+                           connects to G on a loopback address reach H,
+                           getsockname/getpeername show G
+  netcoop=yes              (--netcoop) binds to fixed ports get free host
+                           ports; connects in the view follow them
+  socks5=HOST:PORT         (--socks5)     TCP connects go through a SOCKS5 proxy
+  http_proxy=HOST:PORT     (--http-proxy) ... or an HTTP CONNECT proxy
+  no_proxy=CIDR[;CIDR...]  (--no-proxy)   direct destinations (default:
+                           loopback; an empty value proxies everything)
+  proxy_timeout=SECONDS    the proxy handshake's time limit (default 30)
+
+How the calls are served.  Checks that only read the program's arguments
+(the policy of `mode`) are plain handlers.  Whatever must land elsewhere is
+done by the hypervisor itself on a duplicate of the program's socket
+(pidfd_getfd: the same socket, the same open file), without ever waiting:
+a remapped bind; a remapped connect (non-blocking for that one call, see
+_connect_remapped: still a plain handler); a proxied connect, whose
+handshake then runs in an async handler with MSG_DONTWAIT and trio's
+readiness waits (the file status flags, shared with the program, are left
+alone).  The layers below (a parent view) are asked first, with the
+rewritten sockaddr written in place in the program's memory for that
+moment.  call.kernel() is not used: with rewritten arguments it leaves them
+in the program's registers (see docs/net.md).
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import errno
+import fcntl
+import ipaddress
+import logging
+import os
+import socket
+import stat
+import struct
+
+import trio
+
+from umview_py import Claims, Module, ModuleError, Option, SyscallError, boolean
+
+log = logging.getLogger("umview.net")
+
+AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6 = 0, 1, 2, 10
+AF_NETLINK, AF_PACKET, AF_ALG = 16, 17, 38
+AF_MAX = 46
+SOCK_STREAM, SOCK_DGRAM = 1, 2
+SOCKADDR_MAX = 128           # sizeof(struct sockaddr_storage)
+SIN_LEN, SIN6_LEN, SIN6_LEN_RFC2133 = 16, 28, 24
+MSGHDR_LEN, MMSGHDR_LEN = 56, 64
+UIO_MAXIOV = 1024
+CAP_NET_BIND_SERVICE = 10
+PIDFD_THREAD = os.O_EXCL
+NR_PIDFD_GETFD = 438
+MSG_DONTWAIT = socket.MSG_DONTWAIT
+MSG_NOSIGNAL = socket.MSG_NOSIGNAL
+
+# Families a restricted view may still open: local IPC, the IP families
+# (whose destinations the handlers check) and the kernel crypto API.
+# AF_NETLINK is checked by protocol; all other families (AF_PACKET, AF_VSOCK,
+# AF_BLUETOOTH, AF_CAN, AF_XDP, AF_KEY...) reach hardware or host networking
+# directly and get EAFNOSUPPORT, as from a kernel built without them.
+OPEN_FAMILIES = frozenset({AF_UNIX, AF_INET, AF_INET6, AF_ALG})
+TRAPPED_FAMILIES = frozenset(range(AF_MAX)) - OPEN_FAMILIES
+# Netlink protocols that show or change host networking: ROUTE (interfaces,
+# addresses, routes), SOCK_DIAG (ss), NFLOG, XFRM, NETFILTER, IP6_FW,
+# GENERIC (nl80211, ethtool, devlink, wireguard...).  Others (uevents,
+# audit, connector, crypto...) are left alone.
+NETWORK_NETLINK = frozenset({0, 4, 5, 6, 12, 13, 16})
+
+MODES = {"all": "all", "host": "all", "on": "all",
+         "loopback": "loopback", "lo": "loopback",
+         "deny": "deny", "none": "deny", "off": "deny"}
+
+IP4_LOOP = ipaddress.ip_network("127.0.0.0/8")
+DEFAULT_NO_PROXY = (IP4_LOOP, ipaddress.ip_network("::1/128"),
+                    ipaddress.ip_network("0.0.0.0/32"), ipaddress.ip_network("::/128"))
+
+
+# ----------------------------------------------------------------------
+# addresses
+
+@dataclasses.dataclass(frozen=True)
+class Addr:
+    """An IPv4 or IPv6 socket address as a program passes it (family is the
+    sockaddr's family: a v4-mapped address in an AF_INET6 sockaddr stays
+    AF_INET6)."""
+
+    family: int
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    port: int
+    flowinfo: int = 0
+    scope_id: int = 0
+
+    @property
+    def v4(self):
+        """The IPv4 address this means, if any (plain or v4-mapped)."""
+        if self.ip.version == 4:
+            return self.ip
+        return self.ip.ipv4_mapped
+
+    @property
+    def is_loopback(self) -> bool:
+        v4 = self.v4
+        return v4.is_loopback if v4 is not None else self.ip == ipaddress.IPv6Address(1)
+
+    @property
+    def is_wildcard(self) -> bool:
+        v4 = self.v4
+        return (v4 if v4 is not None else self.ip) == type(v4 if v4 is not None else self.ip)(0)
+
+    @property
+    def is_local(self) -> bool:
+        """Does a connect to this address reach the local host by loopback?
+        (Linux takes the wildcard address as "this host".)"""
+        return self.is_loopback or self.is_wildcard
+
+    def replace(self, **kw) -> "Addr":
+        return dataclasses.replace(self, **kw)
+
+    def pack(self, size: int | None = None) -> bytes:
+        """The sockaddr bytes (sockaddr_in: 16, sockaddr_in6: 28, or the
+        first `size` of them)."""
+        if self.family == AF_INET:
+            raw = struct.pack("<H", AF_INET) + struct.pack("!H", self.port) + self.ip.packed + bytes(8)
+        else:
+            ip = self.ip
+            if ip.version == 4:
+                ip = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + ip.packed)
+            raw = (struct.pack("<H", AF_INET6) + struct.pack("!HI", self.port, self.flowinfo)
+                   + ip.packed + struct.pack("<I", self.scope_id))
+        return raw if size is None else raw[:size]
+
+    def in_family(self, family: int) -> "Addr | None":
+        """The same destination in a sockaddr of `family` (an IPv4 address
+        becomes v4-mapped in AF_INET6), or None when it cannot be said."""
+        if family == self.family:
+            return self
+        if family == AF_INET6:
+            return Addr(AF_INET6, ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + self.ip.packed),
+                        self.port)
+        if family == AF_INET and self.v4 is not None:
+            return Addr(AF_INET, self.v4, self.port)
+        return None
+
+    def __str__(self):
+        return f"[{self.ip}]:{self.port}" if self.family == AF_INET6 else f"{self.ip}:{self.port}"
+
+
+def parse_sockaddr(raw: bytes) -> Addr | None:
+    """An Addr from sockaddr bytes, or None for other families and for
+    lengths the kernel would refuse (it then answers the program itself)."""
+    if len(raw) < 2:
+        return None
+    family = struct.unpack_from("<H", raw)[0]
+    if family == AF_INET and len(raw) >= SIN_LEN:
+        port = struct.unpack_from("!H", raw, 2)[0]
+        return Addr(AF_INET, ipaddress.IPv4Address(raw[4:8]), port)
+    if family == AF_INET6 and len(raw) >= SIN6_LEN_RFC2133:
+        port, flowinfo = struct.unpack_from("!HI", raw, 2)
+        scope = struct.unpack_from("<I", raw, 24)[0] if len(raw) >= SIN6_LEN else 0
+        return Addr(AF_INET6, ipaddress.IPv6Address(raw[8:24]), port, flowinfo, scope)
+    return None
+
+
+def loopback_for(family: int, dual_stack: bool) -> ipaddress._BaseAddress:
+    """The loopback address that replaces a wildcard bind."""
+    if family == AF_INET:
+        return ipaddress.IPv4Address("127.0.0.1")
+    return ipaddress.IPv6Address("::ffff:127.0.0.1") if dual_stack else ipaddress.IPv6Address("::1")
+
+
+# ----------------------------------------------------------------------
+# option values (each raises ValueError with a message the user can act on)
+
+def _split(text: str) -> list[str]:
+    """A list in one option value: `;`, `+`, `,` or blanks separate items
+    (`-p net,...` splits on commas itself, so there use `;` or `+`)."""
+    for sep in ";+,":
+        text = text.replace(sep, " ")
+    return text.split()
+
+
+def parse_mode(text: str) -> str:
+    mode = MODES.get(text.strip().lower())
+    if mode is None:
+        raise ValueError(f"mode must be all, loopback or deny, not {text!r}")
+    return mode
+
+
+def parse_port(text: str, what: str = "port") -> int:
+    text = text.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"bad {what} {text!r}: a number from 1 to 65535")
+    return int(text)
+
+
+class PortMap(dict):
+    """guest port -> host port; str() gives the option's text back."""
+
+    def __str__(self):
+        return ";".join(f"{g}:{h}" for g, h in self.items())
+
+
+def parse_port_map(text: str) -> PortMap:
+    pm = PortMap()
+    items = _split(text)
+    if not items:
+        raise ValueError("empty port map (expected GUEST:HOST[;GUEST:HOST...])")
+    for item in items:
+        guest, sep, host = item.partition(":")
+        if not sep:
+            raise ValueError(f"bad port map entry {item!r}: expected GUEST:HOST")
+        g, h = parse_port(guest, "guest port"), parse_port(host, "host port")
+        if g in pm:
+            raise ValueError(f"guest port {g} is mapped twice")
+        pm[g] = h
+    hosts = list(pm.values())
+    if len(set(hosts)) != len(hosts):
+        raise ValueError("two guest ports are mapped to the same host port")
+    return pm
+
+
+@dataclasses.dataclass(frozen=True)
+class Proxy:
+    host: str          # as written (for messages)
+    addr: Addr         # resolved
+    user: str | None = None
+    password: str | None = None
+
+    def __str__(self):
+        cred = f"{self.user}:***@" if self.user is not None else ""
+        return f"{cred}{self.host}:{self.addr.port}"
+
+
+def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """'1.2.3.4:1080', '[::1]:1080', 'localhost:1080' -> (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError(f"bad address {text!r}: missing ']'")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"bad address {text!r}")
+        port = rest[1:]
+    else:
+        if text.count(":") > 1:
+            raise ValueError(f"bad address {text!r}: write IPv6 addresses as [ADDR]:PORT")
+        host, _, port = text.partition(":")
+    if not host:
+        raise ValueError(f"bad address {text!r}: no host")
+    if not port:
+        if default_port is None:
+            raise ValueError(f"bad address {text!r}: expected HOST:PORT")
+        return host, default_port
+    return host, parse_port(port)
+
+
+def _resolve(host: str, port: int) -> Addr:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not all(c.isalnum() or c in "-._" for c in host):
+            raise ValueError(f"bad host name {host!r}") from None
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise ValueError(f"cannot resolve {host!r}: {exc.strerror}") from None
+        infos.sort(key=lambda i: i[0] != socket.AF_INET)  # IPv4 first: any socket can reach it
+        ip = ipaddress.ip_address(infos[0][4][0])
+    return Addr(AF_INET if ip.version == 4 else AF_INET6, ip, port)
+
+
+def _proxy_parser(schemes: tuple[str, ...], default_port: int):
+    def parse(text: str) -> Proxy:
+        text = text.strip()
+        for scheme in schemes:
+            if text.lower().startswith(scheme + "://"):
+                text = text[len(scheme) + 3:]
+                break
+        text = text.rstrip("/")
+        user = password = None
+        if "@" in text:
+            cred, _, text = text.rpartition("@")
+            user, _, password = cred.partition(":")
+        host, port = parse_hostport(text, default_port)
+        return Proxy(host, _resolve(host, port), user, password)
+
+    parse.__name__ = "proxy address"
+    return parse
+
+
+parse_socks5 = _proxy_parser(("socks5", "socks5h", "socks"), 1080)
+parse_http_proxy = _proxy_parser(("http",), None)
+
+
+class Networks(tuple):
+    def __str__(self):
+        return ";".join(str(n) for n in self) or '""'
+
+
+def parse_cidrs(text: str) -> Networks:
+    """'10.0.0.0/8;fd00::/8;192.168.1.7' -> networks; '' or 'none' -> ()."""
+    items = _split(text)
+    if items == ["none"]:
+        return Networks()
+    nets = []
+    for item in items:
+        try:
+            nets.append(ipaddress.ip_network(item.replace("[", "").replace("]", ""), strict=False))
+        except ValueError:
+            raise ValueError(f"bad network {item!r}: expected ADDRESS[/PREFIX]") from None
+    return Networks(nets)
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def in_networks(addr: Addr, nets) -> bool:
+    ips = [addr.ip] + ([addr.v4] if addr.v4 is not None and addr.ip.version == 6 else [])
+    return any(ip in net for net in nets for ip in ips if ip.version == net.version)
+
+
+# ----------------------------------------------------------------------
+# proxy handshakes: pure protocol code over two awaitables, so that the
+# unit tests can drive them over a socketpair
+
+class ProxyFailure(Exception):
+    def __init__(self, err: int, why: str):
+        super().__init__(why)
+        self.errno = err
+
+
+SOCKS5_ERRORS = {1: errno.ECONNREFUSED, 2: errno.ECONNREFUSED, 3: errno.ENETUNREACH,
+                 4: errno.EHOSTUNREACH, 5: errno.ECONNREFUSED, 6: errno.ETIMEDOUT,
+                 7: errno.ECONNREFUSED, 8: errno.ECONNREFUSED}
+
+
+def socks5_request(target: Addr) -> bytes:
+    v4 = target.v4
+    if v4 is not None:
+        return b"\x05\x01\x00\x01" + v4.packed + struct.pack("!H", target.port)
+    return b"\x05\x01\x00\x04" + target.ip.packed + struct.pack("!H", target.port)
+
+
+async def socks5_handshake(io, target: Addr, user: str | None = None, password: str | None = None):
+    methods = b"\x00\x02" if user is not None else b"\x00"
+    await io.send(b"\x05" + bytes([len(methods)]) + methods)
+    ver, method = await io.recv_exact(2)
+    if ver != 5:
+        raise ProxyFailure(errno.ECONNREFUSED, f"not a SOCKS5 server (version {ver})")
+    if method == 2 and user is not None:
+        u, p = user.encode()[:255], (password or "").encode()[:255]
+        await io.send(b"\x01" + bytes([len(u)]) + u + bytes([len(p)]) + p)
+        _, status = await io.recv_exact(2)
+        if status != 0:
+            raise ProxyFailure(errno.ECONNREFUSED, "SOCKS5 authentication failed")
+    elif method != 0:
+        raise ProxyFailure(errno.ECONNREFUSED, f"SOCKS5 server accepts none of our methods ({method:#x})")
+    await io.send(socks5_request(target))
+    ver, rep, _, atyp = await io.recv_exact(4)
+    if ver != 5:
+        raise ProxyFailure(errno.ECONNREFUSED, "bad SOCKS5 reply")
+    if rep != 0:
+        raise ProxyFailure(SOCKS5_ERRORS.get(rep, errno.ECONNREFUSED), f"SOCKS5 reply {rep}")
+    # the bound address: read exactly its length, nothing of the stream after it
+    if atyp == 1:
+        await io.recv_exact(4 + 2)
+    elif atyp == 4:
+        await io.recv_exact(16 + 2)
+    elif atyp == 3:
+        (n,) = await io.recv_exact(1)
+        await io.recv_exact(n + 2)
+    else:
+        raise ProxyFailure(errno.ECONNREFUSED, f"bad SOCKS5 address type {atyp}")
+
+
+def http_connect_request(target: Addr, user=None, password=None) -> bytes:
+    v4 = target.v4
+    hostport = f"{v4}:{target.port}" if v4 is not None else f"[{target.ip}]:{target.port}"
+    lines = [f"CONNECT {hostport} HTTP/1.1", f"Host: {hostport}"]
+    if user is not None:
+        import base64
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        lines.append(f"Proxy-Authorization: Basic {token}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def http_status_errno(head: bytes) -> int:
+    """0 for a 2xx answer to CONNECT, else the errno the program gets."""
+    first = head.split(b"\r\n", 1)[0].split()
+    if len(first) < 2 or not first[0].startswith(b"HTTP/") or not first[1].isdigit():
+        return errno.ECONNREFUSED
+    code = int(first[1])
+    if 200 <= code < 300:
+        return 0
+    if code in (504, 408):
+        return errno.ETIMEDOUT
+    return errno.ECONNREFUSED
+
+
+async def http_connect_handshake(io, target: Addr, user=None, password=None):
+    await io.send(http_connect_request(target, user, password))
+    head = await io.recv_head()
+    err = http_status_errno(head)
+    if err:
+        raise ProxyFailure(err, "proxy answered " + head.split(b"\r\n", 1)[0].decode("latin-1"))
+
+
+class SocketIO:
+    """send/recv on a socket shared with the program, without ever blocking
+    and without changing its flags; never reads past what is asked."""
+
+    HEAD_MAX = 16384
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    async def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.sock.send(view, MSG_DONTWAIT | MSG_NOSIGNAL)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.sock)
+                continue
+            except OSError as exc:
+                raise ProxyFailure(errno.ECONNREFUSED, f"proxy: {exc.strerror}") from None
+            view = view[n:]
+
+    async def _recv(self, n: int, flags: int = 0) -> bytes:
+        while True:
+            try:
+                data = self.sock.recv(n, MSG_DONTWAIT | flags)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.sock)
+                continue
+            except OSError as exc:
+                raise ProxyFailure(errno.ECONNREFUSED, f"proxy: {exc.strerror}") from None
+            if not data:
+                raise ProxyFailure(errno.ECONNREFUSED, "the proxy closed the connection")
+            return data
+
+    async def recv_exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            buf += await self._recv(n - len(buf))
+        return buf
+
+    async def recv_head(self) -> bytes:
+        """An HTTP response head, up to and including the empty line: peek,
+        then take exactly the bytes that belong to the head."""
+        buf = b""
+        while True:
+            peek = await self._recv(4096, socket.MSG_PEEK)
+            end = (buf[-3:] + peek).find(b"\r\n\r\n")
+            if end >= 0:
+                take = end + 4 - len(buf[-3:])
+                return buf + await self.recv_exact(take)
+            buf += await self.recv_exact(len(peek))
+            if len(buf) > self.HEAD_MAX:
+                raise ProxyFailure(errno.ECONNREFUSED, "proxy answer too long")
+
+
+# ----------------------------------------------------------------------
+# the program's sockets, from the hypervisor's side
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def tracee_fd(pid: int, tid: int, fd: int) -> int:
+    """A duplicate of the program's fd (pidfd_getfd).  Same open file, same
+    socket: what we do on it, the program's socket does.  Raises OSError."""
+    try:
+        pidfd = os.pidfd_open(tid, PIDFD_THREAD)  # the thread's own fd table (Linux >= 6.9)
+    except OSError:
+        pidfd = os.pidfd_open(pid)
+    try:
+        got = _libc.syscall(NR_PIDFD_GETFD, pidfd, fd, 0)
+        if got < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return got
+    finally:
+        os.close(pidfd)
+
+
+def _sockname(fd: int, peer: bool = False) -> bytes:
+    buf = ctypes.create_string_buffer(SOCKADDR_MAX)
+    n = ctypes.c_uint32(SOCKADDR_MAX)
+    rc = (_libc.getpeername if peer else _libc.getsockname)(fd, buf, ctypes.byref(n))
+    if rc < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return buf.raw[:min(n.value, SOCKADDR_MAX)]
+
+
+def _bind(fd: int, raw: bytes) -> int:
+    rc = _libc.bind(fd, raw, len(raw))
+    return -ctypes.get_errno() if rc < 0 else 0
+
+
+def _disconnect(fd: int) -> None:
+    """connect(AF_UNSPEC): the socket may be connected again, as after a
+    failed connect."""
+    _libc.connect(fd, struct.pack("<H", AF_UNSPEC) + bytes(14), 16)
+
+
+def _connect_nonblocking(fd: int, raw: bytes) -> int:
+    """connect() that never waits: 0, -EINPROGRESS or -errno.  The file's
+    O_NONBLOCK is set for that one call if need be, then put back (the
+    file is shared with the program, whose thread is stopped meanwhile)."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if not flags & os.O_NONBLOCK:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    try:
+        rc = _libc.connect(fd, raw, len(raw))
+        return -ctypes.get_errno() if rc < 0 else 0
+    finally:
+        if not flags & os.O_NONBLOCK:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+
+
+def _getsockopt_int(fd: int, level: int, opt: int) -> int:
+    v = ctypes.c_int(0)
+    n = ctypes.c_uint32(4)
+    if _libc.getsockopt(fd, level, opt, ctypes.byref(v), ctypes.byref(n)) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return v.value
+
+
+def _may_bind_privileged(pid: int) -> bool:
+    """Could the program bind a port below ip_unprivileged_port_start itself?"""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_NET_BIND_SERVICE & 1)
+    except OSError:
+        pass
+    return False
+
+
+def _unprivileged_port_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024
+
+
+class _Bounded(dict):
+    """A dict that forgets its oldest entries (keys are socket inodes; the
+    sockets of a long session come and go)."""
+
+    LIMIT = 1 << 16
+
+    def __setitem__(self, key, value):
+        self.pop(key, None)
+        super().__setitem__(key, value)
+        if len(self) > self.LIMIT:
+            del self[next(iter(self))]
+
+
+# ----------------------------------------------------------------------
+# the module
+
+class Net(Module):
+    name = "net"
+    description = "network policy (deny, loopback), port maps, netcoop, SOCKS5/HTTP proxies"
+    options = {
+        "mode": Option(parse_mode, "all", "all, loopback (only loopback addresses) or deny (no network)",
+                       cli="--net"),
+        "port_map": Option(parse_port_map, None, "GUEST:HOST[;GUEST:HOST...]: binds to GUEST listen on "
+                           "HOST; connects to GUEST on loopback reach HOST", cli="--port-map"),
+        "netcoop": Option(boolean, False, "binds to fixed ports get free host ports; connects in the "
+                          "view follow them", cli="--netcoop"),
+        "socks5": Option(parse_socks5, None, "HOST:PORT of a SOCKS5 proxy for outgoing TCP connects",
+                         cli="--socks5"),
+        "http_proxy": Option(parse_http_proxy, None, "HOST:PORT of an HTTP CONNECT proxy for outgoing "
+                             "TCP connects", cli="--http-proxy"),
+        "no_proxy": Option(parse_cidrs, None, "CIDR[;CIDR...] reached directly, not through the proxy "
+                           "(default: loopback; empty: none)", cli="--no-proxy"),
+        "proxy_timeout": Option(positive, 30.0, "seconds allowed for the proxy's handshake"),
+    }
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        cfg = self.config
+        self.mode = cfg["mode"]
+        self.port_map: dict[int, int] = dict(cfg["port_map"] or {})
+        self.port_unmap = {h: g for g, h in self.port_map.items()}
+        self.netcoop = bool(cfg["netcoop"])
+        if cfg["socks5"] is not None and cfg["http_proxy"] is not None:
+            raise ModuleError("module net: socks5 and http_proxy cannot be used together")
+        self.proxy: Proxy | None = cfg["socks5"] or cfg["http_proxy"]
+        self.proxy_kind = "socks5" if cfg["socks5"] is not None else "http"
+        self.no_proxy = DEFAULT_NO_PROXY if cfg["no_proxy"] is None else tuple(cfg["no_proxy"])
+        self.restricted = self.mode != "all"
+        self.remaps = bool(self.port_map) or self.netcoop
+        # netcoop: (sock type, guest port) -> host port, and back
+        self.coop: dict[tuple[int, int], int] = {}
+        self.coop_rev: dict[tuple[int, int], int] = {}
+        self.proxied = _Bounded()   # socket inode -> target Addr (getpeername)
+        self.narrowed = _Bounded()  # socket inode -> the wildcard it asked for (getsockname)
+        self.unpriv_start = _unprivileged_port_start()
+        # connect is async only with a proxy (the handshake); otherwise it
+        # stays on the fast road, a plain handler
+        if not self.proxy:
+            self.connect = self._connect_plain
+
+    def claims(self):
+        c = Claims()
+        if self.restricted:
+            c.syscalls |= {"socket", "bind", "listen", "connect", "sendto", "sendmsg", "sendmmsg",
+                           "getsockname"}
+            c.arg_in["socket"] = (0, TRAPPED_FAMILIES)
+        if self.remaps:
+            c.syscalls |= {"bind", "connect", "getsockname", "getpeername"}
+        if self.proxy:
+            c.syscalls |= {"connect", "getpeername"}
+        return c
+
+    def describe(self):
+        parts = []
+        for key in ("mode", "port_map", "netcoop", "socks5", "http_proxy", "no_proxy", "proxy_timeout"):
+            value = self.config[key]
+            if value != self.options[key].default:
+                parts.append(f"{key}={value}")
+        return " ".join(parts)
+
+    # -- helpers ------------------------------------------------------
+    def _dup(self, call, fd: int) -> int | None:
+        """Our duplicate of the program's fd, or None when it is not one
+        (the kernel then gives the program EBADF/ENOTSOCK itself)."""
+        try:
+            return tracee_fd(call.pid, call.tid, fd)
+        except OSError:
+            return None
+
+    def _inode(self, call, fd: int) -> int | None:
+        try:
+            st = os.stat(f"/proc/{call.tid}/fd/{fd}")
+        except OSError:
+            return None
+        return st.st_ino if stat.S_ISSOCK(st.st_mode) else None
+
+    @staticmethod
+    def _poke(call, addr: int, data: bytes) -> None:
+        """Write the program's memory, even a read-only page (a const
+        sockaddr): /proc/PID/mem writes like a debugger does."""
+        try:
+            call.write(addr, data)
+        except SyscallError:
+            try:
+                fd = os.open(f"/proc/{call.tid}/mem", os.O_RDWR)
+                try:
+                    if os.pwrite(fd, data, addr) != len(data):
+                        raise OSError(errno.EFAULT, "short write")
+                finally:
+                    os.close(fd)
+            except OSError:
+                raise SyscallError(errno.EFAULT) from None
+
+    @staticmethod
+    def _next(call):
+        """What the layers below say about the call as it now stands (its
+        sockaddr rewritten in place): None when none of them takes it.  An
+        async handler below cannot be asked from here (call.next() serves
+        plain ones); it is then skipped, see docs/net.md."""
+        try:
+            return call.next()
+        except RuntimeError:
+            log.debug("net: an async handler below was not asked about %s", call.name)
+            return None
+
+    def _ask_below(self, call, ptr: int, old: bytes, new: bytes):
+        self._poke(call, ptr, new)
+        try:
+            return self._next(call)
+        finally:
+            self._poke(call, ptr, old[:len(new)])
+
+    def _read_addr(self, call, ptr: int, length: int) -> Addr | None:
+        if not ptr or length < 2 or length > SOCKADDR_MAX:
+            return None
+        return parse_sockaddr(call.read(ptr, length))
+
+    def _deny_dest(self, addr: Addr | None) -> None:
+        """The policy for a destination the program itself asked for."""
+        if addr is None or not self.restricted:
+            return
+        if self.mode == "deny" or not addr.is_local:
+            raise SyscallError(errno.ENETUNREACH)
+
+    def _guest_port(self, stype: int, port: int) -> int:
+        g = self.port_unmap.get(port)
+        if g is None and self.netcoop:
+            g = self.coop_rev.get((stype, port))
+        return port if g is None else g
+
+    def _host_port(self, stype: int | None, port: int) -> int | None:
+        h = self.port_map.get(port)
+        if h is None and self.netcoop and stype is not None:
+            h = self.coop.get((stype, port))
+        return h
+
+    def _coop_has(self, port: int) -> bool:
+        return self.netcoop and ((SOCK_STREAM, port) in self.coop or (SOCK_DGRAM, port) in self.coop)
+
+    # -- socket -------------------------------------------------------
+    def socket(self, call):
+        if not self.restricted:
+            return None
+        family = call.arg(0, bits=32)
+        if family == AF_NETLINK:
+            if call.arg(2, bits=32) in NETWORK_NETLINK:
+                raise SyscallError(errno.EPROTONOSUPPORT)
+            return None
+        if family in TRAPPED_FAMILIES:
+            raise SyscallError(errno.EAFNOSUPPORT)
+        return None
+
+    # -- bind / listen ------------------------------------------------
+    def bind(self, call):
+        fd = call.arg(0, bits=32)
+        length = call.arg(2, signed=False, bits=32)
+        if not call.args[1] or length < 2 or length > SOCKADDR_MAX:
+            return None
+        raw = call.read(call.args[1], length)
+        addr = parse_sockaddr(raw)
+        if addr is None:
+            # AF_UNSPEC with INADDR_ANY is taken as AF_INET's wildcard by the kernel
+            if (self.restricted and len(raw) >= SIN_LEN and struct.unpack_from("<H", raw)[0] == AF_UNSPEC
+                    and raw[4:8] == bytes(4)):
+                addr = Addr(AF_INET, ipaddress.IPv4Address(0), struct.unpack_from("!H", raw, 2)[0])
+                raw = addr.pack()
+            else:
+                return None
+        dup = self._dup(call, fd)
+        if dup is None:
+            return None
+        try:
+            try:
+                domain = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_DOMAIN)
+                stype = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE)
+            except OSError:
+                return None
+            if domain not in (AF_INET, AF_INET6):
+                return None
+            new = addr
+            wildcard = None
+            if self.restricted and not addr.is_loopback:
+                if not addr.is_wildcard:
+                    raise SyscallError(errno.EADDRNOTAVAIL)
+                dual = False
+                if addr.family == AF_INET6 and addr.v4 is None:
+                    try:
+                        dual = not _getsockopt_int(dup, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+                    except OSError:
+                        pass
+                wildcard = addr.ip
+                new = new.replace(ip=loopback_for(addr.family, dual or addr.v4 is not None))
+            coop = False
+            if addr.port:
+                host = self.port_map.get(addr.port)
+                if host is not None:
+                    new = new.replace(port=host)
+                elif self.netcoop and stype in (SOCK_STREAM, SOCK_DGRAM):
+                    new = new.replace(port=0)
+                    coop = True
+            if new == addr:
+                return None
+            if 0 < new.port < self.unpriv_start and not _may_bind_privileged(call.pid):
+                raise SyscallError(errno.EACCES)
+            packed = new.pack(min(len(raw), SIN6_LEN) if addr.family == AF_INET6 else SIN_LEN)
+            # the layers below (a parent view's net) see the address we
+            # chose; one of them may bind it itself (narrowed, remapped)
+            rc = self._ask_below(call, call.args[1], raw, packed)
+            if rc is None:
+                rc = _bind(dup, packed)
+            if rc < 0:
+                return rc
+            if coop:
+                got = parse_sockaddr(_sockname(dup))
+                if got is not None:
+                    old = self.coop.get((stype, addr.port))
+                    if old is not None:
+                        self.coop_rev.pop((stype, old), None)
+                    self.coop[(stype, addr.port)] = got.port
+                    self.coop_rev[(stype, got.port)] = addr.port
+                    log.info("netcoop: port %d/%s of the view is host port %d", addr.port,
+                             "tcp" if stype == SOCK_STREAM else "udp", got.port)
+            if wildcard is not None:
+                self.narrowed[os.fstat(dup).st_ino] = wildcard
+            return 0
+        finally:
+            os.close(dup)
+
+    def listen(self, call):
+        """An unbound socket that listens is bound by the kernel to the
+        wildcard address: bind it to loopback first."""
+        if not self.restricted:
+            return None
+        dup = self._dup(call, call.arg(0, bits=32))
+        if dup is None:
+            return None
+        try:
+            try:
+                local = parse_sockaddr(_sockname(dup))
+            except OSError:
+                return None
+            if local is None or local.port != 0 or not local.is_wildcard:
+                return None
+            dual = False
+            if local.family == AF_INET6:
+                try:
+                    dual = not _getsockopt_int(dup, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+                except OSError:
+                    pass
+            if _bind(dup, local.replace(ip=loopback_for(local.family, dual)).pack()) == 0:
+                self.narrowed[os.fstat(dup).st_ino] = local.ip
+            return None
+        finally:
+            os.close(dup)
+
+    # -- connect ------------------------------------------------------
+    # Without a proxy, connect is a plain handler: the policy reads the
+    # sockaddr, and a remapped port is connected by the hypervisor itself on
+    # its duplicate of the socket, made non-blocking for that one call so
+    # that the tracer thread never waits (see _connect_remapped).  With a
+    # proxy it is async: the handshake takes round trips.
+
+    def _read_connect(self, call):
+        """(sockaddr bytes, Addr) of a connect, or None when it is not an
+        IPv4/IPv6 destination (or one the kernel refuses by itself)."""
+        ptr = call.args[1]
+        length = call.arg(2, signed=False, bits=32)
+        if not ptr or length < 2 or length > SOCKADDR_MAX:
+            return None
+        raw = call.read(ptr, length)
+        addr = parse_sockaddr(raw)
+        return None if addr is None else (raw, addr)
+
+    def _mapped(self, call, fd: int, addr: Addr):
+        """Where a connect to addr really goes (port map, netcoop), and our
+        duplicate of the socket if one was needed to decide (else None)."""
+        if not (self.remaps and addr.is_local):
+            return addr, None, None
+        host = self.port_map.get(addr.port)
+        if host is not None:
+            return addr.replace(port=host), None, None
+        if not self._coop_has(addr.port):
+            return addr, None, None
+        dup = self._dup(call, fd)
+        if dup is None:
+            return addr, None, None
+        stype = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE)
+        host = self._host_port(stype, addr.port)
+        return (addr if host is None else addr.replace(port=host)), dup, stype
+
+    def _connect_plain(self, call):
+        got = self._read_connect(call)
+        if got is None:
+            return None
+        raw, addr = got
+        fd = call.arg(0, bits=32)
+        dup = None
+        try:
+            dest, dup, _ = self._mapped(call, fd, addr)
+            self._deny_dest(dest)
+            if dest == addr:
+                return None
+            return self._connect_remapped(call, fd, dup, raw, dest)
+        except OSError:
+            return None
+        finally:
+            if dup is not None:
+                os.close(dup)
+
+    def _connect_remapped(self, call, fd: int, dup: int | None, raw: bytes, dest: Addr):
+        """Connect the program's socket to dest (a remapped loopback port).
+
+        The layers below are asked first, with the rewritten sockaddr in
+        the program's memory.  Then our duplicate of the socket is made
+        non-blocking for the call (the program's thread is stopped; the flag
+        is put back at once) and connected.  Done (0) or failed at once: that
+        is the program's answer.  In progress: a non-blocking program gets
+        EINPROGRESS as usual; a blocking one runs its own connect, which the
+        kernel, seeing the socket already connecting, turns into a wait for
+        the outcome (the address it passes is then not looked at)."""
+        new = raw[:2] + struct.pack("!H", dest.port) + raw[4:]
+        below = self._ask_below(call, call.args[1], raw, new)
+        if below is not None:
+            return below
+        own = dup is None
+        if own:
+            dup = self._dup(call, fd)
+            if dup is None:
+                return None
+        try:
+            blocking = os.get_blocking(dup)
+            rc = _connect_nonblocking(dup, new)
+        finally:
+            if own:
+                os.close(dup)
+        if rc == -errno.EINPROGRESS and blocking:
+            return None
+        return rc
+
+    async def connect(self, call):
+        got = self._read_connect(call)
+        if got is None:
+            return None
+        raw, addr = got
+        fd = call.arg(0, bits=32)
+        dup = None
+        try:
+            dest, dup, stype = self._mapped(call, fd, addr)
+            if self.proxy and not in_networks(dest, self.no_proxy) and not self._is_proxy(dest):
+                if dup is None:
+                    dup = self._dup(call, fd)
+                    if dup is None:
+                        return None
+                    stype = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE)
+                if stype == SOCK_STREAM:
+                    return await self._connect_via_proxy(call, dup, raw, dest)
+            self._deny_dest(dest)
+            if dest == addr:
+                return None
+            return self._connect_remapped(call, fd, dup, raw, dest)
+        except OSError:
+            return None
+        finally:
+            if dup is not None:
+                trio.lowlevel.notify_closing(dup)
+                os.close(dup)
+
+    def _is_proxy(self, dest: Addr) -> bool:
+        p = self.proxy.addr
+        return dest.port == p.port and (dest.ip == p.ip or (dest.v4 is not None and dest.v4 == p.v4))
+
+    async def _connect_via_proxy(self, call, dup: int, raw: bytes, target: Addr) -> int:
+        """Connect the program's socket to the proxy and through it to
+        target, all from the hypervisor, while the program's thread waits at
+        its connect: it gets 0 once the tunnel is up (also a non-blocking
+        socket: see docs/net.md), or the errno of a failed connect."""
+        proxy = self.proxy.addr.in_family(target.family)
+        if proxy is None:  # an IPv4 socket cannot reach an IPv6 proxy
+            return -errno.ENETUNREACH
+        size = min(len(raw), SIN6_LEN if target.family == AF_INET6 else SIN_LEN)
+        packed = proxy.pack(size)
+        below = self._ask_below(call, call.args[1], raw, packed)  # a parent view judges the proxy's address
+        if below is not None:
+            return below
+        rc = _connect_nonblocking(dup, packed)
+        try:
+            with trio.fail_after(self.config["proxy_timeout"]):
+                if rc == -errno.EINPROGRESS:
+                    await trio.lowlevel.wait_writable(dup)
+                    err = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_ERROR)
+                    rc = -err if err else 0
+                if rc < 0:
+                    log.info("net: proxy %s: %s", self.proxy, os.strerror(-rc))
+                    return rc
+                sock = socket.socket(fileno=os.dup(dup))
+                try:
+                    io = SocketIO(sock)
+                    if self.proxy_kind == "socks5":
+                        await socks5_handshake(io, target, self.proxy.user, self.proxy.password)
+                    else:
+                        await http_connect_handshake(io, target, self.proxy.user, self.proxy.password)
+                finally:
+                    trio.lowlevel.notify_closing(sock)
+                    sock.close()
+        except trio.TooSlowError:
+            _disconnect(dup)
+            log.info("net: proxy %s: no answer for %s", self.proxy, target)
+            return -errno.ETIMEDOUT
+        except ProxyFailure as exc:
+            _disconnect(dup)
+            log.info("net: proxy %s for %s: %s", self.proxy, target, exc)
+            return -exc.errno
+        self.proxied[os.fstat(dup).st_ino] = target
+        return 0
+
+    # -- sendto / sendmsg ---------------------------------------------
+    def sendto(self, call):
+        if self.restricted and call.args[4]:
+            self._deny_dest(self._read_addr(call, call.args[4], call.arg(5, signed=False, bits=32)))
+        return None
+
+    def _check_msghdr(self, call, hdr: bytes) -> None:
+        name, namelen = struct.unpack_from("<QI", hdr)
+        if name:
+            self._deny_dest(self._read_addr(call, name, namelen))
+
+    def sendmsg(self, call):
+        if not self.restricted:
+            return None
+        if call.name == "sendmmsg":
+            vlen = min(call.arg(2, signed=False, bits=32), UIO_MAXIOV)
+            if not call.args[1] or not vlen:
+                return None
+            table = call.read(call.args[1], vlen * MMSGHDR_LEN)
+            for i in range(vlen):
+                self._check_msghdr(call, table[i * MMSGHDR_LEN:(i + 1) * MMSGHDR_LEN])
+        elif call.args[1]:
+            self._check_msghdr(call, call.read(call.args[1], 16))
+        return None
+
+    # -- getsockname / getpeername ------------------------------------
+    def _answer_name(self, call, addr: Addr, size: int) -> int:
+        """Write a sockaddr back as the kernel does: at most *addrlen bytes,
+        and the real length in *addrlen."""
+        lenp = call.args[2]
+        have = struct.unpack("<i", call.read(lenp, 4))[0]
+        if have < 0:
+            raise SyscallError(errno.EINVAL)
+        data = addr.pack(size)
+        call.write(call.args[1], data[:have])
+        call.write(lenp, struct.pack("<i", len(data)))
+        return 0
+
+    def _name(self, call, peer: bool):
+        fd = call.arg(0, bits=32)
+        if not call.args[1] or not call.args[2]:
+            return None
+        if peer and self.proxy:
+            ino = self._inode(call, fd)
+            target = self.proxied.get(ino) if ino is not None else None
+            if target is not None:
+                try:
+                    if parse_sockaddr(self._real_name(call, fd, True) or b"") is None:
+                        return None
+                except OSError:
+                    return None  # not connected any more: the kernel says ENOTCONN
+                return self._answer_name(call, target, SIN6_LEN if target.family == AF_INET6 else SIN_LEN)
+        if not (self.remaps or self.narrowed):
+            return None
+        dup = self._dup(call, fd)
+        if dup is None:
+            return None
+        try:
+            # what the layers below say (a parent view's port map), else the kernel
+            below = self._next(call)
+            if below is None:
+                try:
+                    raw = _sockname(dup, peer)
+                except OSError:
+                    return None
+            elif below < 0:
+                return below
+            else:
+                have = struct.unpack("<i", call.read(call.args[2], 4))[0]
+                raw = call.read(call.args[1], min(have, SOCKADDR_MAX))
+            addr = parse_sockaddr(raw)
+            if addr is None:
+                return below
+            new = addr
+            if not peer and self.narrowed:
+                wild = self.narrowed.get(os.fstat(dup).st_ino)
+                if wild is not None:
+                    new = new.replace(ip=wild)
+            if self.remaps and (not peer or addr.is_local):
+                stype = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE) if self.netcoop else 0
+                new = new.replace(port=self._guest_port(stype, addr.port))
+            if new == addr:
+                return below
+            return self._answer_name(call, new, len(raw))
+        finally:
+            os.close(dup)
+
+    def _real_name(self, call, fd, peer):
+        dup = self._dup(call, fd)
+        if dup is None:
+            return None
+        try:
+            return _sockname(dup, peer)
+        finally:
+            os.close(dup)
+
+    def getsockname(self, call):
+        return self._name(call, False)
+
+    def getpeername(self, call):
+        return self._name(call, True)

@@ -1,0 +1,519 @@
+"""The net module without ptrace: address parsing and rewriting, option
+values, the policy handlers on a FakeProcess, bind/getsockname on a real
+local socket standing for the program's, and the proxy handshakes over a
+socketpair."""
+import errno
+import ipaddress
+import os
+import socket
+import struct
+import threading
+
+import pytest
+import trio
+
+from umview_py import ModuleError
+from umview_py.testing import FakeProcess
+from umview_modules import net
+from umview_modules.net import (AF_INET, AF_INET6, Addr, Net, ProxyFailure, SocketIO, parse_cidrs,
+                                parse_hostport, parse_port_map, parse_sockaddr)
+
+ip = ipaddress.ip_address
+
+
+def sin(host, port):
+    return struct.pack("<H", AF_INET) + struct.pack("!H", port) + socket.inet_aton(host) + bytes(8)
+
+
+def sin6(host, port, scope=0):
+    return (struct.pack("<H", AF_INET6) + struct.pack("!HI", port, 0) + socket.inet_pton(AF_INET6, host)
+            + struct.pack("<I", scope))
+
+
+# ----------------------------------------------------------------------
+# addresses
+
+def test_parse_and_pack_roundtrip():
+    a = parse_sockaddr(sin("127.0.0.1", 8000))
+    assert (a.family, a.ip, a.port) == (AF_INET, ip("127.0.0.1"), 8000)
+    assert a.pack() == sin("127.0.0.1", 8000)
+    b = parse_sockaddr(sin6("::1", 443, scope=3))
+    assert (b.family, b.ip, b.port, b.scope_id) == (AF_INET6, ip("::1"), 443, 3)
+    assert b.pack() == sin6("::1", 443, 3)
+    assert parse_sockaddr(sin6("::1", 443)[:24]).scope_id == 0      # RFC 2133 length
+    assert b.replace(port=80).pack(24) == sin6("::1", 80)[:24]
+
+
+def test_parse_refuses_what_the_kernel_refuses():
+    assert parse_sockaddr(b"") is None
+    assert parse_sockaddr(sin("1.2.3.4", 1)[:15]) is None            # too short for AF_INET
+    assert parse_sockaddr(sin6("::1", 1)[:23]) is None
+    assert parse_sockaddr(struct.pack("<H", socket.AF_UNIX) + b"/tmp/x\0") is None
+    assert parse_sockaddr(struct.pack("<H", 0) + bytes(14)) is None   # AF_UNSPEC
+
+
+@pytest.mark.parametrize("text,loop,wild", [
+    ("127.0.0.1", True, False), ("127.9.8.7", True, False), ("::1", True, False),
+    ("::ffff:127.0.0.1", True, False), ("0.0.0.0", False, True), ("::", False, True),
+    ("::ffff:0.0.0.0", False, True), ("10.1.2.3", False, False), ("::2", False, False),
+    ("2001:db8::1", False, False), ("::ffff:10.0.0.1", False, False),
+])
+def test_loopback_and_wildcard(text, loop, wild):
+    a = Addr(AF_INET if "." in text and ":" not in text else AF_INET6, ip(text), 1)
+    assert (a.is_loopback, a.is_wildcard, a.is_local) == (loop, wild, loop or wild)
+
+
+def test_in_family():
+    a = Addr(AF_INET, ip("127.0.0.1"), 1080)
+    m = a.in_family(AF_INET6)
+    assert m.ip == ip("::ffff:127.0.0.1") and m.port == 1080 and m.v4 == a.ip
+    assert m.in_family(AF_INET) == a
+    assert Addr(AF_INET6, ip("::1"), 1).in_family(AF_INET) is None
+    # a v4 address in an AF_INET6 sockaddr packs as v4-mapped
+    assert Addr(AF_INET6, ip("127.0.0.1"), 5).pack() == sin6("::ffff:127.0.0.1", 5)
+
+
+# ----------------------------------------------------------------------
+# option values
+
+def test_port_map_values():
+    assert parse_port_map("8000:18000") == {8000: 18000}
+    assert parse_port_map("1:2;3:4+5:6,7:8") == {1: 2, 3: 4, 5: 6, 7: 8}
+    assert str(parse_port_map("1:2;3:4")) == "1:2;3:4"
+    for bad in ("", "8000", "8000:", ":1", "0:1", "1:65536", "a:b", "1:2;1:3", "1:5;2:5", "1:2:3"):
+        with pytest.raises(ValueError):
+            parse_port_map(bad)
+
+
+def test_hostport_values():
+    assert parse_hostport("127.0.0.1:1080") == ("127.0.0.1", 1080)
+    assert parse_hostport("[::1]:1080") == ("::1", 1080)
+    assert parse_hostport("proxy.example:3128") == ("proxy.example", 3128)
+    assert parse_hostport("10.0.0.1", 1080) == ("10.0.0.1", 1080)
+    for bad in ("", ":80", "::1:1080", "[::1:1080", "[::1]x", "h:0", "h:99999", "h:port", "h"):
+        with pytest.raises(ValueError):
+            parse_hostport(bad)
+
+
+def test_proxy_values(monkeypatch):
+    # names are resolved once, at load time (faked here: no lookup leaves the test)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, type=0: [
+        (socket.AF_INET6, type, 6, "", ("::1", port, 0, 0)),
+        (socket.AF_INET, type, 6, "", ("127.0.0.1", port))] if host == "proxy.test" else [])
+    p = net.parse_socks5("socks5://bob:pw@127.0.0.1:9050")
+    assert (p.user, p.password, p.addr) == ("bob", "pw", Addr(AF_INET, ip("127.0.0.1"), 9050))
+    assert str(p) == "bob:***@127.0.0.1:9050"
+    assert net.parse_socks5("127.0.0.1").addr.port == 1080
+    assert net.parse_http_proxy("http://[::1]:3128/").addr == Addr(AF_INET6, ip("::1"), 3128)
+    assert net.parse_http_proxy("proxy.test:3128").addr == Addr(AF_INET, ip("127.0.0.1"), 3128)  # IPv4 first
+    with pytest.raises(ValueError):
+        net.parse_http_proxy("127.0.0.1")          # no default port for HTTP proxies
+    with pytest.raises(ValueError):
+        net.parse_socks5("bad host!:1080")
+
+
+def test_cidr_values():
+    assert parse_cidrs("") == () and parse_cidrs("none") == ()
+    nets = parse_cidrs("10.0.0.0/8;192.168.1.7+[fd00::]/8")
+    assert [str(n) for n in nets] == ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]
+    assert net.in_networks(Addr(AF_INET, ip("10.9.9.9"), 1), nets)
+    assert net.in_networks(Addr(AF_INET6, ip("::ffff:10.9.9.9"), 1), nets)   # v4-mapped
+    assert not net.in_networks(Addr(AF_INET, ip("11.0.0.1"), 1), nets)
+    assert net.in_networks(Addr(AF_INET, ip("127.0.0.1"), 1), net.DEFAULT_NO_PROXY)
+    for bad in ("10.0.0.0/33", "x", "1.2.3.4/8/8"):
+        with pytest.raises(ValueError):
+            parse_cidrs(bad)
+
+
+def test_module_options():
+    with pytest.raises(ModuleError, match="bad value for mode"):
+        Net(mode="maybe")
+    with pytest.raises(ModuleError, match="bad value for port_map"):
+        Net(port_map="80")
+    with pytest.raises(ModuleError, match="cannot be used together"):
+        Net(socks5="127.0.0.1:1080", http_proxy="127.0.0.1:3128")
+    with pytest.raises(ModuleError, match="proxy_timeout"):
+        Net(proxy_timeout="-1")
+    m = Net(mode="lo", port_map="80:8080", no_proxy="")
+    assert m.describe() == 'mode=loopback port_map=80:8080 no_proxy=""'
+
+
+def test_claims():
+    assert Net().claims().syscalls == set()
+    c = Net(mode="loopback").claims()
+    assert {"socket", "bind", "listen", "connect", "sendto", "sendmsg", "sendmmsg"} <= c.syscalls
+    assert "getpeername" not in c.syscalls
+    idx, families = c.arg_in["socket"]
+    assert idx == 0 and socket.AF_PACKET in families and socket.AF_UNIX not in families
+    assert socket.AF_INET not in families and socket.AF_NETLINK in families
+    assert {"bind", "connect", "getsockname", "getpeername"} <= Net(port_map="1:2").claims().syscalls
+    assert Net(socks5="127.0.0.1:1080").claims().syscalls == {"connect", "getpeername"}
+    # connect is async only with a proxy (the handshake)
+    import inspect
+    assert not inspect.iscoroutinefunction(Net(mode="deny").connect)
+    assert not inspect.iscoroutinefunction(Net(port_map="1:2").connect)
+    assert inspect.iscoroutinefunction(Net(socks5="127.0.0.1:1").connect)
+
+
+# ----------------------------------------------------------------------
+# the policy handlers
+
+def test_socket_families():
+    m, proc = Net(mode="deny"), FakeProcess()
+    assert proc.call(m.socket, "socket", socket.AF_PACKET, socket.SOCK_RAW, 0) == -errno.EAFNOSUPPORT
+    assert proc.call(m.socket, "socket", 40, socket.SOCK_STREAM, 0) == -errno.EAFNOSUPPORT  # vsock
+    assert proc.call(m.socket, "socket", socket.AF_NETLINK, socket.SOCK_RAW, 0) == -errno.EPROTONOSUPPORT
+    assert proc.call(m.socket, "socket", socket.AF_NETLINK, socket.SOCK_RAW, 15) is None  # uevents
+    assert proc.call(m.socket, "socket", socket.AF_INET, socket.SOCK_STREAM, 0) is None
+
+
+@pytest.mark.parametrize("mode,dest,expect", [
+    ("deny", sin("127.0.0.1", 80), -errno.ENETUNREACH),
+    ("deny", sin6("::1", 80), -errno.ENETUNREACH),
+    ("loopback", sin("127.0.0.1", 80), None),
+    ("loopback", sin("0.0.0.0", 80), None),
+    ("loopback", sin6("::ffff:127.0.0.1", 80), None),
+    ("loopback", sin("203.0.113.5", 80), -errno.ENETUNREACH),
+    ("loopback", sin6("2001:db8::1", 80), -errno.ENETUNREACH),
+    ("loopback", sin6("::ffff:203.0.113.5", 80), -errno.ENETUNREACH),
+    ("deny", struct.pack("<H", socket.AF_UNIX) + b"/tmp/s\0", None),
+    ("deny", struct.pack("<H", 0) + bytes(14), None),                  # AF_UNSPEC: disconnect
+    ("deny", sin("10.0.0.1", 80)[:8], None),                           # the kernel says EINVAL
+])
+def test_connect_policy(mode, dest, expect):
+    m, proc = Net(mode=mode), FakeProcess()
+    buf = proc.alloc(len(dest), dest)
+    assert proc.call(m.connect, "connect", 3, buf, len(dest)) == expect
+
+
+def test_connect_bad_pointer():
+    assert FakeProcess().call(Net(mode="deny").connect, "connect", 3, 0xdead000, 16) == -errno.EFAULT
+
+
+def test_send_policy():
+    m, proc = Net(mode="loopback"), FakeProcess()
+    far, near = sin("203.0.113.5", 53), sin("127.0.0.53", 53)
+    pfar, pnear = proc.alloc(16, far), proc.alloc(16, near)
+    data = proc.alloc(4, b"data")
+    assert proc.call(m.sendto, "sendto", 3, data, 4, 0, 0, 0) is None           # connected socket
+    assert proc.call(m.sendto, "sendto", 3, data, 4, 0, pnear, 16) is None
+    assert proc.call(m.sendto, "sendto", 3, data, 4, 0, pfar, 16) == -errno.ENETUNREACH
+
+    def msghdr(name, namelen):
+        return struct.pack("<QI4xQQQQi4x", name, namelen, 0, 0, 0, 0, 0)
+
+    hdr = proc.alloc(56, msghdr(pfar, 16))
+    assert proc.call(m.sendmsg, "sendmsg", 3, hdr, 0) == -errno.ENETUNREACH
+    hdr = proc.alloc(56, msghdr(0, 0))
+    assert proc.call(m.sendmsg, "sendmsg", 3, hdr, 0) is None
+    table = proc.alloc(128, msghdr(pnear, 16) + bytes(8) + msghdr(pfar, 16) + bytes(8))
+    assert proc.call(m.sendmsg, "sendmmsg", 3, table, 1, 0) is None
+    assert proc.call(m.sendmsg, "sendmmsg", 3, table, 2, 0) == -errno.ENETUNREACH
+
+
+# ----------------------------------------------------------------------
+# bind and getsockname, on a local socket standing for the program's
+
+@pytest.fixture
+def program_socket(monkeypatch):
+    """A real socket of ours plays the program's fd 3: the module's
+    pidfd_getfd is replaced by a dup of it."""
+    socks = {}
+    made = []
+
+    def make(family=socket.AF_INET, stype=socket.SOCK_STREAM):
+        s = socket.socket(family, stype)
+        socks[3] = s
+        made.append(s)
+        return s
+
+    monkeypatch.setattr(net, "tracee_fd", lambda pid, tid, fd: os.dup(socks[fd].fileno()))
+    yield make
+    for s in made:
+        s.close()
+
+
+def _bind(m, proc, raw):
+    buf = proc.alloc(len(raw), raw)
+    return proc.call(m.bind, "bind", 3, buf, len(raw))
+
+
+def _getsockname(m, proc, handler="getsockname", size=128):
+    buf, lenp = proc.alloc(size), proc.alloc(4, struct.pack("<i", size))
+    r = proc.call(getattr(m, handler), handler, 3, buf, lenp)
+    n = struct.unpack("<i", proc.read(lenp, 4))[0]
+    return r, parse_sockaddr(proc.read(buf, min(n, size))) if r == 0 else None, n
+
+
+def test_bind_narrowed_to_loopback(program_socket):
+    s = program_socket()
+    m, proc = Net(mode="loopback"), FakeProcess()
+    assert _bind(m, proc, sin("0.0.0.0", 0)) == 0
+    assert s.getsockname()[0] == "127.0.0.1"            # really
+    r, addr, n = _getsockname(m, proc)
+    assert r == 0 and str(addr.ip) == "0.0.0.0" and addr.port == s.getsockname()[1] and n == 16
+    assert _bind(m, proc, sin("192.0.2.1", 0)) == -errno.EADDRNOTAVAIL
+    assert _bind(m, proc, sin("127.0.0.1", 0)) is None    # loopback: the kernel binds it
+
+
+def test_bind_dual_stack_wildcard(program_socket):
+    s = program_socket(socket.AF_INET6)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    m, proc = Net(mode="deny"), FakeProcess()
+    assert _bind(m, proc, sin6("::", 0)) == 0
+    assert s.getsockname()[0] == "::ffff:127.0.0.1"
+
+
+def test_bind_port_map(program_socket):
+    s = program_socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    host = probe.getsockname()[1]
+    probe.close()
+    m, proc = Net(port_map=f"8000:{host}"), FakeProcess()
+    assert _bind(m, proc, sin("127.0.0.1", 8000)) == 0
+    assert s.getsockname() == ("127.0.0.1", host)
+    r, addr, _ = _getsockname(m, proc)
+    assert r == 0 and addr.port == 8000
+    # a buffer too small gets the first bytes and the real length, as from the kernel
+    r, _, n = _getsockname(m, proc, size=8)
+    assert r == 0 and n == 16
+
+
+def test_bind_netcoop(program_socket):
+    s = program_socket()
+    m, proc = Net(netcoop="yes"), FakeProcess()
+    assert _bind(m, proc, sin("127.0.0.1", 8000)) == 0
+    host = s.getsockname()[1]
+    assert host != 8000 and m.coop[(socket.SOCK_STREAM, 8000)] == host
+    assert _getsockname(m, proc)[1].port == 8000
+    assert _bind(m, proc, sin("127.0.0.1", 0)) is None      # port 0: nothing to do
+
+
+def test_bind_privileged_port_needs_the_programs_capability(program_socket, monkeypatch):
+    program_socket()
+    monkeypatch.setattr(net, "_may_bind_privileged", lambda pid: False)
+    m, proc = Net(port_map="8080:80"), FakeProcess()
+    assert _bind(m, proc, sin("127.0.0.1", 8080)) == -errno.EACCES
+
+
+# ----------------------------------------------------------------------
+# connect rewriting: what the kernel sees, and that the program's memory
+# is given back
+
+def test_connect_port_map(program_socket):
+    """The hypervisor connects the program's socket to the host port; the
+    program's sockaddr is left as it was."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    host = server.getsockname()[1]
+    m, proc = Net(port_map=f"8000:{host}"), FakeProcess()
+    raw = sin("127.0.0.1", 8000)
+    buf = proc.alloc(16, raw)
+    s = program_socket()
+    # a blocking socket: connecting, and the program's own connect waits for it
+    assert proc.call(m.connect, "connect", 3, buf, 16) in (None, 0)
+    assert s.getpeername() == ("127.0.0.1", host)
+    assert proc.read(buf, 16) == raw
+    s = program_socket()
+    s.setblocking(False)
+    assert proc.call(m.connect, "connect", 3, buf, 16) in (-errno.EINPROGRESS, 0)
+    assert not s.getblocking()
+    server.close()
+    # refused at once, or in progress and refused when the program waits
+    s = program_socket()
+    s.setblocking(False)
+    assert proc.call(m.connect, "connect", 3, buf, 16) in (-errno.EINPROGRESS, -errno.ECONNREFUSED)
+    # not loopback: left to the kernel
+    far = proc.alloc(16, sin("192.0.2.1", 8000))
+    assert proc.call(m.connect, "connect", 3, far, 16) is None
+    assert s.getblocking() is False
+
+
+class FakeProxy:
+    """A listening socket on 127.0.0.1 whose first connection is handed to
+    script(conn) in a thread."""
+
+    def __init__(self, script):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.listener.settimeout(10)
+        self.port = self.listener.getsockname()[1]
+        self.seen = {}
+
+        def run():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                try:
+                    script(conn, self.seen)
+                except OSError:
+                    pass
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.thread.join(10)
+        self.listener.close()
+
+
+def socks5_ok(conn, seen):
+    seen["greeting"] = conn.recv(3)
+    conn.sendall(b"\x05\x00")
+    seen["request"] = conn.recv(10)
+    conn.sendall(b"\x05\x00\x00\x01" + bytes(6) + b"banner")   # the target speaks first
+    conn.recv(1)   # until the client goes
+
+
+def socks5_refuse(conn, seen):
+    conn.recv(3)
+    conn.sendall(b"\x05\x00")
+    conn.recv(10)
+    conn.sendall(b"\x05\x05\x00\x01" + bytes(6))
+
+
+def hang_up(conn, seen):
+    conn.recv(3)
+
+
+def silent(conn, seen):
+    while conn.recv(100):   # reads the greeting, never answers; ends when the client goes
+        pass
+
+
+def _proxied_connect(program_socket, script, blocking=True, **opts):
+    proxy = FakeProxy(script)
+    s = program_socket()
+    s.setblocking(blocking)
+    m = Net(socks5=f"127.0.0.1:{proxy.port}", no_proxy="", **opts)
+    proc = FakeProcess()
+    raw = sin("127.0.0.1", 8000)
+    buf = proc.alloc(16, raw)
+    try:
+        result = proc.call(m.connect, "connect", 3, buf, 16)
+        assert proc.read(buf, 16) == raw                # the program's sockaddr is as it was
+        return result, s, m, proxy.seen
+    finally:
+        if result == 0:
+            s.shutdown(socket.SHUT_RDWR)
+        proxy.close()
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+def test_connect_through_socks5(program_socket, blocking):
+    result, s, m, seen = _proxied_connect(program_socket, socks5_ok, blocking)
+    assert result == 0
+    assert seen == {"greeting": b"\x05\x01\x00", "request": b"\x05\x01\x00\x01\x7f\x00\x00\x01\x1f\x40"}
+    assert os.get_blocking(s.fileno()) is blocking     # flags as the program left them
+    s.settimeout(5)
+    assert s.recv(100) == b"banner"                     # nothing of the stream was eaten
+    assert m.proxied[os.fstat(s.fileno()).st_ino] == Addr(AF_INET, ip("127.0.0.1"), 8000)
+
+
+@pytest.mark.parametrize("script,expect", [(socks5_refuse, -errno.ECONNREFUSED),
+                                           (hang_up, -errno.ECONNREFUSED)])
+def test_connect_through_proxy_failures(program_socket, script, expect):
+    result, s, _, _ = _proxied_connect(program_socket, script)
+    assert result == expect
+    with pytest.raises(OSError):        # disconnected: the program may connect again
+        s.getpeername()
+
+
+def test_connect_proxy_timeout(program_socket):
+    result, _, _, _ = _proxied_connect(program_socket, silent, proxy_timeout="0.3")
+    assert result == -errno.ETIMEDOUT
+
+
+def test_connect_proxy_down(program_socket):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))     # bound, not listening: nobody answers there
+    port = holder.getsockname()[1]
+    s = program_socket()
+    m, proc = Net(http_proxy=f"127.0.0.1:{port}", no_proxy=""), FakeProcess()
+    buf = proc.alloc(16, sin("127.0.0.1", 8000))
+    assert proc.call(m.connect, "connect", 3, buf, 16) == -errno.ECONNREFUSED
+    holder.close()
+
+
+# ----------------------------------------------------------------------
+# the handshakes themselves
+
+def _take(sock):
+    try:
+        return sock.recv(4096, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return b""
+
+
+async def _pair_run(handshake, server_bytes, *args):
+    a, b = socket.socketpair()
+    b.sendall(server_bytes)
+    try:
+        await handshake(SocketIO(a), *args)
+        return _take(b), _take(a)
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_http_connect_keeps_what_follows_the_head():
+    target = Addr(AF_INET6, ip("2001:db8::1"), 443)
+    sent, left = await _pair_run(net.http_connect_handshake,
+                                 b"HTTP/1.1 200 Connection established\r\nX: y\r\n\r\nSSH-2.0-banner", target)
+    assert sent == b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n"
+    assert left == b"SSH-2.0-banner"
+
+
+@pytest.mark.parametrize("answer,err", [
+    (b"HTTP/1.1 502 Bad Gateway\r\n\r\n", errno.ECONNREFUSED),
+    (b"HTTP/1.1 504 Gateway Timeout\r\n\r\n", errno.ETIMEDOUT),
+    (b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n", errno.ECONNREFUSED),
+    (b"garbage\r\n\r\n", errno.ECONNREFUSED),
+])
+async def test_http_connect_errors(answer, err):
+    with pytest.raises(ProxyFailure) as exc:
+        await _pair_run(net.http_connect_handshake, answer, Addr(AF_INET, ip("10.0.0.1"), 80))
+    assert exc.value.errno == err
+
+
+async def test_http_connect_head_split_across_reads():
+    a, b = socket.socketpair()
+    io = SocketIO(a)
+    got = []
+
+    async def reader():
+        got.append(await io.recv_head())
+
+    async with trio.open_nursery() as n:
+        n.start_soon(reader)
+        for piece in (b"HTTP/1.1 200 OK\r", b"\n", b"\r", b"\nrest"):
+            await trio.sleep(0.01)
+            b.sendall(piece)
+    assert got == [b"HTTP/1.1 200 OK\r\n\r\n"] and a.recv(10) == b"rest"
+    a.close()
+    b.close()
+
+
+async def test_socks5_requests_and_errors():
+    sent, _ = await _pair_run(net.socks5_handshake, b"\x05\x00\x05\x00\x00\x04" + bytes(18),
+                              Addr(AF_INET6, ip("2001:db8::1"), 80))
+    assert sent == b"\x05\x01\x00" + b"\x05\x01\x00\x04" + ip("2001:db8::1").packed + b"\x00\x50"
+    sent, _ = await _pair_run(net.socks5_handshake, b"\x05\x02\x01\x00\x05\x00\x00\x03\x03abc\x00\x00",
+                              Addr(AF_INET6, ip("::ffff:10.0.0.1"), 80), "u", "p")
+    assert sent == (b"\x05\x02\x00\x02" + b"\x01\x01u\x01p"
+                    + b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x50")   # v4-mapped goes as IPv4
+    for reply, err in ((b"\x05\x00\x05\x03\x00\x01" + bytes(6), errno.ENETUNREACH),
+                       (b"\x05\x00\x05\x04\x00\x01" + bytes(6), errno.EHOSTUNREACH),
+                       (b"\x05\x00\x05\x06\x00\x01" + bytes(6), errno.ETIMEDOUT),
+                       (b"\x05\xff", errno.ECONNREFUSED),
+                       (b"\x04\x00", errno.ECONNREFUSED)):
+        with pytest.raises(ProxyFailure) as exc:
+            await _pair_run(net.socks5_handshake, reply, Addr(AF_INET, ip("10.0.0.1"), 80))
+        assert exc.value.errno == err
