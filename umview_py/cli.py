@@ -80,8 +80,15 @@ def build_parser(flags):
 
 
 def parse(argv):
-    flags = _module_flags()
-    ns = build_parser(flags).parse_args(argv)
+    # Loading every installed module to learn its long options costs ~0.1 s
+    # at each start: do it only when an option is not a core one, or for --help.
+    head = argv[:argv.index("--")] if "--" in argv else argv
+    try:
+        if "-h" in head or "--help" in head:
+            raise UmviewError("help")
+        ns = build_parser({}).parse_args(argv)
+    except UmviewError:
+        ns = build_parser(_module_flags()).parse_args(argv)
     if ns.command and ns.command[0] == "--":
         ns.command = ns.command[1:]
     specs: dict[str, dict] = {}
