@@ -866,13 +866,26 @@ static void do_view_set(cmd *c) {
  * at a seccomp stop that only this thread can resume.  So an exec failure is
  * reported by the child itself, as a shell would: a message and 126/127. */
 static void do_spawn(cmd *c) {
-    int go[2];
+    int go[2], ready[2];
     if (pipe2(go, O_CLOEXEC) < 0) { cmd_done(c, -errno); return; }
+    if (pipe2(ready, O_CLOEXEC) < 0) {
+        close(go[0]); close(go[1]);
+        cmd_done(c, -errno);
+        return;
+    }
     pid_t pid = fork();
     if (pid < 0) { cmd_done(c, -errno); return; }
     if (pid == 0) {
         char b;
         close(go[1]);
+        /* We made ourselves non-dumpable (umv_init) and the child inherits
+         * that until its exec; a non-dumpable task cannot be seized by an
+         * ordinary user.  So the child turns it back on and says so before
+         * we seize it. */
+        close(ready[0]);
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        if (write(ready[1], "r", 1) < 0) {}
+        close(ready[1]);
         for (int i = 0; i < c->nreset; i++) signal(c->reset[i], SIG_DFL);
         sigprocmask(SIG_SETMASK, &orig_mask, NULL);
         if (c->stdio)
@@ -902,6 +915,10 @@ static void do_spawn(cmd *c) {
         _exit(e == ENOENT ? 127 : 126);
     }
     close(go[0]);
+    close(ready[1]);
+    char r;
+    if (read(ready[0], &r, 1) != 1) {}
+    close(ready[0]);
     long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
                 PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |
                 PTRACE_O_EXITKILL;

@@ -1,0 +1,490 @@
+"""The fakeroot module in real views, with real programs.
+
+Most tests run twice: as the user running the tests (`self`) and, when that
+user is root, as the unprivileged user `umvtest` (`user`; created here with
+useradd when missing), because a fake root matters for people who are not
+root.  When the Python interpreter lives in a directory other users cannot
+search (/root/.pyenv here), the `user` runs go through a private mount
+namespace in which only the interpreter's tree is made reachable (nothing
+on the host changes; see `UserRunner`).
+
+What is checked:
+- the probe of ../shared/design/PEERS.md (touch, chown, ls, mknod, tar) and tar
+  extraction of what it made;
+- id, install -o/-g/-m, cp -a and chown -R of a tree, lchown of a symlink,
+  dpkg-deb, a child giving root up;
+- a static C program (tests/progs/statvariants.c, raw system calls) prints
+  the same owner, mode and rdev for every stat variant; its --edge mode
+  gives exactly the native results (errors included) on awkward cases;
+  its --ids mode checks the emulated credentials and their inheritance;
+- persistence with db=: across runs, across a rename made outside, not
+  across the reuse of an inode (in one view and across runs), stale records
+  dropped, two views writing the same database at once, a hypervisor
+  killed with SIGKILL while writing.
+"""
+import os
+import pwd
+import shlex
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROGS
+
+TEST_USER = "umvtest"
+IS_ROOT = os.geteuid() == 0
+TIMEOUT = 180
+
+def _env(extra=None):
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", os.defpath)
+    env["LC_ALL"] = "C"
+    env["TZ"] = "UTC"
+    env.update(extra or {})
+    return env
+
+
+def _unsearchable_ancestor(path):
+    """(the first directory on the way to path that others cannot search,
+    the entry below it on the way), or None."""
+    cur = Path("/")
+    for part in Path(path).resolve().parts[1:]:
+        if not os.stat(cur).st_mode & 0o001:
+            return cur, cur / part
+        cur = cur / part
+    return None
+
+
+class Runner:
+    """Runs commands in views (and natively) as one user, in a work
+    directory that user owns."""
+
+    def __init__(self, workdir: Path, prefix=(), uid=None, gid=None):
+        self.workdir = workdir
+        self.prefix = list(prefix)
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
+
+    def run(self, argv, *, input=None, timeout=TIMEOUT, cwd=None, check=False):
+        res = subprocess.run(self.prefix + list(argv), cwd=cwd or self.workdir, input=input,
+                             env=_env(), capture_output=True, timeout=timeout)
+        if check:
+            assert res.returncode == 0, (argv, res.stdout.decode(), res.stderr.decode())
+        return res
+
+    def view(self, cmd, *options, **kw):
+        return self.run([sys.executable, "-m", "umview_py"] + list(options) + ["--"] + list(cmd),
+                        **kw)
+
+    def fakeroot(self, script, *options, check=True, **kw):
+        """sh -c script in a view with fakeroot (plus options); stdout as text."""
+        opts = list(options) or ["-p", "fakeroot"]
+        res = self.view(["sh", "-c", "umask 022\n" + script], *opts, **kw)
+        if check:
+            assert res.returncode == 0, (res.stdout.decode(), res.stderr.decode())
+            assert b"Traceback" not in res.stderr, res.stderr.decode()
+        return res.stdout.decode()
+
+    def sh(self, script, **kw):
+        """sh -c script natively, as this runner's user."""
+        return self.run(["sh", "-c", "umask 022\n" + script], check=True, **kw).stdout.decode()
+
+
+class UserRunner(Runner):
+    """The unprivileged test user, reached from root with setpriv."""
+
+    def __init__(self, workdir, pw):
+        setpriv = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"]
+        hidden = _unsearchable_ancestor(sys.executable)
+        if hidden is None:
+            prefix = setpriv
+        else:
+            anc, keep = (shlex.quote(str(p)) for p in hidden)
+            script = (f"set -e; t=$(mktemp -d); mount --bind {keep} \"$t\"; "
+                      f"mount -t tmpfs -o mode=755 tmpfs {anc}; mkdir -p {keep}; "
+                      f"mount --move \"$t\" {keep}; exec {' '.join(setpriv)} \"$@\"")
+            prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
+        super().__init__(workdir, prefix, pw.pw_uid, pw.pw_gid)
+
+
+@pytest.fixture(scope="session")
+def test_user():
+    if not IS_ROOT:
+        return None
+    try:
+        return pwd.getpwnam(TEST_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-m", TEST_USER], check=True, capture_output=True)
+        return pwd.getpwnam(TEST_USER)
+
+
+def _workdir(owner=None):
+    d = Path(tempfile.mkdtemp(prefix="umv-fr-", dir="/tmp"))
+    d.chmod(0o755)
+    if owner is not None:
+        os.chown(d, owner.pw_uid, owner.pw_gid)
+    return d
+
+
+@pytest.fixture(params=["self", "user"])
+def runner(request, test_user):
+    if request.param == "user":
+        if test_user is None:
+            pytest.skip("not root: the tests already run as an unprivileged user")
+        d = _workdir(test_user)
+        r = UserRunner(d, test_user)
+    else:
+        d = _workdir()
+        r = Runner(d)
+    yield r
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def me():
+    d = _workdir()
+    yield Runner(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def statvariants():
+    """tests/progs/statvariants.c linked statically, where any user can run it."""
+    d = Path(tempfile.mkdtemp(prefix="umv-fr-bin-", dir="/tmp"))
+    d.chmod(0o755)
+    out = d / "statvariants"
+    subprocess.run(["gcc", "-O1", "-Wall", "-static", "-o", str(out), str(PROGS / "statvariants.c")],
+                   check=True, capture_output=True)
+    out.chmod(0o755)
+    yield str(out)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def fields(line):
+    return line.split()
+
+
+# ----------------------------------------------------------------------
+# the probe, identity, everyday tools
+
+def test_probe(runner):
+    out = runner.fakeroot("touch f; chown 1234:5678 f; ls -ln f; mknod dev c 1 3; ls -l dev; "
+                          "tar czf a.tgz f dev; tar tvzf a.tgz").splitlines()
+    assert len(out) == 4, out
+    assert fields(out[0])[0] == "-rw-r--r--" and fields(out[0])[2:4] == ["1234", "5678"], out
+    assert fields(out[1])[0] == "crw-r--r--" and fields(out[1])[2:6] == ["root", "root", "1,", "3"], out
+    assert fields(out[2])[:2] == ["-rw-r--r--", "1234/5678"], out
+    assert fields(out[3])[:3] == ["crw-r--r--", "root/root", "1,3"], out
+    # nothing changed on disk: the device is an empty regular file of ours
+    st = os.lstat(runner.workdir / "f")
+    dev = os.lstat(runner.workdir / "dev")
+    assert (st.st_uid, dev.st_uid) == (runner.uid, runner.uid)
+    assert stat.S_ISREG(dev.st_mode) and dev.st_size == 0
+    # a fake root extracts the archive with its owners and its device
+    out = runner.fakeroot("mkdir x && cd x && tar xzpf ../a.tgz && ls -ln f dev").splitlines()
+    assert fields(out[0])[0] == "crw-r--r--" and fields(out[0])[2:6] == ["0", "0", "1,", "3"], out
+    assert fields(out[1])[0] == "-rw-r--r--" and fields(out[1])[2:4] == ["1234", "5678"], out
+
+
+def test_id(runner):
+    out = runner.fakeroot("id; id -u; id -g; whoami").splitlines()
+    assert out == ["uid=0(root) gid=0(root) groups=0(root)", "0", "0", "root"]
+    out = runner.fakeroot("id -u; id -g; id -G; touch f; stat -c '%u %g' f",
+                          "--fake-uid", "1000", "--fake-gid", "100").splitlines()
+    assert out == ["1000", "100", "100", "1000 100"]
+
+
+def test_install_setuid_root(runner):
+    out = runner.fakeroot("install -o root -g root -m 4755 /bin/true t; ls -ln t; "
+                          "install -o 1234 -g 5678 -m 2750 /bin/true u; stat -c '%A %u %g' u; ./t && echo ran")
+    lines = out.splitlines()
+    assert fields(lines[0])[0] == "-rwsr-xr-x" and fields(lines[0])[2:4] == ["0", "0"], out
+    assert lines[1] == "-rwxr-s--- 1234 5678", out
+    assert lines[2] == "ran"
+
+
+def test_cp_a_and_chown_R(runner):
+    runner.sh("mkdir -p tree/a/b && echo 1 > tree/a/one && echo 2 > tree/a/b/two && "
+              "ln -s a/one tree/link && mkfifo tree/fifo")
+    db = ["--fakeroot-db", str(runner.workdir / "state.db")]
+    out = runner.fakeroot(
+        "chown -R 1234:5678 tree && chown -h 7:8 tree/link && chmod 750 tree/a/b && "
+        "mknod tree/null c 1 3 && chown 0:5 tree/null && "
+        "cp -a tree copy && find tree copy -printf '%p %U:%G %M\\n' | sort", *db)
+    got = dict(line.split(" ", 1) for line in out.splitlines())
+    for top in ("tree", "copy"):
+        assert got[f"{top}"] == "1234:5678 drwxr-xr-x", got
+        assert got[f"{top}/a/one"] == "1234:5678 -rw-r--r--", got
+        assert got[f"{top}/a/b"] == "1234:5678 drwxr-x---", got
+        assert got[f"{top}/a/b/two"] == "1234:5678 -rw-r--r--", got
+        assert got[f"{top}/link"] == "7:8 lrwxrwxrwx", got   # the link itself
+        assert got[f"{top}/fifo"] == "1234:5678 prw-r--r--", got
+        assert got[f"{top}/null"] == "0:5 crw-r--r--", got
+    # python's os.stat, os.lstat, ls and stat agree with find
+    out = runner.fakeroot(
+        "python3 -c 'import os,sys\nfor p in sys.argv[1:]:\n s=os.lstat(p); t=os.stat(p)\n"
+        " print(p, s.st_uid, s.st_gid, oct(s.st_mode), t.st_uid, t.st_gid)' copy/link copy/null copy/a; "
+        "stat -c '%n %u %g %f' copy/link copy/null copy/a; ls -lnd copy/link copy/null copy/a", *db)
+    lines = out.splitlines()
+    assert lines[0] == "copy/link 7 8 0o120777 1234 5678", out
+    assert lines[1] == "copy/null 0 5 0o20644 0 5", out
+    assert lines[2] == "copy/a 1234 5678 0o40755 1234 5678", out
+    assert lines[3:6] == ["copy/link 7 8 a1ff", "copy/null 0 5 21a4", "copy/a 1234 5678 41ed"], out
+    # ls sorts: a, link, null
+    assert [fields(x)[2:4] for x in lines[6:9]] == [["1234", "5678"], ["7", "8"], ["0", "5"]], out
+
+
+def test_chmod_bits_the_kernel_refuses(runner):
+    out = runner.fakeroot(
+        "touch f; mkdir d; chmod 0 f; chmod 7777 d; stat -c '%a' f d; cat f && echo readable; "
+        "touch d/inside && echo writable; chown 4321:4321 f; chmod 2755 f; stat -c '%a %u %g' f")
+    assert out.splitlines() == ["0", "7777", "readable", "writable", "2755 4321 4321"], out
+    # on disk the owner keeps access
+    assert os.lstat(runner.workdir / "f").st_mode & 0o600 == 0o600
+    assert os.lstat(runner.workdir / "d").st_mode & 0o700 == 0o700
+
+
+def test_chown_of_a_file_owned_by_another_user(runner):
+    # /etc/hostname belongs to root: a fake root can "chown" it too
+    out = runner.fakeroot("chown 77:88 /etc/hostname && stat -c '%u %g' /etc/hostname; "
+                          "chown 1 /nonexistent; echo $?")
+    assert out.splitlines() == ["77 88", "1"], out
+    assert os.stat("/etc/hostname").st_uid == 0
+
+
+def test_chown_clears_setuid_as_the_kernel_does(runner):
+    out = runner.fakeroot("touch f; chmod 6755 f; chown 0:0 f; stat -c %a f; "
+                          "chmod 6745 f; chown 5 f; stat -c %a f; mkdir d; chmod 6755 d; chown 1:1 d; stat -c %a d")
+    assert out.splitlines() == ["755", "2745", "6755"], out
+
+
+def test_dropping_root_in_a_child(runner):
+    """A child gives root up (setgroups, setgid, setuid, then exec): it and
+    what it runs see the new ids; its parent stays root."""
+    out = runner.fakeroot(
+        "python3 -c 'import os; os.setgroups([7]); os.setgid(100); os.setuid(1000); "
+        "os.execvp(\"sh\", [\"sh\", \"-c\", \"id -u; id -g; id -G; touch mine; "
+        "chown 0 mine 2>/dev/null || echo refused\"])'; id -u")
+    assert out.splitlines() == ["1000", "100", "100 7", "refused", "0"], out
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-deb"), reason="dpkg-deb is not installed")
+def test_dpkg_deb(runner):
+    runner.sh("mkdir -p pkg/DEBIAN pkg/usr/bin pkg/var/lib/thing && "
+              "printf 'Package: thing\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: x <x@y>\\n"
+              "Description: test\\n' > pkg/DEBIAN/control && cp /bin/true pkg/usr/bin/thing")
+    out = runner.fakeroot("chown -R root:root pkg && chown 4321:4322 pkg/var/lib/thing && "
+                          "chmod 4755 pkg/usr/bin/thing && dpkg-deb --build pkg thing.deb >/dev/null && "
+                          "dpkg-deb -c thing.deb")
+    rows = {fields(line)[-1]: fields(line)[:2] for line in out.splitlines()}
+    assert rows["./usr/bin/thing"] == ["-rwsr-xr-x", "root/root"], out
+    assert rows["./var/lib/thing/"] == ["drwxr-xr-x", "4321/4322"], out
+    assert rows["./usr/"] == ["drwxr-xr-x", "root/root"], out
+
+
+def test_others_real(me):
+    """others=real: never-chowned files of other users keep their owner."""
+    if not IS_ROOT:
+        pytest.skip("needs a file of another user (made as root)")
+    me.sh("touch theirs mine")
+    os.chown(me.workdir / "theirs", 65534, 65534)
+    out = me.fakeroot("stat -c '%n %u %g' theirs mine", "-p", "fakeroot,others=real")
+    assert out.splitlines() == ["theirs 65534 65534", "mine 0 0"]
+    out = me.fakeroot("stat -c '%n %u %g' theirs mine")
+    assert out.splitlines() == ["theirs 0 0", "mine 0 0"]
+
+
+# ----------------------------------------------------------------------
+# the static program: all stat variants, edge cases, credentials
+
+def test_every_stat_variant_agrees(runner, statvariants):
+    out = runner.fakeroot(f"touch f; chown 1234:5678 f; chmod 4711 f; mknod dev b 8 1; chown 5:6 dev; "
+                          f"chmod 640 dev; mkdir d; chown 9:10 d; {statvariants} f dev d")
+    per_file = {}
+    for line in out.splitlines():
+        name, variant, *values = line.split()
+        per_file.setdefault(name, {})[variant] = " ".join(values)
+    assert set(per_file) == {"f", "dev", "d"}, out
+    for name, want in (("f", "uid=1234 gid=5678 mode=104711 rdev=0,0"),
+                       ("dev", "uid=5 gid=6 mode=60640 rdev=8,1"),
+                       ("d", "uid=9 gid=10 mode=40755 rdev=0,0")):
+        variants = per_file[name]
+        assert len(variants) == 14, variants
+        assert set(variants.values()) == {want}, variants
+
+
+def test_edge_cases_match_native(me, statvariants):
+    """Errors and every field but the owner, natively and in the view, on
+    the same files: the handlers step aside whenever the kernel would fail."""
+    # in a directory of its own: its ".." must not change between the runs
+    here = me.workdir / "base" / "run"
+    here.mkdir(parents=True)
+    me.sh("echo hi > f; mkdir d; echo g > d/g; ln -s f l; ln -s missing dl", cwd=here)
+    native = me.run([statvariants, "--edge"], check=True, cwd=here).stdout.decode()
+    view = me.view([statvariants, "--edge"], "-p", "fakeroot", cwd=here)
+    assert view.returncode == 0, view.stderr.decode()
+    assert view.stdout.decode() == native
+    assert "EFAULT" in native and "EBADF" in native and "ENOTDIR" in native
+
+
+def test_credentials(runner, statvariants):
+    out = runner.view([statvariants, "--ids"], "-p", "fakeroot")
+    assert out.returncode == 0, out.stderr.decode()
+    lines = out.stdout.decode().splitlines()
+    root = "uid=0 euid=0 gid=0 egid=0 res=0,0,0 resg=0,0,0 groups=0 capget=0 eff=1"
+    changed = ("uid=1000 euid=2000 gid=100 egid=200 res=1000,2000,3000 resg=100,200,300 "
+               "groups=10,20,30 capget=0 eff=000000000 perm=000000000")
+    assert lines[0].startswith("start: " + root), lines
+    assert lines[1:6] == ["setgroups: 0", "getgroups(0): 3", "getgroups(1): -22", "setresgid: 0",
+                          "setresuid: 0"], lines
+    assert lines[6] == "after setres: " + changed
+    assert lines[7].startswith("child forked before: " + root), lines
+    assert lines[8] == "child forked after: " + changed
+    assert lines[9:] == [
+        "setuid(0) unprivileged: -1", "seteuid(1000) via setreuid: 0", "setfsuid(3000) returns 1000",
+        "setfsuid(-1) returns 3000", "setgroups unprivileged: -1",
+        "end: uid=1000 euid=1000 gid=100 egid=200 res=1000,1000,3000 resg=100,200,300 "
+        "groups=10,20,30 capget=0 eff=000000000 perm=000000000"], lines
+
+
+# ----------------------------------------------------------------------
+# persistence
+
+def rows(db):
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT ino, uid, gid, kind, perm, rdev_major, rdev_minor FROM files").fetchall()
+
+
+def test_persistence_across_runs_and_renames(runner):
+    db = runner.workdir / "state.db"
+    runner.fakeroot("touch f g; mkdir d; chown 1234:5678 f; chown 1:2 d; chmod 0 g; mknod dev c 4 5",
+                    "--fakeroot-db", str(db))
+    # outside the view, between runs: a rename, and a move into another directory
+    runner.sh("mv f f2; mkdir sub; mv d sub/d")
+    out = runner.fakeroot("stat -c '%n %u %g %A %t,%T' f2 sub/d g dev", "--fakeroot-db", str(db))
+    assert out.splitlines() == ["f2 1234 5678 -rw-r--r-- 0,0", "sub/d 1 2 drwxr-xr-x 0,0",
+                                "g 0 0 ---------- 0,0", "dev 0 0 crw-r--r-- 4,5"], out
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _reuse_inode(workdir: Path, victim: str, limit=2000):
+    """Delete victim and create files until one gets its inode; returns that
+    file's name (or None).  Runs in this process: "outside" every view."""
+    ino = os.lstat(workdir / victim).st_ino
+    os.unlink(workdir / victim)
+    for i in range(limit):
+        name = f"new{i}"
+        with open(workdir / name, "w"):
+            pass
+        if os.lstat(workdir / name).st_ino == ino:
+            return name
+    return None
+
+
+def test_inode_reuse_outside_between_runs(me):
+    db = me.workdir / "state.db"
+    me.fakeroot("touch victim keep; chown 1234:5678 victim keep", "--fakeroot-db", str(db))
+    assert len(rows(db)) == 2
+    reused = _reuse_inode(me.workdir, "victim")
+    if reused is None:
+        pytest.skip("the file system did not reuse the inode within the bound")
+    out = me.fakeroot(f"stat -c '%n %u %g' {reused} keep", "--fakeroot-db", str(db))
+    assert out.splitlines() == [f"{reused} 0 0", "keep 1234 5678"], out
+    assert [r[1:3] for r in rows(db)] == [(1234, 5678)]   # the stale record is gone
+
+
+def test_stale_record_dropped_at_load(me):
+    """The inode of a recorded path now belongs to another file at that very
+    path: the record is dropped when the database is loaded, unused."""
+    db = me.workdir / "state.db"
+    me.fakeroot("touch victim; chown 1234:5678 victim", "--fakeroot-db", str(db))
+    reused = _reuse_inode(me.workdir, "victim")
+    if reused is None:
+        pytest.skip("the file system did not reuse the inode within the bound")
+    os.rename(me.workdir / reused, me.workdir / "victim")
+    me.fakeroot("true", "--fakeroot-db", str(db))
+    assert rows(db) == []
+    assert me.fakeroot("stat -c '%u %g' victim", "--fakeroot-db", str(db)) == "0 0\n"
+
+
+def test_inode_reuse_inside_one_view(runner):
+    """chown, rm and create in a hurry, as `rm f; tar x` does: the new file
+    gets the old inode, often with the same birth time (the kernel's coarse
+    clock), and must still not inherit the owner."""
+    script = (
+        "python3 - <<'EOF'\n"
+        "import os\n"
+        "reused = inherited = 0\n"
+        "for attempt in range(50):\n"
+        "    open('victim', 'w').close()\n"
+        "    os.chown('victim', 1234, 5678)\n"
+        "    ino = os.stat('victim').st_ino\n"
+        "    os.unlink('victim')\n"
+        "    for i in range(50):\n"
+        "        name = f'n{attempt}.{i}'\n"
+        "        open(name, 'w').close()\n"
+        "        s = os.stat(name)\n"
+        "        if s.st_ino == ino:\n"
+        "            reused += 1\n"
+        "            inherited += (s.st_uid, s.st_gid) != (0, 0)\n"
+        "            break\n"
+        "print(reused, inherited)\n"
+        "EOF\n"
+        "touch same; chown 1:1 same; rm same; touch same; stat -c 'same %u %g' same\n")
+    out = runner.fakeroot(script).splitlines()
+    reused, inherited = map(int, out[0].split())
+    if reused == 0:
+        pytest.skip("the file system did not reuse inodes")
+    assert inherited == 0, out
+    assert out[1] == "same 0 0", out
+
+
+def test_concurrent_views_share_a_database(me):
+    db = me.workdir / "state.db"
+    me.sh("mkdir a b; for i in $(seq 100); do touch a/$i b/$i; done")
+    procs = [subprocess.Popen([sys.executable, "-m", "umview_py", "--fakeroot-db", str(db), "--",
+                               "sh", "-c", f"for i in $(seq 100); do chown {uid}:{uid} {d}/$i; done"],
+                              cwd=me.workdir, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+             for d, uid in (("a", 11), ("b", 22))]
+    for p in procs:
+        _, err = p.communicate(timeout=TIMEOUT)
+        assert p.returncode == 0, err.decode()
+        assert b"lost" not in err, err.decode()
+    out = me.fakeroot("stat -c %u a/* | sort | uniq -c; stat -c %u b/* | sort | uniq -c",
+                      "--fakeroot-db", str(db))
+    assert [line.split() for line in out.splitlines()] == [["100", "11"], ["100", "22"]], out
+
+
+def test_database_survives_sigkill(me):
+    db = me.workdir / "state.db"
+    me.sh("for i in $(seq 3000); do echo > f$i; done")
+    p = subprocess.Popen([sys.executable, "-m", "umview_py", "--fakeroot-db", str(db), "--", "sh", "-c",
+                          "i=1; while :; do chown $((i % 5000 + 1)) f$((i % 3000 + 1)); echo $i; "
+                          "i=$((i+1)); done"],
+                         cwd=me.workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    for _ in range(300):                 # 300 chowns done: kill the hypervisor mid-stream
+        assert p.stdout.readline(), p.stderr.read().decode()
+    os.kill(p.pid, signal.SIGKILL)       # its tracees die with it (PTRACE_O_EXITKILL)
+    p.wait(timeout=30)
+    p.stdout.close()
+    p.stderr.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    saved = {ino: uid for ino, uid, *_ in rows(db)}
+    assert len(saved) > 100
+    out = me.fakeroot("stat -c '%i %u' f*", "--fakeroot-db", str(db))
+    seen = dict(map(int, line.split()) for line in out.splitlines())
+    for ino, uid in saved.items():
+        assert seen[ino] == uid
