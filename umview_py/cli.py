@@ -50,6 +50,10 @@ def build_parser(flags):
     p.add_argument("-p", "--preload", action="append", default=[], metavar="MODULE[,KEY=VALUE...]",
                    help="load MODULE in the view (repeatable)")
     p.add_argument("-V", "--view-name", metavar="NAME", help="name of the new view")
+    p.add_argument("-0", "--root-id", action="store_true", dest="fake_root",
+                   help="fake root (PRoot's -0): the same as -p fakeroot")
+    p.add_argument("-i", "--ids", metavar="UID:GID",
+                   help="fake root with these ids (PRoot's -i): -p fakeroot,uid=UID,gid=GID")
     p.add_argument("-x", "--no-nesting", action="store_true",
                    help="refuse nested views: an `umview` run inside this view fails")
     p.add_argument("-S", "--no-seccomp", action="store_true",
@@ -100,6 +104,15 @@ def parse(argv):
         else:
             specs[name] = opts
             order.append(name)
+    if ns.fake_root or ns.ids:
+        if "fakeroot" not in specs:
+            specs["fakeroot"] = {}
+            order.append("fakeroot")
+        if ns.ids:
+            uid, sep, gid = ns.ids.partition(":")
+            if not sep or not uid.isdigit() or not gid.isdigit():
+                raise UmviewError(f"-i wants UID:GID, not {ns.ids!r}")
+            specs["fakeroot"].update(uid=uid, gid=gid)
     for dest, value in vars(ns).items():
         if dest.startswith("modopt:") and value is not None:
             _, mod, key = dest.split(":")
