@@ -15,3 +15,10 @@ def test_dash_zero_is_fakeroot(tmp_path):
 def test_dash_i_rejects_garbage():
     r = run_view(["true"], "-i", "x")
     assert r.returncode == 2 and r.stderr.count(b"\n") == 1
+
+
+def test_dash_zero_in_the_command_is_left_alone():
+    r = run_view(["echo", "-0"])
+    assert r.stdout == b"-0\n"
+    r = run_view(["echo", "-0"], "-p", "misc")
+    assert r.stdout == b"-0\n"

@@ -50,8 +50,10 @@ def build_parser(flags):
     p.add_argument("-p", "--preload", action="append", default=[], metavar="MODULE[,KEY=VALUE...]",
                    help="load MODULE in the view (repeatable)")
     p.add_argument("-V", "--view-name", metavar="NAME", help="name of the new view")
-    p.add_argument("-0", "--root-id", action="store_true", dest="fake_root",
-                   help="fake root (PRoot's -0): the same as -p fakeroot")
+    # "-0" is not given to argparse: an option that looks like a negative
+    # number would make it take "--time-offset -86400" for two options.
+    p.add_argument("--root-id", action="store_true", dest="fake_root",
+                   help="(also -0) fake root, as PRoot's -0: the same as -p fakeroot")
     p.add_argument("-i", "--ids", metavar="UID:GID",
                    help="fake root with these ids (PRoot's -i): -p fakeroot,uid=UID,gid=GID")
     p.add_argument("-x", "--no-nesting", action="store_true",
@@ -83,7 +85,26 @@ def build_parser(flags):
     return p
 
 
+_FLAGS = {"-S", "--no-seccomp", "--pin", "--kill-on-exit", "--list-modules", "-v", "-vv",
+          "--verbose", "--version", "--stats", "-x", "--no-nesting", "--root-id", "-0", "-h",
+          "--help", "--trace"}
+
+
+def _spell_zero(argv):
+    """-0 -> --root-id, among umview's options only (not in the command)."""
+    out = list(argv)
+    takes_value = False
+    for i, arg in enumerate(out):
+        if arg == "--" or (not arg.startswith("-") and not takes_value):
+            break  # the command starts here
+        if arg == "-0":
+            out[i] = "--root-id"
+        takes_value = arg.startswith("-") and "=" not in arg and arg not in _FLAGS
+    return out
+
+
 def parse(argv):
+    argv = _spell_zero(argv)
     # Loading every installed module to learn its long options costs ~0.1 s
     # at each start: do it only when an option is not a core one, or for --help.
     head = argv[:argv.index("--")] if "--" in argv else argv
