@@ -7,8 +7,6 @@ import os
 import signal
 import sys
 
-import trio
-
 from . import __version__, registry
 from .errors import ModuleError, UmviewError
 
@@ -162,6 +160,8 @@ def exit_code(status: int) -> int:
 
 
 async def _main(ns, modules, command) -> int:
+    import trio
+
     from ._core.hypervisor import Hypervisor
 
     pin = ns.pin_cpu
@@ -245,6 +245,8 @@ def main(argv=None) -> int:
         # serving it (Ctrl-C reaches it as it would without us).
         for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(sig, signal.SIG_IGN)
+        import trio  # not needed by a nested `umview`, which only asks and execs
+
         return trio.run(_main, ns, modules, command)
     except UmviewError as exc:
         print(f"umview: {exc}", file=sys.stderr)
