@@ -234,33 +234,38 @@ def test_proc_mem_works_natively(progs, victim):
     assert out["mem-open"] == ["1", "0"] and out["mem-read"] == ["8", "0"]
 
 
-UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
-def test_proc_mem_of_hypervisor_refused(progs, tmp_path):
+def test_proc_mem_of_hypervisor_refused(progs):
     # /proc/PID/mem reads and writes the hypervisor's memory like
     # process_vm_readv/writev.  The hypervisor makes itself non-dumpable,
     # which closes it to processes of the same (non-root) user; root's
     # CAP_SYS_PTRACE passes anyway (docs/design.md), so run as a user.
-    cmd = UMVIEW + list(MISC) + ["--", progs["escape_procmem"]]
+    import pwd
+    import shutil
+
+    from test_fakeroot import TEST_USER, UserRunner, _workdir
+
     if os.geteuid() == 0:
-        probe = subprocess.run(UNPRIVILEGED + [sys.executable, "-c", "import umview_py"],
-                               capture_output=True, cwd="/")
-        if probe.returncode:
-            pytest.skip("this machine's Python is not reachable by an unprivileged user "
-                        f"({probe.stderr.decode().strip()[-120:]})")
-        os.chmod(tmp_path, 0o777)
-        prog = tmp_path / "escape_procmem"
-        prog.write_bytes(open(progs["escape_procmem"], "rb").read())
+        try:
+            pw = pwd.getpwnam(TEST_USER)
+        except KeyError:
+            subprocess.run(["useradd", "-m", TEST_USER], check=True, capture_output=True)
+            pw = pwd.getpwnam(TEST_USER)
+        workdir = _workdir(pw)
+        runner = UserRunner(workdir, pw)
+    else:
+        from test_fakeroot import Runner
+        workdir = _workdir()
+        runner = Runner(workdir)
+    try:
+        prog = workdir / "escape_procmem"
+        shutil.copy(progs["escape_procmem"], prog)
         prog.chmod(0o755)
-        cmd = UNPRIVILEGED + UMVIEW + list(MISC) + ["--", str(prog)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(ENV), cwd="/")
-    out_b, err_b = proc.communicate(timeout=GUARD)
-    res = subprocess.CompletedProcess(cmd, proc.returncode, out_b, err_b)
-    hv_pid = proc.pid if os.geteuid() else int(fields(res)["target"][0])
+        res = runner.view([str(prog)], *MISC, timeout=GUARD)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     out = fields(res)
-    assert out["target"] == [str(hv_pid)]
     assert out["release"] == ["esc.1"], res
+    hv_pid = out["target"][0]
     assert out["mem-open"][0] != "1", f"/proc/{hv_pid}/mem opened from inside the view: {out}"
     assert out["mem-read"][0] == "-1", out
     assert out["mem-open-rw"][0] != "1", out
