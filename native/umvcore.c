@@ -75,6 +75,7 @@ enum tstate {
     T_PYTHON,      /* at a seccomp stop, waiting for Python */
     T_WANT_EXIT,   /* resumed with PTRACE_SYSCALL, exit stop goes to Python */
     T_PYEXIT,      /* at a syscall-exit stop, waiting for Python */
+    T_RESTORE,     /* runs with rewritten arguments; restore them at its exit */
     T_INJECT,      /* running an injected seccomp() call */
     T_LISTEN,      /* in a group-stop, restarted with PTRACE_LISTEN */
 };
@@ -625,6 +626,21 @@ static void handle_seccomp(tracee *t) {
         skip_with(t, &r, value);
     } else if (act == UMV_ACT_CONT) {
         resume(t, PTRACE_CONT, 0);
+    } else if (act == UMV_ACT_REWRITE) {
+        /* The kernel keeps every register but rax, rcx and r11 across a
+         * syscall, and compiled code relies on that: the arguments we change
+         * (a path pointing into the red zone, a dirfd) must be the program's
+         * again when the call returns, so stop at its exit (PTRACE_SYSCALL)
+         * and put them back there, in C.  If the call is restarted (signal),
+         * the restart runs with the program's arguments and stops again at
+         * seccomp, so it is served afresh. */
+        memcpy(t->orig_args, (uint64_t[6]){r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9}, sizeof t->orig_args);
+        r.orig_rax = (unsigned long long)e.nr;
+        r.rdi = e.args[0]; r.rsi = e.args[1]; r.rdx = e.args[2];
+        r.r10 = e.args[3]; r.r8 = e.args[4]; r.r9 = e.args[5];
+        if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) < 0) return;
+        t->state = T_RESTORE;
+        if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) < 0) return;
     } else if (act != UMV_ACT_DEFER) {
         skip_with(t, &r, -EIO);
     }
@@ -639,6 +655,17 @@ static void handle_syscall_stop(tracee *t) {
             inject_finish(t);
         else
             ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
+        return;
+    }
+    if (t->state == T_RESTORE) {
+        struct user_regs_struct r;
+        if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0) {
+            r.rdi = t->orig_args[0]; r.rsi = t->orig_args[1]; r.rdx = t->orig_args[2];
+            r.r10 = t->orig_args[3]; r.r8 = t->orig_args[4]; r.r9 = t->orig_args[5];
+            ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+        }
+        t->state = T_RUNNING;
+        resume(t, PTRACE_CONT, 0);
         return;
     }
     if (t->state == T_WANT_EXIT) {

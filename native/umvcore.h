@@ -41,6 +41,8 @@
 #define UMV_ACT_RUN_EXIT 3  /* run it and report UMV_EV_SYSEXIT */
 #define UMV_ACT_SET_RESULT 4 /* at a SYSEXIT: make value the result */
 #define UMV_ACT_DEFER 5     /* (callback only) the answer comes later by umv_reply */
+#define UMV_ACT_REWRITE 6   /* (callback only) run it as ev->nr with ev->args; the
+                               program's arguments are put back at its exit */
 
 /* view flags */
 #define UMV_VIEW_NO_VDSO 1  /* hide the vDSO from programs exec'd in this view */

@@ -17,6 +17,8 @@ examples:
   umview --hostname box -- hostname        the same module, short spelling
   umview --time-offset -86400 -- date      yesterday, for this command only
   umview -S -- ls                          trap every call (debugging, comparison)
+  umview -b ~/src:/src --tmpfs /tmp -- make -C /src   a bind mount and a private /tmp
+  umview --mount type=cow,source=.,target=/w -w /w -- git commit -a   changes go to memory
   inside a view:  umview-insmod misc hostname=box; umview-lsmod; umview-rmmod misc
 """
 
@@ -39,6 +41,47 @@ def _module_flags():
             if opt.cli:
                 flags[opt.cli] = (name, key, opt)
     return flags
+
+
+class _MountAction(argparse.Action):
+    """Mount options, kept in command-line order: later mounts go on top."""
+
+    def __call__(self, parser, ns, value, option_string=None):
+        mounts = getattr(ns, "vfs_mounts", None) or []
+        mounts.append(_mount_spec(self.dest, value))
+        ns.vfs_mounts = mounts
+
+
+def _mount_spec(kind: str, value: str) -> list:
+    if kind in ("bind", "ro_bind"):
+        host, sep, guest = value.partition(":")
+        if not host:
+            raise UmviewError(f"--{kind.replace('_', '-')} wants HOST[:GUEST], not {value!r}")
+        host = os.path.abspath(os.path.expanduser(host))
+        return ["bind", host, guest or host, {"ro": ""} if kind == "ro_bind" else {}]
+    if kind == "tmpfs":
+        return ["tmpfs", "", value, {}]
+    if kind == "hide":
+        return ["hide", "", value, {}]
+    if kind == "root":
+        return ["bind", os.path.abspath(value), "/", {}]
+    fields = {}
+    for item in value.split(","):
+        key, sep, val = item.partition("=")
+        key = {"src": "source", "dst": "target", "destination": "target", "readonly": "ro"}.get(key, key)
+        if not key or (not sep and key != "ro"):
+            raise UmviewError(f"--mount: {item!r} is not KEY=VALUE (in {value!r})")
+        fields[key] = val
+    if "type" not in fields or "target" not in fields:
+        raise UmviewError(f"--mount needs type= and target= (in {value!r})")
+    type_, source, target = fields.pop("type"), fields.pop("source", ""), fields.pop("target")
+    if source and type_ in ("bind", "cow", "archive"):
+        source = os.path.abspath(os.path.expanduser(source))
+    elif source and type_ == "merge":
+        source = ":".join(os.path.abspath(os.path.expanduser(s)) for s in source.split(":"))
+    if "upper" in fields:
+        fields["upper"] = os.path.abspath(os.path.expanduser(fields["upper"]))
+    return [type_, source, target, fields]
 
 
 def build_parser(flags):
@@ -75,6 +118,18 @@ def build_parser(flags):
     p.add_argument("-v", "--verbose", action="count", default=0, help="say more (repeat for debug)")
     p.add_argument("--log", metavar="FILE", help="write the hypervisor's messages to FILE")
     p.add_argument("--version", action="version", version=f"umview {__version__}")
+    fs = p.add_argument_group("file systems (each loads the vfs module; see docs/vfs.md)")
+    fs.add_argument("-b", "--bind", action=_MountAction, metavar="HOST[:GUEST]",
+                    help="show host path HOST at GUEST (default: the same path)")
+    fs.add_argument("--ro-bind", action=_MountAction, metavar="HOST[:GUEST]", help="the same, read-only")
+    fs.add_argument("--tmpfs", action=_MountAction, metavar="GUEST", help="an empty in-memory directory at GUEST")
+    fs.add_argument("--hide", action=_MountAction, metavar="GUEST", help="GUEST does not exist in the view")
+    fs.add_argument("--mount", action=_MountAction, metavar="type=T,source=S,target=G[,KEY=VALUE...]",
+                    help="any mount type: bind, tmpfs, hide, cow (upper=DIR), merge (source=D1:D2), "
+                         "archive, pyfuse3 (class=MODULE:CLASS)")
+    fs.add_argument("-r", "--root", action=_MountAction, metavar="DIR",
+                    help="DIR is the view's / (as chroot or PRoot -r)")
+    fs.add_argument("-w", "--cwd", metavar="DIR", help="start COMMAND in DIR (a path in the view)")
     group = p.add_argument_group("module options (each loads its module)")
     for flag, (mod, key, opt) in sorted(flags.items()):
         group.add_argument(flag, dest=f"modopt:{mod}:{key}", metavar=key.upper(),
@@ -132,6 +187,15 @@ def parse(argv):
             if not sep or not uid.isdigit() or not gid.isdigit():
                 raise UmviewError(f"-i wants UID:GID, not {ns.ids!r}")
             specs["fakeroot"].update(uid=uid, gid=gid)
+    mounts = getattr(ns, "vfs_mounts", None)
+    if mounts:
+        import json
+        if "vfs" not in specs:
+            specs["vfs"] = {}
+            order.append("vfs")
+        specs["vfs"]["mounts"] = json.dumps(mounts)
+        if ns.cwd is None and any(m[2] == "/" for m in mounts):
+            ns.cwd = "/"  # a new root: start at its top, as chroot would
     for dest, value in vars(ns).items():
         if dest.startswith("modopt:") and value is not None:
             _, mod, key = dest.split(":")
@@ -181,7 +245,7 @@ async def _main(ns, modules, command) -> int:
             view.no_nesting = ns.no_nesting
             for module in modules:
                 hv.insmod(view, module)
-            pid = await hv.spawn(view, command)
+            pid = await hv.spawn(view, command, cwd=ns.cwd)
             status = await hv.wait(pid)
             if ns.kill_on_exit:
                 hv.kill_all()
@@ -217,6 +281,11 @@ def _nest(ns, command) -> int:
             raise UmviewError(f"{command[0]}: command not found", status=127)
     answer = vsys.call("nest", name=ns.view_name, modules=ns.modules, no_nesting=ns.no_nesting)
     os.environ["UMVIEW_VIEW"] = answer["view"]
+    try:
+        if ns.cwd:
+            os.chdir(ns.cwd)  # now inside the new view: its paths
+    except OSError as exc:
+        raise UmviewError(f"-w {ns.cwd}: {exc.strerror}") from None
     try:
         os.execv(path, command)
     except OSError as exc:

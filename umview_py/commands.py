@@ -75,3 +75,60 @@ def rmmod_main(argv=None):
 def lsmod_main(argv=None):
     return _run(_lsmod, argv, "usage: umview-lsmod\n"
                 "List the modules of the calling view, newest first, then its parents'.")
+
+
+def _mount(argv):
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise UmviewError(f"{message} (usage: umview-mount -t TYPE [-o OPTIONS] SOURCE TARGET)")
+
+    p = Parser(prog="umview-mount", add_help=False)
+    p.add_argument("-t", "--types", dest="type")
+    p.add_argument("-o", "--options", action="append", default=[])
+    p.add_argument("-r", "--read-only", action="store_true")
+    p.add_argument("args", nargs="*")
+    ns = p.parse_args(argv)
+    if not ns.args:
+        answer = vsys.call("command", module="vfs", name="mounts", args={}, autoload=True)
+        for type_, source, target, opts in answer["mounts"]:
+            print(f"{source or type_} on {target} type {type_} ({opts})")
+        return
+    if len(ns.args) == 1 and ns.type in ("tmpfs", "hide"):
+        source, target = "", ns.args[0]
+    elif len(ns.args) == 2:
+        source, target = ns.args
+    else:
+        raise UmviewError("usage: umview-mount -t TYPE [-o OPTIONS] SOURCE TARGET")
+    if not ns.type:
+        raise UmviewError("no type: give -t TYPE (bind, tmpfs, hide, cow, merge, archive, pyfuse3)")
+    options = {}
+    for group in ns.options:
+        for item in group.split(","):
+            if item:
+                key, _, value = item.partition("=")
+                options[key] = value
+    if ns.read_only:
+        options["ro"] = ""
+    vsys.call("command", module="vfs", name="mount", autoload=True,
+              args={"type": ns.type, "source": source, "target": target, "options": options})
+
+
+def _umount(argv):
+    if not argv:
+        raise UmviewError("usage: umview-umount TARGET...")
+    for target in argv:
+        vsys.call("command", module="vfs", name="umount", args={"target": target})
+
+
+def mount_main(argv=None):
+    return _run(_mount, argv, "usage: umview-mount -t TYPE [-o OPTIONS] SOURCE TARGET\n"
+                "Mount in the view of the calling shell and its children.  TYPE: bind, tmpfs,\n"
+                "hide, cow (-o upper=DIR), merge (SOURCE=DIR1:DIR2...), archive, pyfuse3\n"
+                "(-o class=MODULE:CLASS).  Without arguments: list the view's mounts.")
+
+
+def umount_main(argv=None):
+    return _run(_umount, argv, "usage: umview-umount TARGET...\n"
+                "Unmount TARGET from the view of the calling shell and its children.")

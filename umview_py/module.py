@@ -126,6 +126,18 @@ class Module:
     def unloaded(self) -> None:
         """Called when the module leaves its view."""
 
+    def resolve_host(self, path: str) -> str | None:
+        """Modules that move paths (file systems) say where a view path lives
+        on the host: the core uses it to start a program in a view (its
+        working directory, its lookup on $PATH).  None: not mine."""
+        return None
+
+    def command(self, name: str, args: dict, pid: int) -> dict:
+        """An in-view command (such as umview-mount) sent to this module by
+        process pid; returns a JSON-able answer.  Raise ModuleError with a
+        message for the user."""
+        raise ModuleError(f"module {self.name} has no command {name!r}")
+
     def describe(self) -> str:
         """One line for `umview-lsmod`: the options that differ from the defaults."""
         return " ".join(f"{k}={v}" for k, v in self.config.items() if v != self.options[k].default)
@@ -139,9 +151,9 @@ class Call:
     (only in async handlers)."""
 
     __slots__ = ("nr", "name", "args", "tid", "pid", "view", "memory", "_runner", "ran",
-                 "_handlers", "_pos")
+                 "_handlers", "_pos", "sp", "rewritten", "_scratch")
 
-    def __init__(self, nr, name, args, tid, pid, view, memory, runner=None):
+    def __init__(self, nr, name, args, tid, pid, view, memory, runner=None, sp=0):
         self.nr = nr
         self.name = name
         self.args = list(args)
@@ -153,6 +165,9 @@ class Call:
         self.ran = False
         self._handlers = ()
         self._pos = 0
+        self.sp = sp
+        self.rewritten = False
+        self._scratch = 128  # the red zone below the stack pointer is the program's
 
     def __repr__(self):
         return f"<Call {self.name}{tuple(hex(a) for a in self.args)} pid={self.pid}>"
@@ -191,6 +206,27 @@ class Call:
         if signed and v >> (bits - 1):
             v -= 1 << bits
         return v
+
+    # rewriting ------------------------------------------------------------
+    def scratch(self, data: bytes) -> int:
+        """Copy data into the tracee, below its stack pointer and red zone,
+        and return its address: room for a rewritten argument (a path, a
+        sockaddr) that lives as long as the call.  Nothing of the program is
+        there, and signal frames are only built after the call returns."""
+        self._scratch = (self._scratch + len(data) + 15) & ~15
+        addr = self.sp - self._scratch
+        self.write(addr, data)
+        return addr
+
+    def rewrite(self, nr: int | None = None, **args: int) -> None:
+        """Run the call in the kernel with other arguments (`arg0=...` to
+        `arg5=...`) or as another syscall; the handler then returns None.
+        The program's own registers are put back when the call returns."""
+        for key, value in args.items():
+            self.args[int(key[3:])] = value & 0xFFFFFFFFFFFFFFFF
+        if nr is not None:
+            self.nr = nr
+        self.rewritten = True
 
     # the stack ----------------------------------------------------------
     def next(self):

@@ -27,6 +27,7 @@ ACT_SKIP = lib.UMV_ACT_SKIP
 ACT_RUN_EXIT = lib.UMV_ACT_RUN_EXIT
 ACT_SET_RESULT = lib.UMV_ACT_SET_RESULT
 ACT_DEFER = lib.UMV_ACT_DEFER
+ACT_REWRITE = lib.UMV_ACT_REWRITE
 
 
 def check(rc: int, what: str) -> int:

@@ -13,7 +13,6 @@ import errno
 import json
 import logging
 import os
-import shutil
 import signal
 import inspect
 import time
@@ -25,7 +24,7 @@ from ..errors import ModuleError, SyscallError, UmviewError
 from ..module import Call, Module
 from ..syscalls.table import BY_NAME, BY_NR
 from . import seccomp
-from .bridge import (ACT_CONT, ACT_DEFER, ACT_RUN_EXIT, ACT_SET_RESULT, ACT_SKIP, EV_ALLGONE,
+from .bridge import (ACT_CONT, ACT_DEFER, ACT_REWRITE, ACT_RUN_EXIT, ACT_SET_RESULT, ACT_SKIP, EV_ALLGONE,
                      EV_EXIT, EV_FORK, EV_GROUPSTOP, EV_LOG, EV_SIGNAL, EV_SYSEXIT, TraceeMemory, check,
                      ffi, lib)
 
@@ -243,10 +242,20 @@ class Hypervisor:
         env = dict(os.environ if env is None else env)
         path = argv[0]
         if "/" not in path:
-            found = shutil.which(path, path=env.get("PATH", os.defpath))
-            if not found:
+            # looked up in the view: a module may show other directories
+            for d in env.get("PATH", os.defpath).split(":"):
+                cand = os.path.join(d or ".", path)
+                host = self.host_path(view, cand)
+                if os.path.isfile(host) and os.access(host, os.X_OK):
+                    path = cand
+                    break
+            else:
                 raise UmviewError(f"{path}: command not found", status=127)
-            path = found
+        if cwd is not None:
+            host_cwd = self.host_path(view, os.path.join(os.getcwd(), cwd))
+            if not os.path.isdir(host_cwd):
+                raise UmviewError(f"{cwd}: no such directory in the view", status=2)
+            cwd = host_cwd
         prog = view.program
         code = prog.code()
         c_argv = [ffi.new("char[]", os.fsencode(a)) for a in argv]
@@ -266,6 +275,14 @@ class Hypervisor:
         self._exit_events.setdefault(pid, trio.Event())
         self.parent_of[pid] = os.getpid()
         return pid
+
+    def host_path(self, view: ViewState, path: str) -> str:
+        """Where a view path is on the host, as the view's modules say."""
+        for module in view.chain():
+            host = module.resolve_host(path)
+            if host is not None:
+                return host
+        return path
 
     async def wait(self, pid: int) -> int:
         """The wait status of pid (as os.waitpid gives it): pid must have been
@@ -326,6 +343,13 @@ class Hypervisor:
 
     def shutdown(self) -> None:
         global _current
+        for view in list(self.views.values()):
+            for module in reversed(view.modules):
+                try:
+                    module.unloaded()
+                except Exception:
+                    log.exception("module %s raised while unloading", module.name)
+            view.modules.clear()
         if self._started:
             from .bridge import stats
             log.debug("core statistics: %s", stats())
@@ -426,7 +450,7 @@ class Hypervisor:
             return ACT_CONT
         row = BY_NR.get(ev.nr)
         call = Call(ev.nr, row.name if row else str(ev.nr), ev.args, ev.tid, ev.pid, view,
-                    self.memory, self._run_in_kernel)
+                    self.memory, self._run_in_kernel, ev.sp)
         tracing = self.trace is not None
         if self.dispatch_in_trio or tracing or any(h[2] for h in handlers):
             self._token.run_sync_soon(self._nursery.start_soon, self._serve_async, call, handlers)
@@ -449,6 +473,11 @@ class Hypervisor:
             if result is not None:
                 value_ptr[0] = int(result)
                 return ACT_SKIP
+            if call.rewritten:
+                ev.nr = call.nr
+                for j in range(6):
+                    ev.args[j] = call.args[j]
+                return ACT_REWRITE
         return ACT_CONT
 
     async def _serve_async(self, call: Call, handlers) -> None:
@@ -473,6 +502,13 @@ class Hypervisor:
                     trace.call_line(call, -errno.EIO, module.name)
                 return
             self._account(view, module, call, t0, False)
+            if result is None and call.rewritten and not call.ran:
+                # run it rewritten; the exit (no waiter) restores the arguments
+                c_args = ffi.new("uint64_t[6]", call.args[:6])
+                lib.umv_reply(call.tid, ACT_RUN_EXIT, 0, call.nr, c_args)
+                if trace and trace.wants(call.name, module.name):
+                    trace.call_line(call, 0, module.name)
+                return
             if result is not None or call.ran:
                 self._reply(call, None if result is None else int(result), call.ran)
                 if trace and trace.wants(call.name, module.name):
@@ -630,6 +666,22 @@ class Hypervisor:
         target = self._target(view, req)
         return {"stats": [[m, sc, st.calls, st.errors, st.seconds]
                           for (m, sc), st in target.stats.items()]}
+
+    async def _op_command(self, view, pid, req):
+        """An in-view command for a module of the caller's view (loaded there
+        first when `autoload` says so and it is not)."""
+        from .. import registry
+
+        view = self._target(view, req)
+        name = str(req["module"])
+        module = view.module(name)
+        if module is None:
+            if not req.get("autoload"):
+                raise ModuleError(f"module {name} is not loaded in view {view.name}")
+            module = registry.instantiate(name, {})
+            self.insmod(view, module)
+        answer = module.command(str(req["name"]), dict(req.get("args") or {}), pid)
+        return answer
 
     async def _op_lsmod(self, view, pid, req):
         view = self._target(view, req)

@@ -1,0 +1,666 @@
+"""The mount table of a view and the resolution of view paths.
+
+Every file a view shows lives somewhere on the host: a bind mount's source,
+a tmpfs's private directory, a cow mount's upper or lower layer, a mirror
+directory filled by a back end (archive, pyfuse3), a *listing* directory
+made to show a merged directory's entries.  Resolving a view path gives that
+host path, so the path call can be rewritten to it and the kernel does the
+rest: every call on the resulting fd is native.  The way back (host path ->
+view path) serves getcwd, /proc/self/fd/N, /proc/self/cwd, and relative
+paths, since a process whose cwd is in a mount has its real cwd in a host
+directory of that mount.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+
+from umview_py.module import SyscallError
+
+from .backend import MirrorBackend, MountError
+
+log = logging.getLogger("umview")
+
+MAXSYMLINKS = 40
+COW_STATE = ".umview-cow"  # whiteouts of a cow mount, kept in its upper layer
+
+TYPES = ("bind", "tmpfs", "hide", "cow", "merge", "archive", "pyfuse3")
+# options each type takes (besides ro/rw)
+TYPE_OPTIONS = {
+    "bind": set(), "tmpfs": {"size", "mode"}, "hide": set(), "cow": {"upper"}, "merge": set(),
+    "archive": set(), "pyfuse3": {"class"},
+}
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower()
+    mult = units.get(t[-1:], 1)
+    num = t[:-1] if t[-1:] in units else t
+    if not num.isdigit():
+        raise MountError(f"tmpfs: bad size {text!r} (want a number, optionally with k, m or g)")
+    return int(num) * mult
+
+
+def norm(path: str) -> str:
+    """Lexically normalized absolute path ('..' taken as the parent: only for
+    paths already free of symlinks)."""
+    out: list[str] = []
+    for c in path.split("/"):
+        if c in ("", "."):
+            continue
+        if c == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(c)
+    return "/" + "/".join(out)
+
+
+def under(path: str, prefix: str) -> bool:
+    return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+
+def rel_of(path: str, prefix: str) -> str:
+    if prefix == "/":
+        return path[1:]
+    return path[len(prefix) + 1:]
+
+
+def join(base: str, rel: str) -> str:
+    return f"{base}/{rel}" if rel else base
+
+
+@dataclass(eq=False)
+class Mount:
+    id: int
+    type: str
+    source: str
+    target: str
+    options: dict
+    readonly: bool
+    layers: list[str]                      # host directories, first wins
+    backend: MirrorBackend | None = None
+    private: str | None = None            # our directory, removed at umount
+    whiteouts: set = field(default_factory=set)   # cow: deleted rel paths
+    opaque: set = field(default_factory=set)      # cow: dirs whose lower part is gone
+    size: int | None = None                # tmpfs size= (shown by statfs)
+
+    def describe_options(self) -> str:
+        opts = ["ro" if self.readonly else "rw"]
+        opts += [f"{k}={v}" for k, v in self.options.items() if k not in ("ro", "rw")]
+        return ",".join(opts)
+
+    # -- cow state ----------------------------------------------------------
+    def cow_save(self) -> None:
+        if self.type != "cow" or self.private:  # an in-memory upper dies with us
+            return
+        data = json.dumps({"whiteouts": sorted(self.whiteouts), "opaque": sorted(self.opaque)})
+        tmp = join(self.layers[0], COW_STATE + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(data)
+        os.replace(tmp, join(self.layers[0], COW_STATE))
+
+    def cow_load(self) -> None:
+        try:
+            with open(join(self.layers[0], COW_STATE)) as f:
+                data = json.load(f)
+            self.whiteouts = set(data.get("whiteouts", []))
+            self.opaque = set(data.get("opaque", []))
+        except FileNotFoundError:
+            pass
+        except (ValueError, OSError) as exc:
+            raise MountError(f"cow: {self.layers[0]}/{COW_STATE}: unreadable ({exc})") from None
+
+
+@dataclass
+class Resolved:
+    """Where a view path leads."""
+    vpath: str                  # the view path, symlinks resolved (the last one as asked)
+    mount: Mount | None
+    rel: str                    # path inside the mount
+    host: str | None            # the host path that holds it (None: hidden)
+    st: os.stat_result | None   # lstat of host, None when it does not exist
+    layer: int = 0              # cow/merge: the layer index holding it
+    implicit: bool = False      # a directory that exists only to hold mount points
+
+    @property
+    def exists(self) -> bool:
+        return self.st is not None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.st is not None and stat.S_ISDIR(self.st.st_mode)
+
+
+class MountTable:
+    """The mounts of one view and path resolution through them."""
+
+    def __init__(self, lower=None):
+        self.mounts: list[Mount] = []       # in mount order
+        self.by_target: dict[str, list[Mount]] = {}
+        self._next = 1
+        self._private_root: str | None = None
+        self.listings: dict[str, str] = {}  # listing dir (host) -> view dir
+        self._listing_of: dict[str, str] = {}
+        self.lower = lower                  # a parent view's table (nesting)
+
+    # -- private directories ---------------------------------------------
+    def private_dir(self, what: str) -> str:
+        if self._private_root is None:
+            base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+            _remove_stale(base)
+            self._private_root = tempfile.mkdtemp(prefix=f"umview-{os.getpid()}-", dir=base)
+            os.chmod(self._private_root, 0o700)
+        return tempfile.mkdtemp(prefix=what + "-", dir=self._private_root)
+
+    @property
+    def private_root(self) -> str | None:
+        return self._private_root
+
+    def cleanup(self) -> None:
+        for m in reversed(self.mounts):
+            self._release(m)
+        self.mounts.clear()
+        self.by_target.clear()
+        if self._private_root:
+            _rmtree(self._private_root)
+            self._private_root = None
+
+    # -- mounting ------------------------------------------------------------
+    def mount(self, type_: str, source: str, target: str, options: dict | None = None) -> Mount:
+        options = dict(options or {})
+        if type_ not in TYPES:
+            raise MountError(f"unknown mount type {type_!r} (known: {', '.join(TYPES)})")
+        if not target.startswith("/"):
+            raise MountError(f"mount target must be an absolute path: {target!r}")
+        target = norm(target)
+        ro = options.pop("ro", None) is not None
+        options.pop("rw", None)
+        bad = set(options) - TYPE_OPTIONS[type_]
+        if bad:
+            raise MountError(f"{type_}: unknown option {sorted(bad)[0]!r}"
+                             + (f" (known: ro, rw, {', '.join(sorted(TYPE_OPTIONS[type_]))})"
+                                if TYPE_OPTIONS[type_] else " (known: ro, rw)"))
+        m = Mount(self._next, type_, source, target, options, ro, [])
+        if type_ == "bind":
+            host = self._source_dir(source, type_, allow_file=True)
+            m.layers = [host]
+        elif type_ == "tmpfs":
+            if "size" in options:
+                m.size = _size(options["size"])
+            m.private = self.private_dir("tmpfs")
+            mode = options.get("mode", "1777" if target == "/tmp" else "755")
+            try:
+                os.chmod(m.private, int(mode, 8))
+            except ValueError:
+                raise MountError(f"tmpfs: bad mode {mode!r}") from None
+            m.layers = [m.private]
+        elif type_ == "hide":
+            m.layers = []
+        elif type_ == "cow":
+            lower = self._source_dir(source, type_)
+            if "upper" in options:
+                upper = os.path.realpath(options["upper"])
+                os.makedirs(upper, exist_ok=True)
+                if under(upper, lower) or under(lower, upper):
+                    raise MountError("cow: the upper directory must be outside the source and not hold it")
+            else:
+                upper = m.private = self.private_dir("cow")
+            m.layers = [upper, lower]
+            m.cow_load()
+        elif type_ == "merge":
+            if not source:
+                raise MountError("merge: no source directories (source=DIR1:DIR2:...)")
+            m.layers = [self._source_dir(s, type_) for s in source.split(":")]
+            m.readonly = True
+        elif type_ in ("archive", "pyfuse3"):
+            m.private = self.private_dir(type_)
+            try:
+                if type_ == "archive":
+                    from .archive import ArchiveBackend as cls
+                    if not os.path.exists(source):
+                        raise MountError(f"archive: {source}: no such file")
+                else:
+                    from .fusefs import FuseBackend as cls
+                    if "class" not in options:
+                        raise MountError("pyfuse3: the class=MODULE:CLASS option is missing")
+                m.backend = cls(source, options, m.private)
+            except BaseException:
+                _rmtree(m.private)
+                raise
+            m.readonly = ro or m.backend.readonly
+            m.layers = [m.private]
+        if ro:
+            m.readonly = True
+        self._next += 1
+        self.mounts.append(m)
+        self.by_target.setdefault(target, []).append(m)
+        return m
+
+    def _source_dir(self, source: str, type_: str, allow_file: bool = False) -> str:
+        if not source:
+            raise MountError(f"{type_}: no source")
+        real = os.path.realpath(source)
+        try:
+            st = os.stat(real)
+        except OSError as exc:
+            raise MountError(f"{type_}: {source}: {exc.strerror}") from None
+        if not allow_file and not stat.S_ISDIR(st.st_mode):
+            raise MountError(f"{type_}: {source}: not a directory")
+        return real
+
+    def umount(self, target: str) -> Mount:
+        target = norm(target)
+        stack = self.by_target.get(target)
+        if not stack:
+            raise SyscallError(errno.EINVAL)
+        m = stack.pop()
+        if not stack:
+            del self.by_target[target]
+        self.mounts.remove(m)
+        self._release(m)
+        return m
+
+    def _release(self, m: Mount) -> None:
+        if m.backend is not None:
+            try:
+                m.backend.close()
+            except Exception:
+                log.exception("closing the %s mount at %s", m.type, m.target)
+        m.cow_save()
+        if m.private:
+            _rmtree(m.private)
+
+    # -- lookups --------------------------------------------------------------
+    def mount_at(self, vpath: str) -> tuple[Mount | None, str]:
+        """The mount that holds vpath (the deepest target above it), and the
+        path inside it."""
+        p = vpath
+        while True:
+            stack = self.by_target.get(p)
+            if stack:
+                return stack[-1], rel_of(vpath, p) if p != vpath else ""
+            if p == "/":
+                return None, vpath
+            p = p.rsplit("/", 1)[0] or "/"
+
+    def covers(self, path: str) -> bool:
+        """Does the view show something else than the host at path (it is in
+        a mount, or a mount lies below it, or it is one of our directories)?"""
+        if self._private_root and (under(path, self._private_root) or under(self._private_root, path)):
+            return True
+        for target in self.by_target:
+            if under(path, target) or under(target, path):
+                return True
+        return False
+
+    def _in_mount(self, m: Mount | None, rel: str, vpath: str) -> Resolved:
+        """lstat the entry rel of mount m (or the host's vpath with no mount)."""
+        if m is None:
+            res = self.lower.lookup(vpath) if self.lower is not None else \
+                Resolved(vpath, None, vpath, vpath, _lstat(vpath))
+            if res.st is None and any(under(t, vpath) for t in self.by_target):
+                # A mount point's parents exist in the view even where the
+                # host has no such directory (as the kernel's would have to).
+                res = Resolved(vpath, None, vpath, None, None, implicit=True)
+                res.host = self.listing(res)
+                res.st = os.lstat(res.host)
+            return res
+        if m.type == "hide":
+            return Resolved(vpath, m, rel, None, None)
+        if m.type == "cow":
+            upper, lower = m.layers
+            st = _lstat(join(upper, rel))
+            if st is not None:
+                return Resolved(vpath, m, rel, join(upper, rel), st, 0)
+            if rel == COW_STATE or self._whited(m, rel):
+                return Resolved(vpath, m, rel, join(upper, rel), None, 0)
+            st = _lstat(join(lower, rel))
+            if st is not None:
+                return Resolved(vpath, m, rel, join(lower, rel), st, 1)
+            return Resolved(vpath, m, rel, join(upper, rel), None, 0)
+        if m.type == "merge":
+            for i, layer in enumerate(m.layers):
+                st = _lstat(join(layer, rel))
+                if st is not None:
+                    return Resolved(vpath, m, rel, join(layer, rel), st, i)
+            return Resolved(vpath, m, rel, join(m.layers[0], rel), None, 0)
+        if m.backend is not None:
+            m.backend.refresh(rel)
+        host = join(m.layers[0], rel)
+        return Resolved(vpath, m, rel, host, _lstat(host))
+
+    @staticmethod
+    def _whited(m: Mount, rel: str) -> bool:
+        if not m.whiteouts and not m.opaque:
+            return False
+        p = rel
+        while p:
+            if p in m.whiteouts:
+                return True
+            parent = p.rpartition("/")[0]
+            if parent in m.opaque or (parent == "" and "" in m.opaque):
+                # an opaque dir hides the lower entries below it
+                return True
+            p = parent
+        return False
+
+    def lookup(self, vpath: str) -> Resolved:
+        m, rel = self.mount_at(vpath)
+        return self._in_mount(m, rel, vpath)
+
+    def resolve(self, vpath: str, follow: bool = True, proc: tuple[int, int] | None = None) -> Resolved:
+        """Walk vpath (absolute) component by component, as the kernel would
+        through the view's mounts: symlinks are read where they are (in a
+        layer, a mirror, the host) and followed in the view; '..' goes up in
+        the view, so it crosses mount points the way a real mount would.
+        `proc` = (pid, tid) of the caller: /proc/self is its, not ours.
+        Raises SyscallError for ENOENT (a missing parent), ENOTDIR, ELOOP,
+        ENAMETOOLONG."""
+        if len(vpath) >= 4096:
+            raise SyscallError(errno.ENAMETOOLONG)
+        trailing = vpath.endswith("/") and vpath.strip("/") != ""
+        todo = [c for c in reversed(vpath.split("/")) if c not in ("", ".")]
+        cur = "/"
+        res = self.lookup("/")
+        links = 0
+        while todo:
+            name = todo.pop()
+            if name == "..":
+                cur = cur.rsplit("/", 1)[0] or "/"
+                res = self.lookup(cur)
+                continue
+            if len(name) > 255:
+                raise SyscallError(errno.ENAMETOOLONG)
+            if cur == "/proc" and proc and name in ("self", "thread-self"):
+                todo.extend(reversed([str(proc[0])] if name == "self" else
+                                     [str(proc[0]), "task", str(proc[1])]))
+                continue
+            cand = cur + name if cur == "/" else f"{cur}/{name}"
+            last = not todo
+            if _magic(cur, name) and self.mount_at(cand)[0] is None:
+                # /proc/PID/fd/N, cwd, exe, root: links the kernel follows to
+                # the file itself (a pipe, a deleted file): the last one is
+                # left to the kernel; through one, go on from its view path.
+                if last:
+                    return Resolved(cand, None, cand, cand, _lstat(cand))
+                try:
+                    target = os.readlink(cand)
+                except OSError as exc:
+                    raise SyscallError(exc.errno) from None
+                if not target.startswith("/"):
+                    raise SyscallError(errno.ENOTDIR)
+                cur = "/"
+                todo.extend(c for c in reversed(self.to_view(target)[0].split("/")) if c)
+                continue
+            res = self.lookup(cand)
+            if res.st is None:
+                if last:
+                    return res
+                raise SyscallError(errno.ENOENT)
+            mode = res.st.st_mode
+            if stat.S_ISLNK(mode) and (not last or follow or trailing):
+                links += 1
+                if links > MAXSYMLINKS:
+                    raise SyscallError(errno.ELOOP)
+                target = os.readlink(res.host)
+                if not target:
+                    raise SyscallError(errno.ENOENT)
+                if target.startswith("/"):
+                    cur = "/"
+                todo.extend(c for c in reversed(target.split("/")) if c not in ("", "."))
+                if not todo:  # a link to "/"
+                    res = self.lookup("/")
+                continue
+            if not last and not stat.S_ISDIR(mode):
+                raise SyscallError(errno.ENOTDIR)
+            cur = cand
+        if trailing and res.st is not None and not stat.S_ISDIR(res.st.st_mode):
+            raise SyscallError(errno.ENOTDIR)
+        if res.vpath != cur:
+            res = self.lookup(cur)
+        return res
+
+    # -- host -> view ------------------------------------------------------
+    def to_view(self, host: str) -> tuple[str, bool]:
+        """The view path of a host path (a cwd, an fd's file), and whether the
+        view sees it at the same place (nothing to translate)."""
+        root = self._private_root
+        if root and under(host, root):
+            for listing, vdir in self.listings.items():
+                if under(host, listing):
+                    return join(vdir, rel_of(host, listing)) if host != listing else vdir, False
+        hit = None
+        for m in reversed(self.mounts):
+            for layer in m.layers:
+                if under(host, layer):
+                    v = m.target if host == layer else join(m.target.rstrip("/") or "", rel_of(host, layer))
+                    v = v or "/"
+                    if m.private and root and under(host, root):
+                        return v, False
+                    if hit is None:
+                        hit = v
+        if hit is not None:
+            # A bind source is in the view twice (at its own path and at
+            # the mount's): prefer the mount's, as PRoot does; a chdir
+            # through its own path is remembered by the caller.
+            return hit, hit == host
+        if not self.covers(host):
+            if self.lower is not None:
+                return self.lower.to_view(host)
+            return host, True
+        if self.lower is not None:
+            return self.lower.to_view(host)
+        return host, False
+
+    def in_layer(self, host: str) -> bool:
+        """Is host inside a directory some mount shows elsewhere?"""
+        return any(under(host, layer) for m in self.mounts for layer in m.layers)
+
+    # -- directory listings -------------------------------------------------
+    def needs_listing(self, res: Resolved) -> bool:
+        """Must a directory be shown through a listing directory (its entries
+        are not those of one host directory)?"""
+        vdir = res.vpath
+        m = res.mount
+        if m is not None and m.type in ("cow", "merge"):
+            others = m.layers[res.layer + 1:]
+            if any(_lstat(join(layer, res.rel)) is not None for layer in others):
+                return True
+            if m.type == "cow" and (m.whiteouts or m.opaque):
+                return True
+        for target in self.by_target:
+            if target != vdir and under(target, vdir) and "/" not in rel_of(target, vdir):
+                return True
+        if self._private_root and vdir == os.path.dirname(self._private_root):
+            return True
+        return False
+
+    def entries(self, res: Resolved) -> dict[str, int]:
+        """name -> file type bits of the view directory res."""
+        out: dict[str, int] = {}
+        m = res.mount
+        if m is not None and m.type in ("cow", "merge"):
+            layers = m.layers
+            for i, layer in enumerate(layers):
+                if m.type == "cow" and i == 1 and res.rel in m.opaque:
+                    continue
+                for name, mode in _scan(join(layer, res.rel)):
+                    if name in out:
+                        continue
+                    rel = join(res.rel, name) if res.rel else name
+                    if m.type == "cow" and (rel == COW_STATE or (i == 1 and self._whited(m, rel))):
+                        continue
+                    out[name] = mode
+        elif not res.implicit and res.host is not None:
+            for name, mode in _scan(res.host):
+                out[name] = mode
+        vdir = res.vpath
+        for target, stack in self.by_target.items():
+            if target != vdir and under(target, vdir) and "/" not in rel_of(target, vdir):
+                name = rel_of(target, vdir)
+                if stack[-1].type == "hide":
+                    out.pop(name, None)
+                else:
+                    out[name] = stat.S_IFDIR
+        if self._private_root and vdir == os.path.dirname(self._private_root):
+            out.pop(os.path.basename(self._private_root), None)
+        return out
+
+    def listing(self, res: Resolved) -> str:
+        """A host directory holding the entries of view directory res (as
+        empty files, directories and symlinks of the right types): what a
+        program that opens res for reading its entries gets."""
+        vdir = res.vpath
+        host = self._listing_of.get(vdir)
+        if host is None:
+            host = self.private_dir("dir")
+            self._listing_of[vdir] = host
+            self.listings[host] = vdir
+        want = self.entries(res)
+        have = {name: mode for name, mode in _scan(host)}
+        for name, mode in have.items():
+            if name not in want or stat.S_IFMT(want[name]) != stat.S_IFMT(mode):
+                p = join(host, name)
+                if stat.S_ISDIR(mode):
+                    _rmtree(p)
+                else:
+                    os.unlink(p)
+        for name, mode in want.items():
+            p = join(host, name)
+            if os.path.lexists(p):
+                continue
+            if stat.S_ISDIR(mode):
+                os.mkdir(p)
+            elif stat.S_ISLNK(mode):
+                os.symlink("/", p)
+            else:
+                os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(host, stat.S_IMODE(res.st.st_mode) if res.st is not None else 0o755)
+        return host
+
+    # -- cow ---------------------------------------------------------------
+    def copy_up(self, res: Resolved, content: bool = True) -> str:
+        """Make res (in a cow mount) exist in the upper layer; returns its
+        upper path.  Parents are copied first (directories only)."""
+        m = res.mount
+        upper, lower = m.layers
+        parts = res.rel.split("/") if res.rel else []
+        for i in range(1, len(parts)):
+            prel = "/".join(parts[:i])
+            up = join(upper, prel)
+            if _lstat(up) is None:
+                st = os.stat(join(lower, prel))
+                os.mkdir(up, stat.S_IMODE(st.st_mode) | 0o700)
+                os.chmod(up, stat.S_IMODE(st.st_mode))
+                os.utime(up, ns=(st.st_atime_ns, st.st_mtime_ns))
+        dst = join(upper, res.rel)
+        if res.layer == 0 and res.st is not None:
+            return dst
+        if res.st is None:
+            return dst
+        src = join(lower, res.rel)
+        mode = res.st.st_mode
+        if stat.S_ISLNK(mode):
+            os.symlink(os.readlink(src), dst)
+        elif stat.S_ISDIR(mode):
+            os.mkdir(dst, stat.S_IMODE(mode) | 0o700)
+            os.chmod(dst, stat.S_IMODE(mode))
+            os.utime(dst, ns=(res.st.st_atime_ns, res.st.st_mtime_ns))
+        elif stat.S_ISREG(mode):
+            if content:
+                shutil.copy2(src, dst)
+            else:
+                os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, stat.S_IMODE(mode)))
+                shutil.copystat(src, dst)
+        else:
+            raise SyscallError(errno.EOPNOTSUPP)
+        return dst
+
+    def whiteout(self, res: Resolved) -> None:
+        """After removing res from a cow mount's upper layer: hide the lower
+        entry too, if there is one."""
+        m = res.mount
+        if _lstat(join(m.layers[1], res.rel)) is not None and not self._whited(m, res.rel):
+            m.whiteouts.add(res.rel)
+            m.cow_save()
+
+    def unwhiteout(self, res: Resolved, is_dir: bool) -> None:
+        """A new entry at a whited-out name: a new directory there must not
+        show the old lower directory's entries (it is opaque)."""
+        m = res.mount
+        if res.rel in m.whiteouts:
+            m.whiteouts.discard(res.rel)
+            if is_dir:
+                m.opaque.add(res.rel)
+            m.cow_save()
+
+
+def _remove_stale(base: str) -> None:
+    """Private directories of hypervisors that were killed (SIGKILL leaves
+    no time to clean up) go when the next one starts."""
+    for name in os.listdir(base):
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "umview" and parts[1].isdigit():
+            if not os.path.exists(f"/proc/{parts[1]}"):
+                _rmtree(os.path.join(base, name))
+
+
+def _magic(parent: str, name: str) -> bool:
+    parts = parent.split("/")
+    if len(parts) < 3 or parts[1] != "proc" or not parts[2].isdigit():
+        return False
+    rest = parts[3:]
+    if len(rest) >= 2 and rest[0] == "task" and rest[1].isdigit():
+        rest = rest[2:]
+    if not rest:
+        return name in ("cwd", "exe", "root")
+    return rest == ["fd"] and name.isdigit()
+
+
+def _lstat(path: str):
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            raise SyscallError(exc.errno) from None
+        if exc.errno == errno.EACCES:
+            raise SyscallError(errno.EACCES) from None
+        raise
+
+
+def _scan(path: str):
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                try:
+                    mode = e.stat(follow_symlinks=False).st_mode
+                except OSError:
+                    continue
+                yield e.name, stat.S_IFMT(mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+
+
+def _rmtree(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        # read-only directories (an archive's skeleton) first get u+rwx
+        os.chmod(path, 0o700)
+        for dirpath, dirnames, _ in os.walk(path):
+            for d in dirnames:
+                try:
+                    os.chmod(join(dirpath, d), 0o700)
+                except OSError:
+                    pass
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)
