@@ -95,8 +95,10 @@ def test_support_levels():
     core = {s.name for s in SYSCALLS if s.support == "core"}
     assert core == {"clone", "clone3", "ptrace", "process_vm_readv", "process_vm_writev",
                     "pidfd_getfd", "kcmp"}
-    for name in ("name_to_handle_at", "open_by_handle_at", "fanotify_mark", "inotify_add_watch",
-                 "mount_setattr", "open_tree", "open_tree_attr", "move_mount", "fsopen", "fsconfig",
+    # resolved through the view's mounts like any path call (vfs)
+    for name in ("name_to_handle_at", "fanotify_mark", "inotify_add_watch"):
+        assert BY_NAME[name].support == "virtual" and BY_NAME[name].method == "watch", name
+    for name in ("open_by_handle_at", "mount_setattr", "open_tree", "open_tree_attr", "move_mount", "fsopen", "fsconfig",
                  "fsmount", "fspick", "io_uring_setup", "io_uring_enter", "io_uring_register",
                  "quotactl", "quotactl_fd", "swapon", "swapoff", "acct", "pivot_root",
                  "lookup_dcookie", "uselib", "file_getattr", "file_setattr", "statmount",

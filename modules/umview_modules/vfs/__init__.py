@@ -43,7 +43,7 @@ SUN_PATH_MAX = 108
 _libc = ctypes.CDLL(None, use_errno=True)
 
 # where the flags that decide symlink following are, for rows with follow=flag
-_FLAG_ARG = {"newfstatat": 3, "statx": 2, "fchownat": 4, "utimensat": 3, "faccessat2": 3,
+_FLAG_ARG = {"inotify_add_watch": 2, "fanotify_mark": 1, "name_to_handle_at": 4, "newfstatat": 3, "statx": 2, "fchownat": 4, "utimensat": 3, "faccessat2": 3,
              "fchmodat2": 3, "execveat": 4, "linkat": 4, "umount2": 1, "setxattrat": 2,
              "getxattrat": 2, "listxattrat": 2, "removexattrat": 2}
 _PROC_LINKS = ("cwd", "exe", "root")
@@ -174,7 +174,8 @@ class Vfs(Module):
             try:
                 with open(f"/proc/{entry}/status") as f:
                     tracer = next((line.split()[1] for line in f if line.startswith("TracerPid:")), "0")
-                if tracer != me:
+                # TracerPid is the tracing thread: is it one of ours?
+                if tracer == "0" or not os.path.exists(f"/proc/{me}/task/{tracer}"):
                     continue
                 links = [os.readlink(f"/proc/{entry}/cwd")]
                 fds = f"/proc/{entry}/fd"
@@ -260,7 +261,11 @@ class Vfs(Module):
             return row.follow == "yes"
         name = call.name
         flags = call.arg(_FLAG_ARG[name], bits=32) if name in _FLAG_ARG else 0
-        if name == "linkat":
+        if name == "inotify_add_watch":
+            return not flags & 0x02000000  # IN_DONT_FOLLOW
+        if name == "fanotify_mark":
+            return not flags & 0x04  # FAN_MARK_DONT_FOLLOW
+        if name in ("linkat", "name_to_handle_at"):
             return bool(flags & AT_SYMLINK_FOLLOW) if which == 0 else False
         if name == "umount2":
             return not flags & UMOUNT_NOFOLLOW
@@ -471,6 +476,13 @@ class Vfs(Module):
         return None
 
     getxattr = listxattr = stat
+
+    def watch(self, call: Call):
+        """inotify_add_watch, fanotify_mark, name_to_handle_at: the file the
+        view means, watched or named by the kernel."""
+        if call.name == "fanotify_mark" and not call.args[4]:
+            return None  # the dirfd itself
+        return self.stat(call)
 
     def readlink(self, call: Call):
         idx, dirfd_idx, dirfd, text = self._path(call)
