@@ -40,6 +40,8 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <limits.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -110,6 +112,8 @@ typedef struct {
     unsigned char trap[UMV_BITMAP_BYTES];    /* what `filter` traps (plus rule bits) */
     struct sock_filter *filter;
     int filter_len;
+    char *paths;                /* see umv_view_set_paths; NULL = no path fast path */
+    int paths_len;
 } view;
 
 #define HBUCKETS 4096
@@ -184,7 +188,7 @@ static int needs_filter(proc *p) {
 /* ------------------------------------------------------------------ */
 /* queues between the tracer thread and Python                         */
 
-enum { CMD_REPLY = 1, CMD_VIEW_SET, CMD_SET_VIEW, CMD_SPAWN, CMD_KILL, CMD_STOP };
+enum { CMD_REPLY = 1, CMD_VIEW_SET, CMD_SET_VIEW, CMD_SPAWN, CMD_KILL, CMD_STOP, CMD_VIEW_PATHS };
 
 typedef struct cmd {
     int kind, tid, action;
@@ -209,6 +213,7 @@ typedef struct cmd {
     int done;
     struct cmd *next;
 } cmd;
+static void do_view_paths(cmd *c);
 
 static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t qcond = PTHREAD_COND_INITIALIZER;
@@ -559,6 +564,118 @@ static pid_t pidfd_target(pid_t tid, int fd) {
     return pid;
 }
 
+/* ------------------------------------------------------------------ */
+/* path fast path                                                      */
+
+typedef struct { signed char p0, d0, p1, d1, ok; } path_rule;
+static path_rule prules[UMV_BITMAP_BYTES * 8];
+
+static int prefix_of(const char *pre, size_t n, const char *p) {
+    return (n == 1 && pre[0] == '/') || (!strncmp(p, pre, n) && (p[n] == 0 || p[n] == '/'));
+}
+
+/* Is host path p the view's business: at, under or above a 'C' prefix (or,
+ * with bases set, in a 'B' one)?  p is canonical (the kernel's own). */
+static int in_view(const view *v, const char *p, int bases) {
+    size_t m = strlen(p);
+    for (const char *e = v->paths; e < v->paths + v->paths_len; e += strlen(e) + 1) {
+        const char *pre = e + 1;
+        size_t n = strlen(pre);
+        if (e[0] == 'B' && !bases) continue;
+        if (prefix_of(pre, n, p)) return 1;
+        if (e[0] == 'C' && prefix_of(p, m, pre)) return 1; /* p holds a mount point */
+    }
+    return 0;
+}
+
+static int fd_path(int fd, char *out, size_t len) {
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, out, len - 1);
+    close(fd);
+    if (n <= 0 || out[0] != '/') return -1;
+    out[n] = 0;
+    return 0;
+}
+
+/* Does (dirfd, path) lead outside everything the view changes?  Asked of
+ * the kernel, not of the text: open the path O_PATH here (our file system
+ * view is the tracee's, outside the view's mounts) and read back where it
+ * landed, so symlinks and '..' that would lead into a mount are seen.  A
+ * symlink as last component is checked both as itself and followed (the
+ * call may do either).  Anything unclear goes to Python. */
+static int path_outside_one(tracee *t, const view *v, uint64_t ptr, long dirfd) {
+    static char path[PATH_MAX], full[2 * PATH_MAX + 2], real[PATH_MAX];
+    if (!ptr) return 1;  /* NULL: the fd itself (utimensat) */
+    int64_t n = umv_peek_string(t->tid, ptr, path, sizeof path);
+    if (n < 0) return 0;
+    if (n == 0) return 1;  /* "": AT_EMPTY_PATH on the fd, or ENOENT */
+    if (path[0] == '/') {
+        memcpy(full, path, n + 1);
+    } else {
+        char link[64];
+        if ((int)dirfd == AT_FDCWD) snprintf(link, sizeof link, "/proc/%d/cwd", t->tid);
+        else snprintf(link, sizeof link, "/proc/%d/fd/%d", t->p->tgid, (int)dirfd);
+        ssize_t b = readlink(link, full, PATH_MAX - 1);
+        if (b <= 0 || full[0] != '/') return 0;
+        full[b] = 0;
+        if (in_view(v, full, 1)) return 0;
+        full[b] = '/';
+        memcpy(full + b + 1, path, n + 1);
+    }
+    int fd = open(full, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT) return 0;
+        /* a new name: where would it be created? */
+        size_t len = strlen(full);
+        while (len > 1 && full[len - 1] == '/') full[--len] = 0;
+        char *slash = strrchr(full, '/');
+        if (!slash) return 0;
+        char name[NAME_MAX + 2];
+        snprintf(name, sizeof name, "%s", slash + 1);
+        if (slash == full) slash[1] = 0; else slash[0] = 0;
+        fd = open(full, O_PATH | O_CLOEXEC);
+        if (fd < 0 || fd_path(fd, real, sizeof real - NAME_MAX - 2) < 0) return 0;
+        size_t rl = strlen(real);
+        snprintf(real + rl, sizeof real - rl, "%s%s", rl > 1 ? "/" : "", name);
+        return !in_view(v, real, 0);
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) { close(fd); return 0; }
+    if (fd_path(fd, real, sizeof real) < 0 || in_view(v, real, 0)) return 0;
+    if (S_ISLNK(st.st_mode)) {
+        fd = open(full, O_PATH | O_CLOEXEC);
+        if (fd < 0 || fd_path(fd, real, sizeof real) < 0 || in_view(v, real, 0)) return 0;
+    }
+    return 1;
+}
+
+static int paths_outside(tracee *t, const struct user_regs_struct *r) {
+    long nr = (long)r->orig_rax;
+    if (nr < 0 || nr >= UMV_BITMAP_BYTES * 8 || !prules[nr].ok) return 0;
+    const path_rule *pr = &prules[nr];
+    const view *v = &views[t->p->view];
+    uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
+    if (!path_outside_one(t, v, a[(int)pr->p0], pr->d0 >= 0 ? (long)(int)a[(int)pr->d0] : AT_FDCWD))
+        return 0;
+    if (pr->p1 >= 0 &&
+        !path_outside_one(t, v, a[(int)pr->p1], pr->d1 >= 0 ? (long)(int)a[(int)pr->d1] : AT_FDCWD))
+        return 0;
+    return 1;
+}
+
+int umv_set_path_rules(const signed char *rules, int n) {
+    if (n > UMV_BITMAP_BYTES * 8) return -EINVAL;
+    memset(prules, 0, sizeof prules);
+    for (int i = 0; i < n; i++) {
+        path_rule *pr = &prules[i];
+        pr->p0 = rules[5 * i]; pr->d0 = rules[5 * i + 1];
+        pr->p1 = rules[5 * i + 2]; pr->d1 = rules[5 * i + 3];
+        pr->ok = rules[5 * i + 4] > 0 && pr->p0 >= 0 && pr->p0 < 6;
+    }
+    return 0;
+}
+
 /* Calls every view traps whatever modules say: escapes and attacks on us. */
 static void handle_guard(tracee *t, struct user_regs_struct *r) {
     long nr = (long)r->orig_rax;
@@ -606,6 +723,12 @@ static void handle_seccomp(tracee *t) {
     }
     if (data == UMV_DATA_CLAIM && !bit(views[t->p->view].claims, (long)r.orig_rax)) {
         stats.fast_resumed++;
+        resume(t, PTRACE_CONT, 0);
+        return;
+    }
+    if (data == UMV_DATA_CLAIM && views[t->p->view].paths && paths_outside(t, &r)) {
+        stats.fast_resumed++;
+        stats.fast_paths++;
         resume(t, PTRACE_CONT, 0);
         return;
     }
@@ -978,6 +1101,7 @@ static void run_commands(void) {
         switch (c->kind) {
         case CMD_REPLY: do_reply(c); free(c); break;
         case CMD_VIEW_SET: do_view_set(c); free(c); break;
+        case CMD_VIEW_PATHS: do_view_paths(c); free(c); break;
         case CMD_SET_VIEW: {
             proc *p = pfind(c->tid);
             if (p && c->value >= 0 && c->value < UMV_MAX_VIEWS) {
@@ -1098,6 +1222,29 @@ int umv_view_set(int viewno, const unsigned char *bitmap, int flags,
         c->filter_len = filter_len;
     }
     if (!started) { do_view_set(c); free(c); return 0; }
+    push_cmd(c);
+    return 0;
+}
+
+static void do_view_paths(struct cmd *c) {
+    view *v = &views[c->tid];
+    free(v->paths);
+    v->paths = (char *)c->filter;  /* the blob travels in the filter field */
+    v->paths_len = c->filter_len;
+}
+
+int umv_view_set_paths(int viewno, const char *paths, int len) {
+    if (viewno < 0 || viewno >= UMV_MAX_VIEWS || len < 0) return -EINVAL;
+    cmd *c = calloc(1, sizeof *c);
+    c->kind = CMD_VIEW_PATHS;
+    c->tid = viewno;
+    if (paths) {
+        c->filter = malloc(len + 1);
+        memcpy(c->filter, paths, len);
+        ((char *)c->filter)[len] = 0;
+        c->filter_len = len;
+    }
+    if (!started) { do_view_paths(c); free(c); return 0; }
     push_cmd(c);
     return 0;
 }

@@ -64,6 +64,7 @@ typedef struct {
     uint64_t stops;          /* all ptrace stops seen */
     uint64_t seccomp_stops;
     uint64_t fast_resumed;   /* seccomp stops resumed in C without Python */
+    uint64_t fast_paths;     /* ...of which path calls outside every mount */
     uint64_t to_python;
     uint64_t python_ns;      /* time spent in the Python callback */
     uint64_t injections;
@@ -80,6 +81,13 @@ int umv_get_events(umv_event *buf, int max);
 int umv_reply(int tid, int action, int64_t value, long nr, const uint64_t *args);
 int umv_view_set(int view, const unsigned char *bitmap, int flags,
                  const void *filter, int filter_len);
+/* Path fast path.  rules: 5 bytes per syscall number (path arg, its dirfd
+ * arg, second path arg, its dirfd arg, eligible), -1 = none.  paths: the
+ * view's prefixes, each "C/prefix\0" (a path at, under or above it is the
+ * view's business) or "B/prefix\0" (a cwd or dirfd in it makes the call the
+ * view's business); NULL = every path call goes to Python. */
+int umv_set_path_rules(const signed char *rules, int n);
+int umv_view_set_paths(int view, const char *paths, int len);
 int umv_set_process_view(int pid, int view);
 int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len);
 int64_t umv_poke(int pid, uint64_t addr, const void *buf, size_t len);

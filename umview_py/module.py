@@ -55,11 +55,17 @@ class Claims:
     of values): trap the call only when that argument's low 32 bits are one
     of the values (checked by the seccomp filter itself, so other calls of
     that syscall never stop).  `no_vdso`: programs exec'd in the view get no
-    vDSO, so their clock reads become real syscalls."""
+    vDSO, so their clock reads become real syscalls.  `paths`: for modules
+    that serve path calls only in some places: (prefixes, bases).  A path
+    call whose paths lead (as the kernel resolves them) to none of
+    `prefixes`, nor above one, and that is not relative to a cwd or dirfd in
+    `bases`, is resumed by the C core without reaching the module.  None
+    (the default): every claimed path call reaches it."""
 
     syscalls: set[str] = dataclasses.field(default_factory=set)
     arg_in: dict[str, tuple[int, frozenset[int]]] = dataclasses.field(default_factory=dict)
     no_vdso: bool = False
+    paths: tuple[list[str], list[str]] | None = None
 
 
 def boolean(text: str) -> bool:
@@ -122,6 +128,13 @@ class Module:
     # -- life cycle -----------------------------------------------------
     def loaded(self, view) -> None:
         """Called when the module joins a view (before any call reaches it)."""
+
+    def reclaim(self) -> None:
+        """Tell the view that claims() now answers differently (a module
+        that traps according to its state, such as the mounts of vfs)."""
+        push = getattr(self, "_push", None)
+        if push is not None:
+            push()
 
     def unloaded(self) -> None:
         """Called when the module leaves its view."""

@@ -126,6 +126,7 @@ class Hypervisor:
             raise ModuleError(f"module {module.name} is already loaded in view {view.name}")
         view.modules.append(module)
         module.view = view
+        module._push = lambda: self._push(view)
         try:
             module.loaded(view)
             self._push(view)
@@ -168,9 +169,17 @@ class Hypervisor:
         unconditional: set[str] = set()
         no_vdso = False
         handlers: dict[int, list] = {}
+        prefixes: list[str] | None = []
+        bases: list[str] = []
         for module in view.chain():
             c = module.claims()
             no_vdso |= c.no_vdso
+            if any(BY_NAME[n].family == "path" for n in c.syscalls if n in BY_NAME):
+                if c.paths is None or prefixes is None:
+                    prefixes = None
+                else:
+                    prefixes += c.paths[0]
+                    bases += c.paths[1]
             for name in c.syscalls:
                 row = BY_NAME.get(name)
                 if row is None:
@@ -211,6 +220,12 @@ class Hypervisor:
             lib.umv_view_set(view.id, claims_bm, flags, blob, len(prog))
         else:
             lib.umv_view_set(view.id, claims_bm, flags, ffi.NULL, 0)
+        if prefixes is None or self.trace is not None:
+            lib.umv_view_set_paths(view.id, ffi.NULL, 0)
+        else:
+            blob = b"".join(b"C" + os.fsencode(p) + b"\0" for p in prefixes) + \
+                b"".join(b"B" + os.fsencode(p) + b"\0" for p in bases)
+            lib.umv_view_set_paths(view.id, blob, len(blob))
         for child in view.children:
             self._push(child)
 
@@ -221,6 +236,7 @@ class Hypervisor:
         if self._started:
             return
         check(lib.umv_init(), "umv_init")
+        lib.umv_set_path_rules(_PATH_RULES, len(_PATH_RULES) // 5)
         lib.umv_set_flags(lib.UMV_REPORT_SIGNALS if self.trace is not None else 0)
         if self.pin_cpu is not None:
             for tid in os.listdir("/proc/self/task"):
@@ -693,6 +709,33 @@ class Hypervisor:
 
 
 _current: Hypervisor | None = None
+
+
+def _path_rules() -> bytes:
+    """Per syscall number: where its paths and their dirfds are, for the C
+    fast path (see umv_set_path_rules).  Calls whose path arguments mean
+    more than a file to look up stay with Python: exec (its script's
+    interpreter), mount and umount."""
+    out = bytearray([0xFF, 0xFF, 0xFF, 0xFF, 0] * 1024)
+    for row in BY_NR.values():
+        if row.family != "path" or row.nr >= 1024 or row.method in ("execve", "mount", "umount"):
+            continue
+        paths = row.path_args[:2]
+        if len(row.path_args) > 2:
+            continue
+        rec = []
+        for i in (0, 1):
+            if i < len(paths):
+                p = paths[i]
+                d = p - 1 if p > 0 and row.args[p - 1] == "dirfd" else -1
+                rec += [p, d]
+            else:
+                rec += [-1, -1]
+        out[5 * row.nr:5 * row.nr + 5] = bytes(x & 0xFF for x in rec) + b"\1"
+    return bytes(out)
+
+
+_PATH_RULES = _path_rules()
 
 
 class _Kernel:

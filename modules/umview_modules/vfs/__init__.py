@@ -18,7 +18,7 @@ import os
 import stat
 import struct
 
-from umview_py.module import AT_FDCWD, Call, Module, Option, SyscallError
+from umview_py.module import AT_FDCWD, Call, Claims, Module, Option, SyscallError
 from umview_py.syscalls.table import BY_NAME
 
 from .backend import MirrorBackend, MountError
@@ -100,13 +100,35 @@ class Vfs(Module):
     def unloaded(self) -> None:
         self.table.cleanup()
 
+    def claims(self) -> Claims:
+        """Every path call is trapped, but the C core passes over those whose
+        paths lead nowhere near a mount (see Claims.paths): mount points and
+        what is above them, the host directories mounts show elsewhere, our
+        own directories, and /proc (its mount lists and links to cwds and
+        fds tell about mounts)."""
+        c = super().claims()
+        t = self.table
+        if t.lower is not None or "/" in t.by_target:
+            return c  # a new root: every path is the view's
+        if not t.mounts:
+            c.paths = ([], [])
+            return c
+        prefixes = list(t.by_target) + ["/proc"]
+        prefixes += [layer for m in t.mounts for layer in m.layers]
+        if t.private_root:
+            prefixes.append(t.private_root)
+        c.paths = (prefixes, [])
+        return c
+
     def describe(self) -> str:
         return " ".join(f"{m.type}:{m.target}" for m in self.table.mounts)
 
     def add_mount(self, type_: str, source: str, target: str, options: dict | None = None) -> Mount:
         """Mount in this view (the Python API; umview-mount comes here too)."""
         try:
-            return self.table.mount(type_, source, target, options)
+            m = self.table.mount(type_, source, target, options)
+            self.reclaim()
+            return m
         except MountError:
             raise
         except OSError as exc:
@@ -163,6 +185,7 @@ class Vfs(Module):
         if self._busy(m):
             raise MountError(f"{target}: {os.strerror(errno.EBUSY)}")
         self.table.umount(target)
+        self.reclaim()
 
     def _busy(self, m: Mount) -> bool:
         """Does a process of ours have its cwd or an open file in m?  (As the

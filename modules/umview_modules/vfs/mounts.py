@@ -12,12 +12,14 @@ directory of that mount.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import logging
 import os
 import shutil
 import stat
+import struct
 import tempfile
 from dataclasses import dataclass, field
 
@@ -150,6 +152,7 @@ class MountTable:
         self.listings: dict[str, str] = {}  # listing dir (host) -> view dir
         self._listing_of: dict[str, str] = {}
         self.lower = lower                  # a parent view's table (nesting)
+        self._implicit: dict[str, tuple] = {}  # view dir -> (listing, stat)
 
     # -- private directories ---------------------------------------------
     def private_dir(self, what: str) -> str:
@@ -165,6 +168,7 @@ class MountTable:
         return self._private_root
 
     def cleanup(self) -> None:
+        self._close_roots()
         for m in reversed(self.mounts):
             self._release(m)
         self.mounts.clear()
@@ -181,6 +185,12 @@ class MountTable:
         if not target.startswith("/"):
             raise MountError(f"mount target must be an absolute path: {target!r}")
         target = norm(target)
+        if target != "/":
+            # as mount(8): the mount point is where the target path leads
+            try:
+                target = self.resolve(target).vpath
+            except SyscallError:
+                pass
         ro = options.pop("ro", None) is not None
         options.pop("rw", None)
         bad = set(options) - TYPE_OPTIONS[type_]
@@ -240,6 +250,7 @@ class MountTable:
         if ro:
             m.readonly = True
         self._next += 1
+        self._implicit.clear()
         self.mounts.append(m)
         self.by_target.setdefault(target, []).append(m)
         return m
@@ -257,6 +268,8 @@ class MountTable:
         return real
 
     def umount(self, target: str) -> Mount:
+        self._close_roots()
+        self._implicit.clear()
         target = norm(target)
         stack = self.by_target.get(target)
         if not stack:
@@ -310,8 +323,11 @@ class MountTable:
                 # A mount point's parents exist in the view even where the
                 # host has no such directory (as the kernel's would have to).
                 res = Resolved(vpath, None, vpath, None, None, implicit=True)
-                res.host = self.listing(res)
-                res.st = os.lstat(res.host)
+                cached = self._implicit.get(vpath)
+                if cached is None:  # its entries change only with the mounts
+                    host = self.listing(res)
+                    cached = self._implicit[vpath] = (host, os.lstat(host))
+                res.host, res.st = cached
             return res
         if m.type == "hide":
             return Resolved(vpath, m, rel, None, None)
@@ -369,7 +385,14 @@ class MountTable:
         trailing = vpath.endswith("/") and vpath.strip("/") != ""
         todo = [c for c in reversed(vpath.split("/")) if c not in ("", ".")]
         cur = "/"
-        res = self.lookup("/")
+        if ".." not in todo and self.by_target:
+            # Mount points were resolved when mounted, so the walk may start
+            # at the deepest one the path names.
+            m, rel = self.mount_at("/" + "/".join(reversed(todo)))
+            if m is not None and m.target != "/":
+                cur = m.target
+                todo = [c for c in reversed(rel.split("/")) if c] if rel else []
+        res = self.lookup(cur)
         links = 0
         while todo:
             name = todo.pop()
@@ -400,6 +423,12 @@ class MountTable:
                 cur = "/"
                 todo.extend(c for c in reversed(self.to_view(target)[0].split("/")) if c)
                 continue
+            if True:
+                quick = self._quick(cand, todo, follow or trailing)
+                if quick is not None:
+                    if trailing and quick.st is not None and not stat.S_ISDIR(quick.st.st_mode):
+                        raise SyscallError(errno.ENOTDIR)
+                    return quick
             res = self.lookup(cand)
             if res.st is None:
                 if last:
@@ -427,6 +456,64 @@ class MountTable:
         if res.vpath != cur:
             res = self.lookup(cur)
         return res
+
+    def _quick(self, cand: str, todo: list[str], follow_last: bool) -> Resolved | None:
+        """The rest of the walk in one call, when the kernel can do it for
+        us: inside one plain directory tree (a bind or tmpfs mount, or the
+        host where no mount is), with no '..' and no mount point on the way,
+        openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) either reaches the
+        file with no symlink passed, or fails and the walk goes on one
+        component at a time.  None: take the long way."""
+        if ".." in todo or self.lower is not None:
+            return None
+        m, rel = self.mount_at(cand)
+        if m is None:
+            if self.covers(cand):
+                return None
+            layer, rel = "/", cand[1:]
+        elif m.type in ("bind", "tmpfs"):
+            layer = m.layers[0]
+        else:
+            return None
+        for target in self.by_target:
+            if target.startswith(cand + "/"):
+                return None
+        rest = "/".join(reversed(todo))
+        vpath = f"{cand}/{rest}" if rest else cand
+        rel_full = f"{rel}/{rest}" if rest and rel else rest or rel
+        root = self._root_fd(layer)
+        if root is None:
+            return None
+        st = _beneath(root, rel_full or ".")
+        if st is None:
+            return None
+        if st is False:  # missing: is only the last component missing?
+            if not rest and not rel:
+                return None
+            parent = rel_full.rpartition("/")[0]
+            pst = _beneath(root, parent or ".")
+            if not pst or not stat.S_ISDIR(pst.st_mode):
+                return None
+            st = None
+        elif stat.S_ISLNK(st.st_mode) and follow_last:
+            return None
+        host = join(layer.rstrip("/"), rel_full) if layer != "/" else "/" + rel_full
+        return Resolved(vpath, m, rel_full if m is not None else vpath, host, st)
+
+    def _root_fd(self, layer: str) -> int | None:
+        fds = self.__dict__.setdefault("_roots", {})
+        fd = fds.get(layer)
+        if fd is None:
+            try:
+                fd = os.open(layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                return None
+            fds[layer] = fd
+        return fd
+
+    def _close_roots(self) -> None:
+        for fd in self.__dict__.pop("_roots", {}).values():
+            os.close(fd)
 
     # -- host -> view ------------------------------------------------------
     def to_view(self, host: str) -> tuple[str, bool]:
@@ -623,6 +710,25 @@ def _magic(parent: str, name: str) -> bool:
     if not rest:
         return name in ("cwd", "exe", "root")
     return rest == ["fd"] and name.isdigit()
+
+
+_syscall = ctypes.CDLL(None, use_errno=True).syscall
+_syscall.restype = ctypes.c_long
+_HOW = struct.pack("<QQQ", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0, 0x08 | 0x04)
+NR_OPENAT2 = 437
+
+
+def _beneath(root: int, rel: str):
+    """lstat of rel below directory fd root, with no symlink and no '..'
+    on the way: the stat result, False if it does not exist, None if the
+    kernel could not tell (a symlink, a mount crossing...)."""
+    fd = _syscall(NR_OPENAT2, root, os.fsencode(rel), _HOW, 24)
+    if fd < 0:
+        return False if ctypes.get_errno() == errno.ENOENT else None
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
 def _lstat(path: str):
