@@ -170,3 +170,37 @@ def test_private_directories_go_at_cleanup():
 def test_norm():
     assert norm("/a/./b/../c//") == "/a/c"
     assert norm("/../..") == "/"
+
+
+def test_cleanup_never_follows_symlinks(tmp_path):
+    # A listing of a directory holding a symlink to a directory, removed at
+    # cleanup: the directory the symlink points to keeps its mode.
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o755)
+    outside.chmod(0o755)
+    src = tmp_path / "src"
+    src.mkdir()
+    os.symlink(str(outside), src / "link")
+    os.symlink("/", src / "root")
+    root_mode = os.stat("/").st_mode
+    table = MountTable()
+    table.mount("merge", f"{src}:{tmp_path / 'outside'}", "/m")
+    table.listing(table.resolve("/m"))
+    table.cleanup()
+    assert (outside.stat().st_mode & 0o777) == 0o755
+    assert os.stat("/").st_mode == root_mode
+
+
+def test_cleanup_of_a_deep_tree():
+    table = MountTable()
+    m = table.mount("tmpfs", "", "/t")
+    d = m.layers[0]
+    fd = os.open(d, os.O_PATH)
+    for _ in range(1200):  # deeper than Python's recursion limit
+        os.mkdir("d", dir_fd=fd)
+        nfd = os.open("d", os.O_PATH, dir_fd=fd)
+        os.close(fd)
+        fd = nfd
+    os.close(fd)
+    table.cleanup()
+    assert not os.path.exists(d)

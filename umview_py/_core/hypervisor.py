@@ -489,11 +489,14 @@ class Hypervisor:
             if result is not None:
                 value_ptr[0] = int(result)
                 return ACT_SKIP
-            if call.rewritten:
-                ev.nr = call.nr
-                for j in range(6):
-                    ev.args[j] = call.args[j]
-                return ACT_REWRITE
+            # A rewritten call (a path moved by a file system) goes on down
+            # the stack as rewritten: fakeroot then fakes the owner of the
+            # file the path now names.
+        if call.rewritten:
+            ev.nr = call.nr
+            for j in range(6):
+                ev.args[j] = call.args[j]
+            return ACT_REWRITE
         return ACT_CONT
 
     async def _serve_async(self, call: Call, handlers) -> None:
@@ -518,19 +521,19 @@ class Hypervisor:
                     trace.call_line(call, -errno.EIO, module.name)
                 return
             self._account(view, module, call, t0, False)
-            if result is None and call.rewritten and not call.ran:
-                # run it rewritten; the exit (no waiter) restores the arguments
-                c_args = ffi.new("uint64_t[6]", call.args[:6])
-                lib.umv_reply(call.tid, ACT_RUN_EXIT, 0, call.nr, c_args)
-                if trace and trace.wants(call.name, module.name):
-                    trace.call_line(call, 0, module.name)
-                return
             if result is not None or call.ran:
                 self._reply(call, None if result is None else int(result), call.ran)
                 if trace and trace.wants(call.name, module.name):
                     final = int(result) if result is not None else self._last_kernel.get(call.tid, 0)
                     trace.call_line(call, final, module.name)
                 return
+        if call.rewritten and not call.ran:
+            # run it rewritten; the exit (no waiter) restores the arguments
+            c_args = ffi.new("uint64_t[6]", call.args[:6])
+            lib.umv_reply(call.tid, ACT_RUN_EXIT, 0, call.nr, c_args)
+            if trace and trace.wants(call.name, "kernel"):
+                trace.call_line(call, 0, "kernel")
+            return
         if trace and trace.wants(call.name, "kernel"):
             t0 = time.perf_counter()
             kernel_result = await call.kernel()

@@ -627,7 +627,7 @@ class MountTable:
             if stat.S_ISDIR(mode):
                 os.mkdir(p)
             elif stat.S_ISLNK(mode):
-                os.symlink("/", p)
+                os.symlink("umview-placeholder", p)  # never read: lookups go through the view
             else:
                 os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
         os.chmod(host, stat.S_IMODE(res.st.st_mode) if res.st is not None else 0o755)
@@ -758,15 +758,28 @@ def _scan(path: str):
 
 
 def _rmtree(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        # read-only directories (an archive's skeleton) first get u+rwx
-        os.chmod(path, 0o700)
-        for dirpath, dirnames, _ in os.walk(path):
-            for d in dirnames:
-                try:
-                    os.chmod(join(dirpath, d), 0o700)
-                except OSError:
-                    pass
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.unlink(path)
+    """Remove one of our directories: each directory first gets u+rwx (an
+    archive's skeleton may be read-only); symlinks are never followed (a
+    chmod through one would change the host), and there is no recursion
+    (trees may nest deeper than Python's recursion limit)."""
+    if os.path.islink(path) or not os.path.isdir(path):
+        if os.path.lexists(path):
+            os.unlink(path)
+        return
+    os.chmod(path, 0o700)
+    stack = [path]
+    while stack:
+        top = stack[-1]
+        subdirs = []
+        with os.scandir(top) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+        for sub in subdirs:
+            os.chmod(sub, 0o700)
+        stack.extend(subdirs)
+        if not subdirs:  # emptied: its children were popped before it
+            stack.pop()
+            os.rmdir(top)
