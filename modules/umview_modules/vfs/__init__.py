@@ -844,6 +844,9 @@ class Vfs(Module):
 
     def _unlink(self, call: Call):
         rmdir = call.name == "rmdir" or (call.name == "unlinkat" and call.arg(2, bits=32) & AT_REMOVEDIR)
+        last = _last(self._path(call)[3])
+        if rmdir and last in (".", ".."):
+            raise SyscallError(errno.EINVAL if last == "." else errno.ENOTEMPTY)
         res, idx, dirfd_idx = self._target(call, 0, False)
         if res is None:
             return None
@@ -904,6 +907,8 @@ class Vfs(Module):
         return join(base.rstrip("/") or "", text) or "/"
 
     def _rename(self, call: Call):
+        if _last(self._path(call, 0)[3]) in (".", "..") or _last(self._path(call, 1)[3]) in (".", ".."):
+            raise SyscallError(errno.EBUSY)
         got = self._two(call)
         if got is None:
             return None
@@ -1073,6 +1078,11 @@ class Vfs(Module):
         new = struct.pack("<H", 1) + data + b"\0"
         call.rewrite(**{f"arg{ai}": call.scratch(new), f"arg{li}": len(new)})
         return None
+
+
+def _last(path: str | None) -> str:
+    """The last component of a path as the program wrote it."""
+    return (path or "").rstrip("/").rpartition("/")[2]
 
 
 def _ppid(pid: int) -> int:
