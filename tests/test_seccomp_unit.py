@@ -93,6 +93,17 @@ def test_argument_predicate():
     assert run_bpf(p, nr("getpid")) == sc.RET_ALLOW
 
 
+def test_nonzero_predicate():
+    # sendto traps only when it names an address (arg 4 is not NULL); both
+    # 32-bit halves of the pointer count
+    p = sc.build({"sendto", "uname"}, {"sendto": (4, None)})
+    for addr, want in [(0, sc.RET_ALLOW), (0x7ffd0000, TRACE_CLAIM), (1 << 40, TRACE_CLAIM),
+                       ((1 << 40) | 8, TRACE_CLAIM)]:
+        assert run_bpf(p, nr("sendto"), args=(3, 0, 0, 0, addr, 16)) == want
+    assert run_bpf(p, nr("uname")) == TRACE_CLAIM
+    assert run_bpf(p, nr("getpid")) == sc.RET_ALLOW
+
+
 def test_deny_paths():
     p = sc.build({"openat"}, deny_paths=True)
     assert run_bpf(p, nr("openat")) == TRACE_CLAIM
@@ -119,7 +130,8 @@ def test_trap_all():
 @pytest.mark.parametrize("kwargs", [{}, {"deny_paths": True}])
 def test_kernel_accepts_the_program(kwargs):
     claimed = {"uname", "clock_gettime", "openat"}
-    p = sc.build(claimed, {"clock_gettime": (0, frozenset({0}))}, **kwargs)
+    p = sc.build(claimed | {"sendto"}, {"clock_gettime": (0, frozenset({0})), "sendto": (4, None)},
+                 **kwargs)
     code = p.code()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child

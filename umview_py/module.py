@@ -56,7 +56,9 @@ class Claims:
     of the values (checked by the seccomp filter itself, so other calls of
     that syscall never stop).  `no_vdso`: programs exec'd in the view get no
     vDSO, so their clock reads become real syscalls.  `paths`: for modules
-    that serve path calls only in some places: (prefixes, bases).  A path
+    that serve path calls only in some places: (prefixes, bases).
+    `arg_nonzero`: syscall name -> argument index: trap the call only when
+    that (64-bit) argument is not 0, e.g. an optional address.  A path
     call whose paths lead (as the kernel resolves them) to none of
     `prefixes`, nor above one, and that is not relative to a cwd or dirfd in
     `bases`, is resumed by the C core without reaching the module.  None
@@ -66,6 +68,7 @@ class Claims:
     arg_in: dict[str, tuple[int, frozenset[int]]] = dataclasses.field(default_factory=dict)
     no_vdso: bool = False
     paths: tuple[list[str], list[str]] | None = None
+    arg_nonzero: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def boolean(text: str) -> bool:

@@ -189,9 +189,16 @@ class Hypervisor:
                     raise ModuleError(f"module {module.name} claims {name} but has no method {row.method}")
                 handlers.setdefault(row.nr, []).append((module, fn, inspect.iscoroutinefunction(fn)))
                 claimed.add(name)
-                if name in c.arg_in and name not in unconditional:
+                if name in c.arg_nonzero and name not in unconditional:
+                    idx = c.arg_nonzero[name]
+                    if name in arg_in and arg_in[name] != (idx, None):
+                        del arg_in[name]
+                        unconditional.add(name)
+                    else:
+                        arg_in[name] = (idx, None)
+                elif name in c.arg_in and name not in unconditional:
                     idx, vals = c.arg_in[name]
-                    if name in arg_in and arg_in[name][0] != idx:
+                    if name in arg_in and (arg_in[name][0] != idx or arg_in[name][1] is None):
                         del arg_in[name]
                         unconditional.add(name)
                     else:

@@ -169,7 +169,18 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
     for name in sorted(claimed, key=lambda n: BY_NAME[n].nr):
         nr = BY_NAME[name].nr
         trapped.add(nr)
-        if name in arg_in:
+        if name in arg_in and arg_in[name][1] is None:
+            # trap only when the 64-bit argument is not 0 (a NULL pointer:
+            # sendto on a connected socket names no address)
+            idx = arg_in[name][0]
+            p.append(_ins(JEQ_K, 0, 6, nr))
+            p.append(_ins(LD_W_ABS, 0, 0, OFF_ARGS + 8 * idx))
+            p.append(_ins(JEQ_K, 0, 2, 0))
+            p.append(_ins(LD_W_ABS, 0, 0, OFF_ARGS + 8 * idx + 4))
+            p.append(_ins(JEQ_K, 1, 0, 0))
+            p.append(_ins(RET_K, 0, 0, RET_TRACE | DATA_CLAIM))
+            p.append(_ins(LD_W_ABS, 0, 0, OFF_NR))
+        elif name in arg_in:
             idx, values = arg_in[name]
             values = sorted(values)
             # jeq nr ? fall : skip block ; ld arg ; jeq v -> trace ... ; ld nr

@@ -34,7 +34,7 @@ AT_SYMLINK_NOFOLLOW = 0x100
 AT_SYMLINK_FOLLOW = 0x400
 AT_EMPTY_PATH = 0x1000
 AT_REMOVEDIR = 0x200
-RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_NO_XDEV, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH, RESOLVE_IN_ROOT = 0x01, 0x04, 0x08, 0x10
 MS_BIND = 4096
 MS_RDONLY = 1
 UMOUNT_NOFOLLOW = 8
@@ -107,6 +107,9 @@ class Vfs(Module):
         own directories, and /proc (its mount lists and links to cwds and
         fds tell about mounts)."""
         c = super().claims()
+        # datagrams to a named address only (send() is sendto(..., NULL))
+        c.arg_nonzero["sendto"] = 4
+        c.syscalls.discard("sendmmsg")
         t = self.table
         if t.lower is not None or "/" in t.by_target:
             return c  # a new root: every path is the view's
@@ -366,6 +369,7 @@ class Vfs(Module):
 
     def _open(self, call: Call):
         name = call.name
+        resolve = 0
         if name == "openat2":
             size = call.arg(3)
             if size < 24:
@@ -386,6 +390,8 @@ class Vfs(Module):
         if special is not None:
             self._put(call, idx, dirfd_idx, special)
             return None
+        if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_NO_XDEV):
+            self._check_resolve(call, res, resolve)
         m = res.mount
         writing = (flags & O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
         creating = flags & os.O_CREAT and not res.exists
@@ -419,11 +425,28 @@ class Vfs(Module):
         self._put(call, idx, dirfd_idx, host)
         return None
 
+    def _check_resolve(self, call: Call, res: Resolved, resolve: int) -> None:
+        """openat2's RESOLVE_BENEATH, RESOLVE_IN_ROOT and RESOLVE_NO_XDEV,
+        checked in the view (the rewritten call names an absolute host path,
+        which the kernel would refuse under them), then taken off the call.
+        RESOLVE_IN_ROOT is checked as RESOLVE_BENEATH: a path that would
+        leave the root fails with EXDEV instead of being clamped to it."""
+        _, _, dirfd, text = self._path(call)
+        base, _ = self._base(call, dirfd)
+        if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT):
+            if text.startswith("/") or not under(res.vpath, base):
+                raise SyscallError(errno.EXDEV)
+        if resolve & RESOLVE_NO_XDEV and self.table.mount_at(base)[0] is not res.mount:
+            raise SyscallError(errno.EXDEV)
+        how = bytearray(call.read(call.args[2], 24))
+        struct.pack_into("<Q", how, 16, resolve & ~(RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_NO_XDEV))
+        call.rewrite(arg2=call.scratch(bytes(how)), arg3=24)
+
     def _set_flags(self, call: Call, flags: int) -> None:
         if call.name == "openat2":
             how = bytearray(call.read(call.args[2], 24))
             how[0:8] = struct.pack("<Q", flags)
-            call.rewrite(arg2=call.scratch(bytes(how)))
+            call.rewrite(arg2=call.scratch(bytes(how)), arg3=24)
         else:
             call.rewrite(**{f"arg{2 if call.name == 'openat' else 1}": flags})
         if call.name == "creat":  # creat has no flags argument: make it open
@@ -1055,8 +1078,34 @@ class Vfs(Module):
     def connect(self, call: Call):
         return self._dispatch(lambda c: self._sockaddr(c, 1, 2, creating=False), call)
 
+    def sendto(self, call: Call):
+        return self._dispatch(lambda c: self._sockaddr(c, 4, 5, creating=False), call)
+
+    def sendmsg(self, call: Call):
+        """sendmsg: msg_name (a struct msghdr's first field, its length the
+        second) may be a unix socket path.  (sendmmsg: not looked at.)"""
+        if call.name != "sendmsg" or not call.args[1]:
+            return None
+        return self._dispatch(self._sendmsg, call)
+
+    def _sendmsg(self, call: Call):
+        hdr = bytearray(call.read(call.args[1], 56))
+        name, namelen = struct.unpack_from("<QI", hdr, 0)
+        new = self._unix_path(call, name, namelen, False)
+        if new is None:
+            return None
+        struct.pack_into("<QI", hdr, 0, call.scratch(new), len(new))
+        call.rewrite(arg1=call.scratch(bytes(hdr)))
+        return None
+
     def _sockaddr(self, call: Call, ai: int, li: int, creating: bool):
-        ptr, size = call.args[ai], call.arg(li, bits=32)
+        new = self._unix_path(call, call.args[ai], call.arg(li, bits=32), creating)
+        if new is not None:
+            call.rewrite(**{f"arg{ai}": call.scratch(new), f"arg{li}": len(new)})
+        return None
+
+    def _unix_path(self, call: Call, ptr: int, size: int, creating: bool) -> bytes | None:
+        """The sockaddr to use instead of the program's, or None."""
         if not ptr or size <= 2 or size > 110:
             return None
         raw = call.read(ptr, size)
@@ -1075,9 +1124,7 @@ class Vfs(Module):
         data = os.fsencode(host)
         if len(data) >= SUN_PATH_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
-        new = struct.pack("<H", 1) + data + b"\0"
-        call.rewrite(**{f"arg{ai}": call.scratch(new), f"arg{li}": len(new)})
-        return None
+        return struct.pack("<H", 1) + data + b"\0"
 
 
 def _last(path: str | None) -> str:
