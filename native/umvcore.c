@@ -676,6 +676,38 @@ int umv_set_path_rules(const signed char *rules, int n) {
     return 0;
 }
 
+int64_t umv_serve_here(int tid, long nr, const uint64_t *args, int path_i, const char *host,
+                       int dirfd_i, int str_i, int buf_i, int64_t size, int size_i) {
+    uint64_t a[6];
+    char name[256];
+    memcpy(a, args, sizeof a);
+    if (path_i < 0 || path_i > 5) return -EINVAL;
+    a[path_i] = (uint64_t)(uintptr_t)host;
+    if (dirfd_i >= 0 && dirfd_i < 6) a[dirfd_i] = (uint64_t)(int64_t)AT_FDCWD;
+    if (str_i >= 0 && str_i < 6) {
+        int64_t n = umv_peek_string(tid, args[str_i], name, sizeof name);
+        if (n < 0) return n == -ENAMETOOLONG ? -ERANGE : n;
+        a[str_i] = (uint64_t)(uintptr_t)name;
+    }
+    if (size_i >= 0 && size_i < 6) size = (int64_t)args[size_i];
+    if (size < 0 || size > (1 << 20)) return -E2BIG;
+    void *buf = NULL;
+    if (buf_i >= 0 && buf_i < 6 && args[buf_i]) {
+        buf = calloc(1, size ? size : 1);
+        if (!buf) return -ENOMEM;
+        a[buf_i] = (uint64_t)(uintptr_t)buf;
+    }
+    long r = syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    int64_t res = r < 0 ? -errno : r;
+    if (res >= 0 && buf) {
+        size_t len = size_i >= 0 ? (size_t)res : (size_t)size;
+        if (len > (size_t)size) len = size;
+        if (len && umv_poke(tid, args[buf_i], buf, len) != (int64_t)len) res = -EFAULT;
+    }
+    free(buf);
+    return res;
+}
+
 /* Calls every view traps whatever modules say: escapes and attacks on us. */
 static void handle_guard(tracee *t, struct user_regs_struct *r) {
     long nr = (long)r->orig_rax;

@@ -87,6 +87,14 @@ int umv_view_set(int view, const unsigned char *bitmap, int flags,
  * view's business) or "B/prefix\0" (a cwd or dirfd in it makes the call the
  * view's business); NULL = every path call goes to Python. */
 int umv_set_path_rules(const signed char *rules, int n);
+/* Run syscall nr here for tracee tid (a call that only reads, on a path the
+ * view moved): args as the tracee gave them, but arg path_i is host (and
+ * dirfd_i, if >= 0, AT_FDCWD), the string at str_i (if >= 0) is copied from
+ * the tracee, and the output at buf_i (if >= 0) is copied back to it: `size`
+ * bytes, or, when size_i >= 0, at most args[size_i] bytes, as many as the
+ * result says.  Returns the result, or -errno.  No ptrace: memory only. */
+int64_t umv_serve_here(int tid, long nr, const uint64_t *args, int path_i, const char *host,
+                       int dirfd_i, int str_i, int buf_i, int64_t size, int size_i);
 int umv_view_set_paths(int view, const char *paths, int len);
 int umv_set_process_view(int pid, int view);
 int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len);

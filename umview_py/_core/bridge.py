@@ -57,6 +57,11 @@ class TraceeMemory:
         if n != len(data):
             raise SyscallError(errno.EFAULT)
 
+    def serve_here(self, tid, nr, args, path_i, host, dirfd_i, str_i, buf_i, size, size_i) -> int:
+        """See umv_serve_here: run a reading call here for tid."""
+        return lib.umv_serve_here(tid, nr, [a & 0xFFFFFFFFFFFFFFFF for a in args], path_i, host,
+                                  dirfd_i, str_i, buf_i, size, size_i)
+
     def read_string(self, tid: int, addr: int, limit: int = 4096) -> bytes:
         buf = ffi.new("char[]", limit + 1)
         n = lib.umv_peek_string(tid, addr & 0xFFFFFFFFFFFFFFFF, buf, limit + 1)

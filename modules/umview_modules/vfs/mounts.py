@@ -392,6 +392,12 @@ class MountTable:
             if m is not None and m.target != "/":
                 cur = m.target
                 todo = [c for c in reversed(rel.split("/")) if c] if rel else []
+                if todo and not (trailing and follow is False):
+                    quick = self._quick(cur, m, "", todo, follow or trailing)
+                    if quick is not None:
+                        if trailing and quick.st is not None and not stat.S_ISDIR(quick.st.st_mode):
+                            raise SyscallError(errno.ENOTDIR)
+                        return quick
         res = self.lookup(cur)
         links = 0
         while todo:
@@ -424,7 +430,9 @@ class MountTable:
                 todo.extend(c for c in reversed(self.to_view(target)[0].split("/")) if c)
                 continue
             if True:
-                quick = self._quick(cand, todo, follow or trailing)
+                qm, qrel = self.mount_at(cand)
+                quick = self._quick(cand, qm, qrel, todo, follow or trailing) if not _magic(cur, name) \
+                    else None
                 if quick is not None:
                     if trailing and quick.st is not None and not stat.S_ISDIR(quick.st.st_mode):
                         raise SyscallError(errno.ENOTDIR)
@@ -457,7 +465,8 @@ class MountTable:
             res = self.lookup(cur)
         return res
 
-    def _quick(self, cand: str, todo: list[str], follow_last: bool) -> Resolved | None:
+    def _quick(self, cand: str, m: Mount | None, rel: str, todo: list[str],
+               follow_last: bool) -> Resolved | None:
         """The rest of the walk in one call, when the kernel can do it for
         us: inside one plain directory tree (a bind or tmpfs mount, or the
         host where no mount is), with no '..' and no mount point on the way,
@@ -466,7 +475,6 @@ class MountTable:
         component at a time.  None: take the long way."""
         if ".." in todo or self.lower is not None:
             return None
-        m, rel = self.mount_at(cand)
         if m is None:
             if self.covers(cand):
                 return None
