@@ -223,6 +223,10 @@ class MountTable:
                     raise MountError("cow: the upper directory must be outside the source and not hold it")
             else:
                 upper = m.private = self.private_dir("cow")
+            if not os.listdir(upper):  # a new upper layer: its root is the source's
+                st = os.stat(lower)
+                os.chmod(upper, stat.S_IMODE(st.st_mode))
+                os.utime(upper, ns=(st.st_atime_ns, st.st_mtime_ns))
             m.layers = [upper, lower]
             m.cow_load()
         elif type_ == "merge":
