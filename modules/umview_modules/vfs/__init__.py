@@ -78,6 +78,9 @@ class Vfs(Module):
     def __init__(self, **options):
         super().__init__(**options)
         self.table = MountTable()
+        # pid -> (loader's host path, program's view path) of a program
+        # started through its ELF interpreter (a new root): /proc/PID/exe
+        self.exes: dict[int, tuple[str, str]] = {}
         # pid -> (host dir, view path) of its last chdir through us: a bind
         # source is seen at two view paths, and the cwd shows the one used.
         self.cwds: dict[int, tuple[str, str]] = {}
@@ -601,6 +604,11 @@ class Vfs(Module):
             raise SyscallError(exc.errno) from None
         if not host.startswith("/"):
             return host  # pipe:[..], socket:[..], anon_inode:...
+        if rest == ["exe"]:
+            pid = call.pid if who in ("self", "thread-self") else int(who)
+            rec = self.exes.get(pid)
+            if rec is not None and rec[0] == host:
+                return rec[1]
         suffix = ""
         if host.endswith(" (deleted)"):
             host, suffix = host[:-10], " (deleted)"
@@ -654,13 +662,25 @@ class Vfs(Module):
         interp = self._script_interpreter(host)
         if interp is not None:
             ires = self._visible(self.table.resolve(norm(interp[0])))
+            if not ires.exists:
+                raise SyscallError(errno.ENOENT)
             if ires.mount is not None or ires.vpath != interp[0]:
-                return self._exec_script(call, idx, dirfd_idx, ires, interp)
+                # The kernel would look the interpreter up on the host: run
+                # it ourselves as the kernel would: INTERP [ARG] SCRIPT ARGS
+                im = ires.mount
+                if im is not None and im.backend is not None:
+                    im.backend.fill(ires.rel)
+                head = [os.fsencode(interp[0])] + ([interp[1]] if interp[1] else [])
+                return self._exec_as(call, idx, ires, head + [call.args[idx]], 1)
+        loader = self._foreign_loader(host)
+        if loader is not None:
+            return self._exec_as(call, idx, res, [], 0, loader)
         self._put(call, idx, dirfd_idx, host)
         return None
 
     @staticmethod
     def _script_interpreter(host: str):
+        """(interpreter, its optional argument) of a #! script, or None."""
         try:
             with open(host, "rb") as f:
                 head = f.read(256)
@@ -677,28 +697,69 @@ class Vfs(Module):
             return None
         return interp, arg.strip()
 
-    def _exec_script(self, call: Call, idx: int, dirfd_idx, ires: Resolved, interp):
-        """A #! script whose interpreter lives in a mount: the kernel would
-        look the interpreter up on the host, so exec it ourselves the way
-        the kernel would: interpreter [arg] script args..."""
-        m = ires.mount
+    def _foreign_loader(self, host: str) -> Resolved | None:
+        """The ELF interpreter (PT_INTERP) of host, when the view has it
+        somewhere else than the host (a new root): the kernel would load the
+        host's.  None for static programs and when the host's is the view's."""
+        try:
+            with open(host, "rb") as f:
+                ehdr = f.read(64)
+                if len(ehdr) < 64 or ehdr[:4] != b"\x7fELF" or ehdr[4] != 2:
+                    return None
+                phoff, = struct.unpack_from("<Q", ehdr, 32)
+                phentsize, phnum = struct.unpack_from("<HH", ehdr, 54)
+                f.seek(phoff)
+                phdrs = f.read(phentsize * min(phnum, 256))
+                for k in range(len(phdrs) // phentsize):
+                    p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", phdrs, k * phentsize)
+                    if p_type == 3:  # PT_INTERP
+                        f.seek(p_offset)
+                        interp = f.read(min(p_filesz, 4096)).split(b"\0", 1)[0].decode()
+                        break
+                else:
+                    return None
+        except (OSError, UnicodeDecodeError, struct.error):
+            return None
+        if not interp.startswith("/"):
+            return None
+        lres = self.table.resolve(norm(interp))
+        if lres.host is None or not lres.exists or lres.host == os.path.realpath(interp):
+            return None
+        m = lres.mount
         if m is not None and m.backend is not None:
-            m.backend.fill(ires.rel)
-        argv_idx = idx + 1
-        argv_ptr = call.args[argv_idx]
+            m.backend.fill(lres.rel)
+        return lres
+
+    def _exec_as(self, call: Call, idx: int, exe: Resolved, head: list, drop: int,
+                 loader: Resolved | None = None):
+        """Rewrite an exec: run exe with argv = head + the program's argv
+        without its first `drop` entries (entries: bytes to copy, or
+        addresses of the program's own strings).  With a loader (the ELF
+        interpreter of a new root), run the loader on exe instead, as
+        `ld.so --argv0 ARGV0 PROGRAM ARGS` (glibc's loader; others get
+        `LOADER PROGRAM ARGS`)."""
+        argv_ptr = call.args[idx + 1]
         old = []
         for i in range(4096):
             ptr = struct.unpack("<Q", call.read(argv_ptr + 8 * i, 8))[0] if argv_ptr else 0
             if not ptr:
                 break
             old.append(ptr)
-        new = [call.scratch(os.fsencode(interp[0]) + b"\0")]
-        if interp[1]:
-            new.append(call.scratch(interp[1] + b"\0"))
-        new.append(call.args[idx])  # the script's path as the program gave it
-        new += old[1:]
+        items = head + old[drop:]
+        if loader is None:
+            loader = self._foreign_loader(exe.host)
+        target = exe
+        if loader is not None:
+            argv0 = items[0] if items else os.fsencode(exe.vpath)
+            glibc = os.path.basename(loader.vpath).startswith("ld-linux")
+            items = [os.fsencode(loader.vpath)] + (["--argv0", argv0] if glibc else []) + \
+                [os.fsencode(exe.vpath)] + items[1:]
+            target = loader
+            self.exes[call.pid] = (loader.host, exe.vpath)
+        new = [call.scratch((it.encode() if isinstance(it, str) else it) + b"\0")
+               if isinstance(it, (bytes, str)) else it for it in items]
         arr = call.scratch(struct.pack(f"<{len(new) + 1}Q", *new, 0))
-        host = call.scratch(os.fsencode(ires.host) + b"\0")
+        host = call.scratch(os.fsencode(target.host) + b"\0")
         if call.name == "execveat":
             call.rewrite(nr=BY_NAME["execve"].nr, arg0=host, arg1=arr, arg2=call.args[3])
         else:
