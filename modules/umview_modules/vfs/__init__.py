@@ -153,6 +153,13 @@ class Vfs(Module):
 
     def command(self, name: str, args: dict, pid: int) -> dict:
         """In-view commands (umview-mount, umview-umount)."""
+        try:
+            return self._command(name, args, pid)
+        except SyscallError as exc:
+            what = args.get("source") or args.get("target") or name
+            raise MountError(f"{what}: {os.strerror(exc.errno)}") from None
+
+    def _command(self, name: str, args: dict, pid: int) -> dict:
         if name == "mount":
             source = args.get("source", "")
             if args["type"] in ("bind", "cow", "merge", "archive") or (
@@ -178,7 +185,10 @@ class Vfs(Module):
 
     def _view_source(self, source: str, pid: int) -> str:
         """A mount source named inside the view is a view path."""
-        res = self.table.resolve(self._abs(source, pid))
+        try:
+            res = self.table.resolve(self._abs(source, pid))
+        except SyscallError as exc:
+            raise MountError(f"{source}: {os.strerror(exc.errno)}") from None
         if res.host is None or not res.exists:
             raise MountError(f"{source}: No such file or directory")
         return res.host
@@ -436,6 +446,7 @@ class Vfs(Module):
             if creating:
                 host = self.table.copy_up(res)
                 self.table.unwhiteout(res, False)
+                self.table.relist(_parent(res.vpath), added=_name(res.vpath))
             elif writing and res.layer == 1 and not res.is_dir:
                 host = self.table.copy_up(res, content=not flags & os.O_TRUNC)
         if res.is_dir and not flags & O_PATH:
@@ -664,7 +675,13 @@ class Vfs(Module):
             ires = self._visible(self.table.resolve(norm(interp[0])))
             if not ires.exists:
                 raise SyscallError(errno.ENOENT)
-            if ires.mount is not None or ires.vpath != interp[0]:
+            moved = res.mount is not None or ires.mount is not None
+            if moved and not os.access(host, os.X_OK):
+                raise SyscallError(errno.EACCES)
+            # a script in a mount: the kernel would give the interpreter the
+            # host path as $0; an interpreter in a mount: it would look for
+            # it on the host
+            if moved or ires.host != os.path.realpath(interp[0]):
                 # The kernel would look the interpreter up on the host: run
                 # it ourselves as the kernel would: INTERP [ARG] SCRIPT ARGS
                 im = ires.mount
@@ -887,6 +904,7 @@ class Vfs(Module):
             os.mkdir(host, mode)
             os.chmod(host, mode)
             self.table.unwhiteout(res, True)
+            self.table.relist(_parent(res.vpath))
             return 0
         self._put(call, idx, dirfd_idx, res.host)
         return None
@@ -907,6 +925,7 @@ class Vfs(Module):
         if m is not None and m.type == "cow":
             host = self.table.copy_up(res)
             self.table.unwhiteout(res, False)
+            self.table.relist(_parent(res.vpath), added=_name(res.vpath))
             self._put(call, idx, dirfd_idx, host)
             return None
         self._put(call, idx, dirfd_idx, res.host)
@@ -928,6 +947,7 @@ class Vfs(Module):
                 host = self.table.copy_up(res)
                 os.symlink(target, host)
                 self.table.unwhiteout(res, False)
+                self.table.relist(_parent(res.vpath))
             return 0
         self._put(call, idx, dirfd_idx, res.host)
         return None
@@ -969,6 +989,7 @@ class Vfs(Module):
                 else:
                     os.unlink(res.host)
             self.table.whiteout(res)
+            self.table.relist(_parent(res.vpath))
             return 0
         self._put(call, idx, dirfd_idx, res.host)
         return None
@@ -1019,17 +1040,26 @@ class Vfs(Module):
             m.backend.rename(old.rel, new.rel, flags)
             return 0
         if m is not None and m.type == "cow":
-            if old.is_dir and old.layer == 1:
-                raise SyscallError(errno.EXDEV)  # as overlayfs: mv copies instead
             if new.exists and new.is_dir and self.table.entries(new):
                 if old.is_dir and not flags & RENAME_EXCHANGE:
                     raise SyscallError(errno.ENOTEMPTY)
+            # A directory the lower layer has (part of) is copied up whole
+            # first: overlayfs answers EXDEV there, which programs other
+            # than mv do not expect.
+            for r in (old, new) if flags & RENAME_EXCHANGE else (old,):
+                if r.is_dir and self.table.in_lower(r):
+                    self.table.copy_up_tree(r)
+            old, new = self.table.lookup(old.vpath), self.table.lookup(new.vpath)
             src = self.table.copy_up(old)
             dst = self.table.copy_up(new)
             _renameat2(src, dst, flags)
             if not flags & RENAME_EXCHANGE:
                 self.table.whiteout(old)
             self.table.unwhiteout(new, old.is_dir)
+            if old.is_dir:
+                self.table.make_opaque(new)
+            self.table.relist(_parent(old.vpath))
+            self.table.relist(_parent(new.vpath))
             return 0
         self._put(call, oidx, odirfd, old.host)
         self._put(call, nidx, ndirfd, new.host)
@@ -1052,6 +1082,7 @@ class Vfs(Module):
         if m is not None and m.type == "cow":
             os.link(self.table.copy_up(old), self.table.copy_up(new))
             self.table.unwhiteout(new, False)
+            self.table.relist(_parent(new.vpath))
             return 0
         self._put(call, oidx, odirfd, old.host)
         self._put(call, nidx, ndirfd, new.host)
@@ -1211,6 +1242,14 @@ _READS = {
     "llistxattr": (1, 0, 2, -1),
     "access": (-1, 0, -1, -1), "faccessat": (-1, 0, -1, -1), "faccessat2": (-1, 0, -1, -1),
 }
+
+
+def _parent(vpath: str) -> str:
+    return vpath.rsplit("/", 1)[0] or "/"
+
+
+def _name(vpath: str) -> str:
+    return vpath.rsplit("/", 1)[1]
 
 
 def _last(path: str | None) -> str:

@@ -155,12 +155,17 @@ class MountTable:
         self._implicit: dict[str, tuple] = {}  # view dir -> (listing, stat)
 
     # -- private directories ---------------------------------------------
-    def private_dir(self, what: str) -> str:
+    def private_dir(self, what: str | None = None) -> str:
+        """A new private directory (`what` names it), under our root, made
+        at the first mount: the core must know the root from the start (a
+        listing made later lives there, and calls relative to it are ours)."""
         if self._private_root is None:
             base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
             _remove_stale(base)
             self._private_root = tempfile.mkdtemp(prefix=f"umview-{os.getpid()}-", dir=base)
             os.chmod(self._private_root, 0o700)
+        if what is None:
+            return self._private_root
         return tempfile.mkdtemp(prefix=what + "-", dir=self._private_root)
 
     @property
@@ -198,6 +203,7 @@ class MountTable:
             raise MountError(f"{type_}: unknown option {sorted(bad)[0]!r}"
                              + (f" (known: ro, rw, {', '.join(sorted(TYPE_OPTIONS[type_]))})"
                                 if TYPE_OPTIONS[type_] else " (known: ro, rw)"))
+        self.private_dir()
         m = Mount(self._next, type_, source, target, options, ro, [])
         if type_ == "bind":
             host = self._source_dir(source, type_, allow_file=True)
@@ -645,6 +651,23 @@ class MountTable:
         os.chmod(host, stat.S_IMODE(res.st.st_mode) if res.st is not None else 0o755)
         return host
 
+    def relist(self, vdir: str, added: str | None = None) -> None:
+        """A directory's entries changed: refresh its listing, if a program
+        has it (a listing is what an open directory fd reads).  `added`:
+        a regular file the kernel is about to create there, listed now."""
+        host = self._listing_of.get(vdir)
+        if host is None:
+            return
+        if added is not None:
+            p = join(host, added)
+            if not os.path.lexists(p):
+                os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+            return
+        try:
+            self.listing(self.resolve(vdir))
+        except SyscallError:
+            pass
+
     # -- cow ---------------------------------------------------------------
     def copy_up(self, res: Resolved, content: bool = True) -> str:
         """Make res (in a cow mount) exist in the upper layer; returns its
@@ -682,6 +705,31 @@ class MountTable:
         else:
             raise SyscallError(errno.EOPNOTSUPP)
         return dst
+
+    def in_lower(self, res: Resolved) -> bool:
+        """Does a cow mount's lower layer show something at res?"""
+        m = res.mount
+        return _lstat(join(m.layers[1], res.rel)) is not None and not self._whited(m, res.rel) \
+            and res.rel not in m.opaque
+
+    def copy_up_tree(self, res: Resolved) -> None:
+        """Copy a cow directory and all the view shows in it to the upper
+        layer, which then holds the whole of it."""
+        self.copy_up(res)
+        for name in self.entries(res):
+            child = self.lookup(join(res.vpath.rstrip("/"), name) or "/")
+            if child.st is None:
+                continue
+            if stat.S_ISDIR(child.st.st_mode):
+                self.copy_up_tree(child)
+            else:
+                self.copy_up(child)
+
+    def make_opaque(self, res: Resolved) -> None:
+        m = res.mount
+        if res.rel not in m.opaque:
+            m.opaque.add(res.rel)
+            m.cow_save()
 
     def whiteout(self, res: Resolved) -> None:
         """After removing res from a cow mount's upper layer: hide the lower
