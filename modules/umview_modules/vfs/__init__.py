@@ -434,7 +434,8 @@ class Vfs(Module):
         if m is not None and m.backend is not None:
             b = m.backend
             if creating:
-                b.create(res.rel, mode & ~self._umask(call) & 0o7777)
+                perm = mode & ~self._umask(call) & 0o7777
+                b.create(res.rel, perm)
                 flags &= ~(os.O_EXCL | os.O_CREAT)
                 self._set_flags(call, flags)
             elif res.exists and stat.S_ISREG(res.st.st_mode):
