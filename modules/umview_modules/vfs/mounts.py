@@ -268,6 +268,14 @@ class MountTable:
     def _source_dir(self, source: str, type_: str, allow_file: bool = False) -> str:
         if not source:
             raise MountError(f"{type_}: no source")
+        if self.lower is not None:
+            # in a nested view, sources are paths of the parent view
+            try:
+                res = self.lower.resolve(norm(os.path.abspath(source)))
+            except SyscallError as exc:
+                raise MountError(f"{type_}: {source}: {os.strerror(exc.errno)}") from None
+            if res.host is not None and res.exists:
+                source = res.host
         real = os.path.realpath(source)
         try:
             st = os.stat(real)
@@ -604,7 +612,7 @@ class MountTable:
                     if m.type == "cow" and (rel == COW_STATE or (i == 1 and self._whited(m, rel))):
                         continue
                     out[name] = mode
-        elif not res.implicit and res.host is not None:
+        elif res.host is not None and res.host not in self.listings:
             for name, mode in _scan(res.host):
                 out[name] = mode
         vdir = res.vpath
