@@ -18,3 +18,18 @@ def test_child_view_mounts_over_parents(tmp_path):
         "/umvtest/b2", "3",
         "outer", "b", ""]            # the parent view never sees the child's mounts
     assert not (src / "x").exists()
+
+
+async def test_python_api_mounts(tmp_path):
+    import umview_py
+    from umview_modules.vfs import Vfs
+
+    (tmp_path / "f").write_text("api\n")
+    vfs = Vfs(mounts=[["bind", str(tmp_path), "/umvtest/api", {}]])
+    async with umview_py.View(modules=[vfs]) as view:
+        r = await view.run(["cat", "/umvtest/api/f"], capture_output=True)
+        assert (r.returncode, r.stdout) == (0, b"api\n")
+        vfs.add_mount("tmpfs", "", "/umvtest/scratch")
+        r = await view.run(["sh", "-c", "echo x > /umvtest/scratch/y && ls /umvtest"],
+                           capture_output=True)
+        assert (r.returncode, r.stdout) == (0, b"api\nscratch\n")

@@ -376,6 +376,12 @@ class Hypervisor:
         if self._started:
             from .bridge import stats
             log.debug("core statistics: %s", stats())
+            try:
+                # the pump may not have seen its cancellation yet: it must
+                # not find its fd closed under it (trio would fail inside)
+                trio.lowlevel.notify_closing(lib.umv_event_fd())
+            except RuntimeError:  # not inside trio.run
+                pass
             lib.umv_shutdown()
             self._started = False
             _current = None
@@ -388,7 +394,10 @@ class Hypervisor:
         buf = ffi.new("umv_event[256]")
         with self._pump_scope:
             while True:
-                await trio.lowlevel.wait_readable(fd)
+                try:
+                    await trio.lowlevel.wait_readable(fd)
+                except trio.ClosedResourceError:  # shutdown()
+                    return
                 while True:
                     n = lib.umv_get_events(buf, 256)
                     if n == 0:
