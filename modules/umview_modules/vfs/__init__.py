@@ -84,6 +84,8 @@ class Vfs(Module):
         # pid -> (host dir, view path) of its last chdir through us: a bind
         # source is seen at two view paths, and the cwd shows the one used.
         self.cwds: dict[int, tuple[str, str]] = {}
+        self._proc_dir: str | None = None  # generated /proc files
+        self._proc_seq = 0
 
     # -- life cycle -----------------------------------------------------------
     def loaded(self, view) -> None:
@@ -490,9 +492,47 @@ class Vfs(Module):
             kind = "mounts"
         elif len(parts) == 4 and parts[1] == "proc" and parts[3] in ("mounts", "mountinfo"):
             kind = parts[3]
+        elif len(parts) == 4 and parts[1] == "proc" and parts[3] == "maps" and parts[2].isdigit():
+            return self._maps_file(p)
         else:
             return None
         return self._mount_file(call, kind)
+
+    def _maps_file(self, path: str) -> str | None:
+        """/proc/PID/maps with the view's paths for mapped files (a library
+        in a mount would show the host directory that holds it)."""
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        out = []
+        for line in lines:
+            fields = line.split(None, 5)
+            if len(fields) == 6 and fields[5].startswith("/"):
+                name, deleted = fields[5], ""
+                if name.endswith(" (deleted)"):
+                    name, deleted = name[:-10], " (deleted)"
+                view, same = self.table.to_view(name)
+                if not same:
+                    line = line[:len(line) - len(fields[5])] + view + deleted
+            out.append(line)
+        return self._generated("maps", "\n".join(out) + "\n")
+
+    def _generated(self, kind: str, text: str) -> str:
+        """A file holding text, for a program to open instead of a /proc
+        file.  The last 64 are kept (a program opens its file right after
+        we return; an open file outlives its name)."""
+        if self._proc_dir is None:
+            self._proc_dir = self.table.private_dir("proc")
+        self._proc_seq += 1
+        dst = join(self._proc_dir, f"{kind}.{self._proc_seq}")
+        with open(dst, "w") as f:
+            f.write(text)
+        old = join(self._proc_dir, f"{kind}.{self._proc_seq - 64}")
+        if os.path.exists(old):
+            os.unlink(old)
+        return dst
 
     def _mount_file(self, call: Call, kind: str) -> str:
         lines = []
@@ -523,10 +563,7 @@ class Vfs(Module):
                 else:
                     lines.append(f"{10000 + m.id} 1 0:0 / {target} {m.describe_options()} - "
                                  f"umview.{m.type} {source} {m.describe_options()}")
-        out = join(self.table.private_dir("proc"), kind)
-        with open(out, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        return out
+        return self._generated(kind, "\n".join(lines) + "\n")
 
     def stat(self, call: Call):
         res, idx, dirfd_idx = self._target(call)
