@@ -1162,11 +1162,18 @@ static void *tracer_main(void *arg) {
     struct pollfd fds[2] = {{sig_fd, POLLIN, 0}, {cmd_fd, POLLIN, 0}};
     while (!stopping) {
         if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
-        struct signalfd_siginfo si;
-        while (read(sig_fd, &si, sizeof si) > 0) {}
-        uint64_t v;
-        if (read(cmd_fd, &v, 8) < 0) {}
-        run_commands();
+        /* Only what poll reported: each stop wakes us, so every syscall
+         * saved here is saved per stop.  One read clears SIGCHLD (standard
+         * signals do not queue); reap() then takes every waiting status. */
+        if (fds[0].revents) {
+            struct signalfd_siginfo si;
+            if (read(sig_fd, &si, sizeof si) < 0) {}
+        }
+        if (fds[1].revents) {
+            uint64_t v;
+            if (read(cmd_fd, &v, 8) < 0) {}
+            run_commands();
+        }
         reap();
     }
     return NULL;
