@@ -7,7 +7,8 @@ they *fail*.
 
 Views: misc (claims uname, sethostname, setdomainname), misc with a time
 offset (also the realtime clock calls, gettimeofday, time), and -S with misc
-(every call goes through the core).  The virtual syscall 0x7500 gets garbage
+(every call goes through the core), and misc with vfs mounts (every path
+call goes through the vfs module's resolution).  The virtual syscall 0x7500 gets garbage
 too: natively ENOSYS, in a view an error (never a crash); those lines ("V")
 are not compared, and at the end the program's uname must still be served
 by the view ("R release fuzz.1")."""
@@ -28,6 +29,9 @@ MODES = {
     "misc": ["-p", f"misc,release={RELEASE}"],
     "clock": ["-p", f"misc,release={RELEASE},time_offset=1000"],
     "trap-all": ["-S", "-p", f"misc,release={RELEASE}"],
+    # every path call goes to the vfs module (a mount elsewhere): garbage
+    # paths must fail as natively, through the C fast path and Python alike
+    "vfs": ["-p", f"misc,release={RELEASE}", "--tmpfs", "/umvtest-fuzz/t", "--hide", "/umvtest-fuzz/h"],
 }
 
 

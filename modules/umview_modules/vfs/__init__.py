@@ -271,7 +271,10 @@ class Vfs(Module):
         if path.startswith("/"):
             base, same = "/", True
         else:
-            base, same = self._base(call, dirfd)
+            try:
+                base, same = self._base(call, dirfd)
+            except SyscallError:
+                return None  # a bad dirfd: the kernel's error, in its order
         vpath = path if path.startswith("/") else join(base.rstrip("/") or "", path) or "/"
         table = self.table
         if same and table.lower is None and not table.covers(norm(vpath)) and "/" not in table.by_target \
@@ -282,7 +285,13 @@ class Vfs(Module):
             real = _kernel_path(vpath, follow)
             if real is not None and not table.covers(real):
                 return None
-        res = table.resolve(vpath, follow, (call.pid, call.tid))
+        try:
+            res = table.resolve(vpath, follow, (call.pid, call.tid))
+        except SyscallError:
+            if same and table.lower is None and not table.covers(norm(vpath)) \
+                    and "/" not in table.by_target:
+                return None  # failed before reaching anything of the view
+            raise
         if res.mount is not None and res.mount.backend is not None:
             res.mount.backend.flush()
         return res
@@ -334,15 +343,16 @@ class Vfs(Module):
             call.rewrite(**{f"arg{dirfd_idx}": AT_FDCWD})
 
     def _target(self, call: Call, which: int = 0, follow: bool | None = None):
-        """Resolve the which-th path of the call: (res or None, idx, dirfd_idx)."""
-        idx, dirfd_idx, dirfd, text = self._path(call, which)
-        if text is None:
+        """Resolve the which-th path of the call: (res or None, idx, dirfd_idx).
+        None also when the path cannot be read, or is empty: the kernel then
+        fails the call itself, and checks its other arguments first, as it
+        always does (EINVAL for bad flags before EFAULT or ENOENT)."""
+        try:
+            idx, dirfd_idx, dirfd, text = self._path(call, which)
+        except SyscallError:
+            return None, BY_NAME[call.name].path_args[which], None
+        if not text:
             return None, idx, dirfd_idx
-        if text == "":
-            empty_ok = call.name in _FLAG_ARG and call.arg(_FLAG_ARG[call.name], bits=32) & AT_EMPTY_PATH
-            if call.name == "readlinkat" or empty_ok:
-                return None, idx, dirfd_idx  # dirfd itself: the kernel knows it
-            raise SyscallError(errno.ENOENT)
         res = self._resolve(call, dirfd, text, self._follow(call, which) if follow is None else follow)
         return res, idx, dirfd_idx
 
@@ -596,16 +606,20 @@ class Vfs(Module):
         return self.stat(call)
 
     def readlink(self, call: Call):
-        idx, dirfd_idx, dirfd, text = self._path(call)
-        if text == "" or text is None:
+        size_i = BY_NAME[call.name].path_args[0] + 2
+        if call.arg(size_i, bits=32) <= 0:
+            return None  # EINVAL: the kernel checks it first
+        try:
+            idx, dirfd_idx, dirfd, text = self._path(call)
+            link = self._proc_link(call, dirfd, text) if text else None
+        except SyscallError:
+            return None  # an unreadable path or a bad dirfd: the kernel's error
+        if not text:
             return None
         # /proc/PID/fd/N, cwd, exe of a process in the view hold host paths:
         # read them here and answer with the view path.
-        link = self._proc_link(call, dirfd, text)
         if link is not None:
-            buf, size = call.args[idx + 1], call.arg(idx + 2)
-            if size <= 0:
-                raise SyscallError(errno.EINVAL)
+            buf, size = call.args[idx + 1], call.arg(idx + 2, bits=32)
             data = os.fsencode(link)[:size]
             call.write(buf, data)
             return len(data)
@@ -1038,8 +1052,13 @@ class Vfs(Module):
     def _two(self, call: Call):
         old, oidx, odirfd = self._target(call, 0, False)
         new, nidx, ndirfd = self._target(call, 1, False)
-        if old is None and new is None:
-            return None
+        if old is None or new is None:
+            try:
+                texts = [self._path(call, w)[3] for w in (0, 1)]
+            except SyscallError:
+                return None  # an unreadable path: the kernel fails the call
+            if old is None and new is None or not all(texts):
+                return None
         table = self.table
         if old is None:
             old = table.resolve(self._full(call, 0), False)
