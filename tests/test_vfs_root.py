@@ -34,12 +34,17 @@ def rootfs(tmp_path):
 def test_programs_run_with_the_roots_loader_and_libc(rootfs):
     r = run_view(["/bin/cat", "/proc/self/maps"], "-r", str(rootfs), "-b", "/proc", "-b", "/dev")
     assert r.returncode == 0, r.stderr
-    mapped = {line.split()[-1] for line in r.stdout.decode().splitlines() if "/" in line}
-    loaders = {p for p in mapped if "ld-linux" in p}
-    libcs = {p for p in mapped if "libc.so" in p}
+    # maps shows view paths; the inode says which file is really mapped
+    mapped = {(f[-1], int(f[4])) for f in (line.split() for line in r.stdout.decode().splitlines())
+              if len(f) == 6 and f[-1].startswith("/")}
+    loaders = {m for m in mapped if "ld-linux" in m[0]}
+    libcs = {m for m in mapped if "libc.so" in m[0]}
     # the kernel would have loaded the host's loader: the view made it the root's
-    assert loaders and all(p.startswith(str(rootfs)) for p in loaders), mapped
-    assert libcs and all(p.startswith(str(rootfs)) for p in libcs), mapped
+    assert loaders and libcs, mapped
+    for path, ino in loaders | libcs:
+        assert not path.startswith(str(rootfs)), path  # no host path shows
+        assert ino == os.stat(rootfs / path.lstrip("/")).st_ino, (path, ino)
+        assert ino != os.stat(path).st_ino, path
 
 
 def test_new_root_view_paths(rootfs):
