@@ -70,6 +70,7 @@ import zlib
 from umview_py.module import SyscallError
 
 from .backend import MirrorBackend, MountError
+from .mounts import rmtree
 
 log = logging.getLogger("umview.vfs")
 
@@ -119,7 +120,7 @@ class ArchiveBackend(MirrorBackend):
             self._build_skeleton()
         except BaseException as exc:
             self.close()
-            _clear(mirror)
+            rmtree(mirror, keep=True)
             if isinstance(exc, (ValueError, ArithmeticError)):
                 # values tarfile and zipfile pass on as they are: a NUL in a
                 # name, a time out of range, a pax mtime that is no number
@@ -406,27 +407,3 @@ def _zip_mtime_ns(info: zipfile.ZipInfo) -> int:
             return struct.unpack("<i", extra[5:9])[0] * 1_000_000_000
         extra = extra[4 + size:]
     return int(time.mktime(info.date_time + (0, 0, -1))) * 1_000_000_000
-
-
-def _clear(mirror: str) -> None:
-    """Empty the mirror after a failed mount, giving each directory u+rwx
-    first (its final mode may lack them), without recursion: an archive may
-    nest deeper than Python's recursion limit (os.walk recurses in 3.11)."""
-    os.chmod(mirror, 0o700)
-    stack = [mirror]
-    while stack:
-        path = stack[-1]
-        subdirs = []
-        with os.scandir(path) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(entry.path)
-                else:
-                    os.unlink(entry.path)
-        for sub in subdirs:
-            os.chmod(sub, 0o700)
-        stack.extend(subdirs)
-        if not subdirs:         # emptied: its children were popped before it
-            stack.pop()
-            if path != mirror:
-                os.rmdir(path)

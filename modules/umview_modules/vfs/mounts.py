@@ -179,7 +179,7 @@ class MountTable:
         self.mounts.clear()
         self.by_target.clear()
         if self._private_root:
-            _rmtree(self._private_root)
+            rmtree(self._private_root)
             self._private_root = None
 
     # -- mounting ------------------------------------------------------------
@@ -253,7 +253,7 @@ class MountTable:
                         raise MountError("pyfuse3: the class=MODULE:CLASS option is missing")
                 m.backend = cls(source, options, m.private)
             except BaseException:
-                _rmtree(m.private)
+                rmtree(m.private)
                 raise
             m.readonly = ro or m.backend.readonly
             m.layers = [m.private]
@@ -307,7 +307,7 @@ class MountTable:
                 log.exception("closing the %s mount at %s", m.type, m.target)
         m.cow_save()
         if m.private:
-            _rmtree(m.private)
+            rmtree(m.private)
 
     # -- lookups --------------------------------------------------------------
     def mount_at(self, vpath: str) -> tuple[Mount | None, str]:
@@ -643,7 +643,7 @@ class MountTable:
             if name not in want or stat.S_IFMT(want[name]) != stat.S_IFMT(mode):
                 p = join(host, name)
                 if stat.S_ISDIR(mode):
-                    _rmtree(p)
+                    rmtree(p)
                 else:
                     os.unlink(p)
         for name, mode in want.items():
@@ -765,7 +765,7 @@ def _remove_stale(base: str) -> None:
         parts = name.split("-")
         if len(parts) == 3 and parts[0] == "umview" and parts[1].isdigit():
             if not os.path.exists(f"/proc/{parts[1]}"):
-                _rmtree(os.path.join(base, name))
+                rmtree(os.path.join(base, name))
 
 
 def _magic(parent: str, name: str) -> bool:
@@ -825,11 +825,12 @@ def _scan(path: str):
         return
 
 
-def _rmtree(path: str) -> None:
-    """Remove one of our directories: each directory first gets u+rwx (an
-    archive's skeleton may be read-only); symlinks are never followed (a
-    chmod through one would change the host), and there is no recursion
-    (trees may nest deeper than Python's recursion limit)."""
+def rmtree(path: str, keep: bool = False) -> None:
+    """Remove one of our directories (with keep: only what it holds): each
+    directory first gets u+rwx (an archive's skeleton may be read-only);
+    symlinks are never followed (a chmod through one would change the
+    host), and there is no recursion (trees may nest deeper than Python's
+    recursion limit)."""
     if os.path.islink(path) or not os.path.isdir(path):
         if os.path.lexists(path):
             os.unlink(path)
@@ -850,4 +851,5 @@ def _rmtree(path: str) -> None:
         stack.extend(subdirs)
         if not subdirs:  # emptied: its children were popped before it
             stack.pop()
-            os.rmdir(top)
+            if top != path or not keep:
+                os.rmdir(top)
