@@ -505,6 +505,21 @@ static void inject_finish(tracee *t) {
     if (needs_filter(p)) maybe_interrupt(p); /* the view widened again meanwhile */
 }
 
+/* A stop that is not the injected seccomp()'s own came first: a signal
+ * (SIGCHLD for a shell in wait4) or a group-stop was pending when the
+ * interrupt stop let the thread go.  The kernel would now deliver it with
+ * our injected registers (a vDSO rip, orig_rax -1) and build the signal
+ * frame right over the filter we wrote below the stack: the program would
+ * come back from its handler into the vDSO, and crash.  So put the
+ * program's registers back, let the stop happen as without us, and try
+ * again later. */
+static void inject_abort(tracee *t) {
+    ptrace(PTRACE_SETREGS, t->tid, 0, &t->saved);
+    t->p->inject_busy = 0;
+    t->p->interrupted = 0;
+    t->state = T_RUNNING;
+}
+
 static void maybe_interrupt(proc *p) {
     if (p->inject_busy || p->interrupted) return;
     for (int b = 0; b < HBUCKETS; b++)
@@ -930,6 +945,7 @@ static void handle_stop(pid_t tid, int status) {
     }
     case PTRACE_EVENT_STOP:
         if (is_stop_signal(sig)) {
+            if (t->state == T_INJECT) inject_abort(t);
             /* Group-stop (SIGSTOP, Ctrl-Z, TTIN/TTOU).  PTRACE_LISTEN keeps
              * the tracee stopped as without us, so its parent's waitpid
              * sees the stop and SIGCONT resumes it; we then get a
@@ -961,9 +977,15 @@ static void handle_stop(pid_t tid, int status) {
         return;
     }
     /* signal-delivery-stop: deliver the signal unchanged */
+    int retry = 0;
+    if (t->state == T_INJECT) {
+        inject_abort(t);
+        retry = 1;
+    }
     if (core_flags & UMV_REPORT_SIGNALS) emit(UMV_EV_SIGNAL, t, NULL, sig, 0);
     t->state = T_RUNNING;
     ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig);
+    if (retry && needs_filter(t->p)) maybe_interrupt(t->p);
 }
 
 static void reap(void) {

@@ -16,6 +16,7 @@ SlowUname   async uname and sethostname handlers that wait for each other:
             blocked handler does not block the serving of other processes.
             The uname answer is the kernel's, with the release replaced by the
             name given to sethostname (the real host name is never changed).
+Claimer     claims the one syscall its option names and lets it through.
 PathClaimer claims openat (and lets every call through): a module of the
             path family, which makes the view deny io_uring and friends.
 """
@@ -25,6 +26,7 @@ import struct
 import trio
 
 from umview_py import Claims, Module, SyscallError
+from umview_py.module import Option
 
 UTS_LEN = 65
 RELEASE_OFF = 2 * UTS_LEN  # sysname, nodename, release, ...
@@ -117,3 +119,19 @@ class PathClaimer(Module):
 
     def open(self, call):  # the table's method for openat
         return None
+
+
+class Claimer(Module):
+    """claims the syscall named by its option and lets every call through:
+    loading it widens the view's filter (for tests of that)."""
+    name = "claimer"
+    description = "claims one syscall (option syscall=NAME) and lets it through"
+    options = {"syscall": Option(str, "getppid")}
+
+    def claims(self):
+        return Claims(syscalls={self.config["syscall"]})
+
+    def __getattr__(self, method):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return lambda call: None

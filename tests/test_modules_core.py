@@ -379,3 +379,20 @@ def test_misc_gettimeofday_and_time():
     assert lo // NS <= sec <= hi // NS
     assert struct.unpack("<q", proc.read(t, 8))[0] == sec
     assert proc.call(m.time, "time", 0x1) == -errno.EFAULT
+
+
+def test_widening_while_the_parent_waits():
+    # Each umview-insmod widens the filter of every process of the view,
+    # among them the shell, blocked in wait4 for that very command, which
+    # gets its SIGCHLD just then.  The signal must be delivered with the
+    # shell's own registers, not the injected seccomp() call's (it crashed).
+    names = ["getppid", "getpgrp", "getsid", "sched_yield", "getpgid", "getpriority", "umask",
+             "times", "sysinfo", "getrusage", "getcpu", "getitimer", "sched_getscheduler",
+             "sched_getparam", "getresuid", "getresgid", "getgroups", "capget", "personality",
+             "getrlimit", "prlimit64", "sched_getaffinity", "get_robust_list", "gettid",
+             "rt_sigpending"]
+    steps = "; ".join(f"umview-insmod {MODS}:Claimer syscall={n} && umview-rmmod claimer || exit 9"
+                      for n in names)
+    res = run_view(["sh", "-c", f"{steps}; echo survived"])
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert res.stdout == b"survived\n"
