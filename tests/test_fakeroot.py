@@ -20,7 +20,13 @@ What is checked:
 - persistence with db=: across runs, across a rename made outside, not
   across the reuse of an inode (in one view and across runs), stale records
   dropped, two views writing the same database at once, a hypervisor
-  killed with SIGKILL while writing.
+  killed with SIGKILL while writing;
+- fakeroot's state files with the real fakeroot, both ways (fakeroot -s then
+  --fakeroot-load, --fakeroot-save then fakeroot -i, and through both);
+- security.* and trusted.* xattrs (python's os.*xattr, setcap/getcap, cp -a,
+  tar --xattrs, the database);
+- set-user-ID and set-group-ID files (id, sh -p, a static program, saved
+  ids, children forked before and after the exec, scripts, failed execs).
 """
 import os
 import pwd
@@ -488,3 +494,266 @@ def test_database_survives_sigkill(me):
     seen = dict(map(int, line.split()) for line in out.splitlines())
     for ino, uid in saved.items():
         assert seen[ino] == uid
+
+
+# ----------------------------------------------------------------------
+# fakeroot's state files: --fakeroot-load / --fakeroot-save, both ways
+
+HAVE_FAKEROOT = shutil.which("fakeroot") is not None
+needs_fakeroot = pytest.mark.skipif(not HAVE_FAKEROOT, reason="fakeroot is not installed")
+
+
+def state_lines(path):
+    return sorted(line for line in Path(path).read_text().splitlines() if line)
+
+
+@needs_fakeroot
+def test_state_saved_by_fakeroot_loads_in_umview(runner):
+    runner.run(["fakeroot", "-s", "f.state", "--", "sh", "-c",
+                "umask 022; touch a p; chown 12:34 a; chmod 4755 a; mknod d c 1 3; mkdir dd; "
+                "chown 5:6 dd; ln -s a l; chown -h 7:8 l; chmod 0 p; mknod blk b 8 1; chown 9:10 blk"],
+               check=True)
+    assert len(state_lines(runner.workdir / "f.state")) == 6
+    # without the state, nothing of it is known
+    plain = runner.fakeroot("stat -c '%n %u %g %A' a dd", "-0").splitlines()
+    assert plain == ["a 0 0 -rwsr-xr-x", "dd 0 0 drwxr-xr-x"], plain
+    out = runner.fakeroot("ls -lnd a d dd l p blk", "-0", "--fakeroot-load", "f.state").splitlines()
+    got = {fields(line)[-1] if not line.startswith("l") else fields(line)[-3]: fields(line)
+           for line in out}
+    assert got["a"][0] == "-rwsr-xr-x" and got["a"][2:4] == ["12", "34"], out
+    assert got["d"][0] == "crw-r--r--" and got["d"][2:6] == ["0", "0", "1,", "3"], out
+    assert got["blk"][0] == "brw-r--r--" and got["blk"][2:6] == ["9", "10", "8,", "1"], out
+    assert got["dd"][0] == "drwxr-xr-x" and got["dd"][2:4] == ["5", "6"], out
+    assert got["l"][0] == "lrwxrwxrwx" and got["l"][2:4] == ["7", "8"], out
+    assert got["p"][0] == "----------" and got["p"][2:4] == ["0", "0"], out
+    # tar in the view archives what fakeroot had recorded
+    out = runner.fakeroot("tar cf t.tar a d dd && tar --numeric-owner -tvf t.tar", "-0",
+                          "--fakeroot-load", "f.state")
+    rows = {fields(line)[-1]: fields(line)[:3] for line in out.splitlines()}
+    assert rows["a"][:2] == ["-rwsr-xr-x", "12/34"], out
+    assert rows["d"] == ["crw-r--r--", "0/0", "1,3"], out
+    assert rows["dd/"][:2] == ["drwxr-xr-x", "5/6"], out
+
+
+@needs_fakeroot
+def test_state_saved_by_umview_loads_in_fakeroot(runner):
+    runner.fakeroot("touch b; chown 21:43 b; chmod 2755 b; mknod e b 8 1; mkdir d; chown 3:4 d; "
+                    "chmod 750 d; ln -s b l; chown -h 9:9 l; touch plain",
+                    "-0", "--fakeroot-save", "u.state")
+    lines = state_lines(runner.workdir / "u.state")
+    assert len(lines) == 4, lines      # b, e, d, l: plain was never chowned
+    st = os.lstat(runner.workdir / "b")
+    assert f"dev={st.st_dev:x},ino={st.st_ino},mode=102755,uid=21,gid=43,nlink=1,rdev=0" in lines, lines
+    out = runner.run(["fakeroot", "-i", "u.state", "--", "ls", "-lnd", "b", "e", "d", "l"],
+                     check=True).stdout.decode().splitlines()
+    got = {fields(line)[-1] if not line.startswith("l") else fields(line)[-3]: fields(line)
+           for line in out}
+    assert got["b"][0] == "-rwxr-sr-x" and got["b"][2:4] == ["21", "43"], out
+    assert got["e"][0] == "brw-r--r--" and got["e"][2:6] == ["0", "0", "8,", "1"], out
+    assert got["d"][0] == "drwxr-x---" and got["d"][2:4] == ["3", "4"], out
+    assert got["l"][2:4] == ["9", "9"], out
+    # fakeroot reads every line and writes back exactly what we wrote
+    runner.run(["fakeroot", "-i", "u.state", "-s", "v.state", "--", "true"], check=True)
+    assert state_lines(runner.workdir / "v.state") == lines
+
+
+@needs_fakeroot
+def test_state_round_trip_through_both(runner):
+    """fakeroot -> umview (load, change, save) -> fakeroot: the state of
+    both runs arrives; an umview run in another directory passes entries
+    it cannot find through unchanged."""
+    runner.run(["fakeroot", "-s", "s1", "--", "sh", "-c", "touch a b; chown 1:2 a; chown 3:4 b"],
+               check=True)
+    runner.fakeroot("chown 5:6 b; touch c; chown 7:8 c; mv a a2", "-0",
+                    "--fakeroot-load", "s1", "--fakeroot-save", "s2")
+    out = runner.run(["fakeroot", "-i", "s2", "--", "stat", "-c", "%n %u %g", "a2", "b", "c"],
+                     check=True).stdout.decode()
+    assert out.splitlines() == ["a2 1 2", "b 5 6", "c 7 8"], out
+    # elsewhere (nothing of s2 under the search directory): kept as it was
+    other = runner.workdir / "other"
+    runner.sh(f"mkdir {other}")
+    runner.fakeroot("touch x; chown 9:9 x", "-0", "--fakeroot-load", str(runner.workdir / "s2"),
+                    "--fakeroot-save", str(runner.workdir / "s3"), cwd=other)
+    s2, s3 = state_lines(runner.workdir / "s2"), state_lines(runner.workdir / "s3")
+    assert len(s3) == len(s2) + 1 and set(s2) < set(s3), (s2, s3)
+    # --fakeroot-search finds them from anywhere
+    out = runner.fakeroot("stat -c '%n %u %g' a2 c", "-0", "--fakeroot-load", str(runner.workdir / "s2"),
+                          "--fakeroot-search", str(runner.workdir))
+    assert out.splitlines() == ["a2 1 2", "c 7 8"], out
+
+
+def test_state_of_a_reused_inode_is_not_applied(me):
+    """A fakeroot entry about a directory whose inode now holds a regular
+    file is stale: dropped, not applied."""
+    me.sh("mkdir gone")
+    st = os.lstat(me.workdir / "gone")
+    (me.workdir / "s").write_text(
+        f"dev={st.st_dev:x},ino={st.st_ino},mode=40700,uid=5,gid=5,nlink=2,rdev=0\n")
+    os.rmdir(me.workdir / "gone")
+    reused = None
+    for i in range(2000):
+        p = me.workdir / f"n{i}"
+        p.touch()
+        if os.lstat(p).st_ino == st.st_ino:
+            reused = p.name
+            break
+    if reused is None:
+        pytest.skip("the file system did not reuse the inode within the bound")
+    out = me.fakeroot(f"stat -c '%u %g %F' {reused}", "-0", "--fakeroot-load", "s")
+    assert out == "0 0 regular empty file\n", out
+
+
+def test_bad_state_files_are_refused_before_running(me):
+    (me.workdir / "bad").write_text("dev=fe00,ino=1,mode=100644\n")
+    for opts, msg in ((["--fakeroot-load", "bad"], "not a line of fakeroot's state format"),
+                      (["--fakeroot-load", "missing"], "cannot read fakeroot state"),
+                      (["--fakeroot-save", "/nonexistent/dir/s"], "cannot write fakeroot state")):
+        res = me.view(["sh", "-c", "echo ran"], *opts)
+        assert res.returncode == 2 and res.stdout == b"", res
+        assert msg in res.stderr.decode(), res.stderr.decode()
+
+
+# ----------------------------------------------------------------------
+# security.* and trusted.* extended attributes
+
+XATTR_SCRIPT = r"""
+import errno, os
+open('f', 'w').close()
+os.symlink('f', 'l')
+def err(fn, *a, **kw):
+    try:
+        fn(*a, **kw)
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+    return 'ok'
+os.setxattr('f', 'security.test', b'v1')
+os.setxattr('f', 'trusted.t', b'\x00\x01')
+os.setxattr('f', 'user.u', b'disk')
+print(os.getxattr('f', 'security.test'), os.getxattr('f', 'trusted.t'))
+print(sorted(os.listxattr('f')))
+print(err(os.setxattr, 'f', 'security.test', b'x', os.XATTR_CREATE),
+      err(os.setxattr, 'f', 'security.new', b'x', os.XATTR_REPLACE),
+      err(os.setxattr, 'f', 'security.test', b'v2', os.XATTR_REPLACE))
+os.setxattr('l', 'security.link', b'L', follow_symlinks=False)
+print(sorted(os.listxattr('l', follow_symlinks=False)), sorted(os.listxattr('l')))
+fd = os.open('f', os.O_RDONLY)
+print(os.getxattr(fd, 'security.test'), len(os.listxattr(fd)))
+os.removexattr(fd, 'trusted.t')
+print(err(os.getxattr, 'f', 'trusted.t'), err(os.removexattr, 'f', 'trusted.t'),
+      err(os.getxattr, 'f', 'security.nothing'), err(os.setxattr, 'f', 'security.capability', b'bad'))
+print(err(os.getxattr, 'missing', 'security.test'))
+"""
+
+
+def test_security_and_trusted_xattrs(runner):
+    out = runner.fakeroot("python3 - <<'EOF'\n" + XATTR_SCRIPT + "EOF\n", "-0").splitlines()
+    assert out == [
+        "b'v1' b'\\x00\\x01'",
+        "['security.test', 'trusted.t', 'user.u']",
+        "EEXIST ENODATA ok",
+        "['security.link'] ['security.test', 'trusted.t', 'user.u']",
+        "b'v2' 3",
+        "ENODATA ENODATA ENODATA EINVAL",
+        "ENOENT"], out
+    # nothing of it reached the disk but the user.* attribute
+    assert os.listxattr(runner.workdir / "f") == ["user.u"]
+    assert os.listxattr(runner.workdir / "l", follow_symlinks=False) == []
+
+
+def test_xattrs_need_emulated_root(runner):
+    if runner.uid != 0:   # the real user may not set them: that is what is emulated
+        res = runner.run(["python3", "-c", "import os; open('f','w').close(); "
+                          "os.setxattr('f', 'security.x', b'1')"])
+        assert b"PermissionError" in res.stderr, res.stderr
+    out = runner.fakeroot(
+        "touch f; python3 -c 'import os; os.setxattr(\"f\", \"trusted.t\", b\"1\"); "
+        "os.setresuid(1000, 1000, 1000)\n"
+        "for call in (lambda: os.setxattr(\"f\", \"security.x\", b\"1\"), "
+        "lambda: os.getxattr(\"f\", \"trusted.t\")):\n"
+        " try: call(); print(\"ok\")\n"
+        " except OSError as e: print(e.strerror)\n"
+        "print(os.listxattr(\"f\"))'", "-0")
+    assert out.splitlines() == ["Operation not permitted", "No data available", "[]"], out
+
+
+@pytest.mark.skipif(not shutil.which("setcap"), reason="setcap is not installed (libcap2-bin)")
+def test_setcap_getcap_cp_tar_and_persistence(runner):
+    db = ["-0", "--fakeroot-db", str(runner.workdir / "state.db")]
+    out = runner.fakeroot(
+        "cp /bin/true t; setcap cap_net_raw,cap_net_admin+ep t; getcap t; cp -a t t2; getcap t2; "
+        "cp t t3; getcap t3; tar --xattrs --xattrs-include='*' -cf x.tar t; mkdir o; "
+        "tar --xattrs --xattrs-include='*' -xf x.tar -C o; getcap o/t; cp /bin/true c; "
+        "setcap cap_chown+ep c; chown 1 c; getcap c; echo end", *db)
+    assert out.splitlines() == ["t cap_net_admin,cap_net_raw=ep", "t2 cap_net_admin,cap_net_raw=ep",
+                                "o/t cap_net_admin,cap_net_raw=ep", "end"], out
+    assert os.listxattr(runner.workdir / "t") == []      # not on disk
+    out = runner.fakeroot("getcap t t2 o/t; setcap -r t2; getcap t2; echo end", *db)
+    assert out.splitlines() == ["t cap_net_admin,cap_net_raw=ep", "t2 cap_net_admin,cap_net_raw=ep",
+                                "o/t cap_net_admin,cap_net_raw=ep", "end"], out
+    with sqlite3.connect(runner.workdir / "state.db") as conn:
+        kept = [x for (x,) in conn.execute("SELECT xattrs FROM files WHERE xattrs IS NOT NULL")]
+    assert len(kept) == 2 and all("security.capability" in x for x in kept), kept
+
+
+# ----------------------------------------------------------------------
+# set-user-ID and set-group-ID files
+
+def test_setuid_and_setgid_files(runner):
+    out = runner.fakeroot(
+        "install -o 1234 -m 4755 /usr/bin/id ./myid; ./myid -u; ./myid -ru; "
+        "install -g 77 -m 2755 /usr/bin/id ./myidg; ./myidg -g; ./myidg -rg; "
+        "install -g 77 -m 2745 /usr/bin/id ./nogx; ./nogx -g; id -u; "
+        "install -o 1234 -m 4755 /bin/sh ./mysh; ./mysh -p -c 'id -u; id -ru; ./myidg -G'; "
+        "chmod u-s mysh; ./mysh -p -c 'id -u'", "-0")
+    assert out.splitlines() == ["1234", "0", "77", "0", "0", "0", "1234", "0", "0 77", "0"], out
+    # the disk knows nothing of 1234
+    assert os.lstat(runner.workdir / "myid").st_uid == runner.uid
+
+
+def test_setuid_static_binary_and_saved_ids(runner, statvariants):
+    out = runner.fakeroot(
+        f"install -o 4321 -m 4755 {statvariants} ./sv; ./sv --ids | head -1; "
+        "python3 -c 'import os; os.setresuid(0, 1000, 0); "
+        "os.execvp(\"python3\", [\"python3\", \"-c\", \"import os; print(os.getresuid())\"])'", "-0")
+    lines = out.splitlines()
+    assert lines[0].startswith("start: uid=0 euid=4321 gid=0 egid=0 res=0,4321,4321 "), lines
+    assert lines[1] == "(0, 1000, 1000)", lines   # exec copies the euid to the saved uid
+
+
+FORK_FIRST_C = r"""
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {   /* forks before any identity call of its own */
+    pid_t p = fork();
+    if (p == 0) { printf("child euid=%ld\n", syscall(SYS_geteuid)); return 0; }
+    waitpid(p, 0, 0);
+    printf("parent euid=%ld\n", syscall(SYS_geteuid));
+    return 0;
+}
+"""
+
+
+def test_setuid_child_forked_by_the_new_image(runner):
+    """The child forked by a set-user-ID program before anything asked for
+    ids gets the new ids; a child forked before the exec keeps the old."""
+    src = runner.workdir / "forkfirst.c"
+    src.write_text(FORK_FIRST_C)
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(runner.workdir / "forkfirst"), str(src)],
+                   check=True, capture_output=True)
+    (runner.workdir / "forkfirst").chmod(0o755)
+    out = runner.fakeroot("install -o 1234 -m 4755 forkfirst ff; ./ff | cat; "
+                          "install -o 1234 -m 4755 /bin/sh mysh; mkfifo p q; "
+                          "sh -c '(read x < p; id -u; echo done > q) & "
+                          "exec ./mysh -p -c \"echo go > p; read y < q\"'", "-0")
+    assert out.splitlines() == ["child euid=1234", "parent euid=1234", "0"], out
+
+
+def test_set_id_bits_that_do_not_apply(runner):
+    """A script's set-id bits are ignored (as by Linux); an exec that fails
+    changes nothing (the shell then runs the file itself)."""
+    out = runner.fakeroot(
+        "printf '#!/bin/sh\\nid -u\\n' > s; install -o 1234 -m 4755 s s2; ./s2; "
+        "printf 'id -u\\n' > n; install -o 1234 -m 4755 n n2; ./n2; id -u", "-0")
+    assert out.splitlines() == ["0", "0", "0"], out

@@ -543,3 +543,295 @@ def test_others_real(work, proc):
 def test_statx_wrapper_errors():
     with pytest.raises(FileNotFoundError):
         fr.statx("/nonexistent/x")
+
+
+# ----------------------------------------------------------------------
+# fakeroot's state format
+
+def test_state_format_parse_and_write(work):
+    line = fr.fakeroot_line(0xfe00, 2234783, 0o104755, 12, 34, 1, 0)
+    assert line == "dev=fe00,ino=2234783,mode=104755,uid=12,gid=34,nlink=1,rdev=0\n"
+    (work / "s").write_text(line + "\n" + fr.fakeroot_line(0x801, 7, 0o20644, 0, 0, 1, 259)
+                            + "mode=40755,uid=5,gid=6,nlink=2,rdev=0 /some where/dir\n")
+    a, b, c = fr.read_fakeroot_state(str(work / "s"))
+    assert (a.dev, a.ino, a.mode, a.uid, a.gid, a.nlink, a.rdev, a.path) == \
+        (0xfe00, 2234783, 0o104755, 12, 34, 1, 0, None)
+    assert (os.major(b.rdev), os.minor(b.rdev)) == (1, 3)      # glibc's dev_t encoding
+    assert (c.mode, c.uid, c.path) == (0o40755, 5, "/some where/dir")
+    (work / "bad").write_text(line + "dev=fe00,ino=1,mode=100644\n")
+    with pytest.raises(ModuleError, match=r"bad:2: not a line"):
+        fr.read_fakeroot_state(str(work / "bad"))
+    with pytest.raises(ModuleError, match="cannot read"):
+        fr.read_fakeroot_state(str(work / "missing"))
+
+
+def test_record_from_state(work):
+    (work / "f").write_text("")
+    os.chmod("f", 0o644)
+    f, gen = fr.identify("f", nofollow=True)
+    dev, ino = fr.file_key(f)
+    entry = fr.StateEntry(dev, ino, stat.S_IFCHR | 0o600, 3, 4, 1, os.makedev(5, 6))
+    rec = fr.record_from_state(entry, f, gen, "f")
+    assert (rec.kind, rec.rdev, rec.uid, rec.gid, rec.perm, rec.disk_perm) == \
+        (stat.S_IFCHR, (5, 6), 3, 4, 0o600, 0o644)
+    same = fr.record_from_state(fr.StateEntry(dev, ino, stat.S_IFREG | 0o644, 0, 0, 1, 0), f, gen, "f")
+    assert (same.kind, same.perm, same.uid) == (None, None, 0)
+    # a directory's entry cannot be about a regular file: the inode was reused
+    assert fr.record_from_state(fr.StateEntry(dev, ino, stat.S_IFDIR | 0o755, 0, 0, 2, 0),
+                                f, gen, "f") is None
+
+
+def test_load_and_save_state(work, proc):
+    for name in ("a", "b", "gone"):
+        (work / name).write_text("")
+    os.mkdir("sub")
+    (work / "sub" / "c").write_text("")
+    keys = {n: fr.file_key(fr.identify(n, nofollow=True)[0]) for n in ("a", "b", "sub/c", "gone")}
+    lines = [fr.fakeroot_line(*keys["a"], 0o100644, 1, 2, 1, 0),
+             fr.fakeroot_line(*keys["sub/c"], 0o20640, 0, 5, 1, os.makedev(1, 3)),
+             fr.fakeroot_line(*keys["gone"], 0o100600, 7, 7, 1, 0)]
+    (work / "in").write_text("".join(lines))
+    os.unlink("gone")           # not found: kept for save= as it was
+    m = FakeRoot(load="in", save=str(work / "out"), search=str(work))
+    m.loaded(None)
+    assert owner_mode(newfstatat(m, proc, "a"))[:3] == (1, 2, stat.S_IFREG | 0o644)
+    assert owner_mode(newfstatat(m, proc, "sub/c")) == (0, 5, stat.S_IFCHR | 0o640, os.makedev(1, 3))
+    assert list(m.unresolved) == [keys["gone"]]
+    assert chown(m, proc, "b", 8, 9) == 0
+    os.rename("a", "sub/a2")    # the record's path is stale: found by the walk
+    m.unloaded()
+    out = sorted((work / "out").read_text().splitlines())
+    st_b = os.lstat("b")
+    want = sorted([lines[0].strip(), lines[1].strip(), lines[2].strip(),
+                   fr.fakeroot_line(*keys["b"], st_b.st_mode, 8, 9, 1, 0).strip()])
+    assert out == want
+
+
+def test_save_state_writes_what_the_view_shows(work, proc):
+    (work / "f").write_text("")
+    m = FakeRoot(uid="1000", gid="100", save=str(work / "s"))
+    m.loaded(None)
+    assert chmod(m, proc, "f", 0) == 0       # a record (perm override) with the default owner
+    m.unloaded()
+    st = os.lstat("f")
+    assert (work / "s").read_text() == fr.fakeroot_line(st.st_dev, st.st_ino, stat.S_IFREG, 1000, 100,
+                                                       1, 0)
+
+
+# ----------------------------------------------------------------------
+# extended attributes
+
+def setxattr(m, proc, path, name, value, flags=0, call="setxattr"):
+    v = proc.alloc(max(len(value), 1), value)
+    return proc.call(m.setxattr if call != "fsetxattr" else m.fsetxattr, call,
+                     proc.string(path) if call != "fsetxattr" else path, proc.string(name), v,
+                     len(value), flags)
+
+
+def test_xattrs_kept_in_the_record(work, proc):
+    (work / "f").write_text("")
+    m = FakeRoot()
+    assert "getxattr" not in m.claims().syscalls and "setxattr" in m.claims().syscalls
+    assert setxattr(m, proc, "f", "user.x", b"1") is None        # the kernel's
+    # the first attribute kept widens the claims (and is answered)
+    value = proc.alloc(5, b"hello")
+    call = proc.make_call("setxattr", proc.string("f"), proc.string("security.a"), value, 5, 0)
+    assert m.setxattr(call) == 0 and not call.rewritten
+    assert "getxattr" in m.claims().syscalls and "flistxattr" in m.claims().syscalls
+    assert setxattr(m, proc, "f", "security.a2", b"x") == 0          # later ones: answered
+    assert os.listxattr("f") == []
+    buf = proc.alloc(64)
+    name = proc.string("security.a")
+    assert proc.call(m.getxattr, "getxattr", proc.string("f"), name, buf, 0) == 5
+    assert proc.call(m.getxattr, "getxattr", proc.string("f"), name, buf, 4) == -errno.ERANGE
+    assert proc.call(m.getxattr, "getxattr", proc.string("f"), name, buf, 64) == 5
+    assert proc.read(buf, 5) == b"hello"
+    assert proc.call(m.getxattr, "getxattr", proc.string("f"), proc.string("user.x"), buf, 64) is None
+    assert proc.call(m.getxattr, "getxattr", proc.string("f"), proc.string("security.b"), buf, 64) is None
+    assert setxattr(m, proc, "f", "security.a", b"x", fr.XATTR_CREATE) == -errno.EEXIST
+    assert setxattr(m, proc, "f", "trusted.b", b"x", fr.XATTR_REPLACE) == -errno.ENODATA
+    assert setxattr(m, proc, "f", "trusted.b", b"xy", 4) is None      # bad flags: the kernel's EINVAL
+    assert setxattr(m, proc, "f", "security." + "n" * 300, b"x") is None   # ERANGE: the kernel's
+    assert setxattr(m, proc, "missing", "security.a", b"x") is None   # ENOENT: the kernel's
+    assert setxattr(m, proc, "f", "trusted.b", b"xy") == 0
+    os.setxattr("f", "user.disk", b"d")
+    fd = os.open("f", os.O_RDONLY)
+    try:
+        lst = proc.alloc(128)
+        n = proc.call(m.listxattr, "flistxattr", fd, lst, 128)
+        assert proc.read(lst, n).split(b"\0")[:-1] == [b"user.disk", b"security.a", b"security.a2",
+                                                        b"trusted.b"]
+        assert proc.call(m.listxattr, "flistxattr", fd, lst, 0) == n
+        assert proc.call(m.listxattr, "flistxattr", fd, lst, n - 1) == -errno.ERANGE
+        assert proc.call(m.removexattr, "fremovexattr", fd, proc.string("security.a")) == 0
+        assert proc.call(m.removexattr, "fremovexattr", fd, proc.string("security.a")) == -errno.ENODATA
+    finally:
+        os.close(fd)
+    # a process that gave root up may not set them, nor see trusted.*
+    assert proc.call(m.setresuid, "setresuid", 5, 5, 5) == 0
+    assert setxattr(m, proc, "f", "security.c", b"x") == -errno.EPERM
+    assert proc.call(m.getxattr, "getxattr", proc.string("f"), proc.string("trusted.b"), buf, 64) \
+        == -errno.ENODATA
+
+
+def test_xattrs_in_the_database_and_chown_drops_capabilities(work, proc):
+    db = work / "s.db"
+    (work / "f").write_text("")
+    caps = struct.pack("<IIIII", fr.VFS_CAP_REVISION_2 | 1, 1 << 13, 0, 0, 0)   # cap_net_raw+ep
+    m = _loaded(db)
+    assert setxattr(m, proc, "f", "security.capability", caps[:12]) == -errno.EINVAL   # revision 1
+    assert setxattr(m, proc, "f", "security.capability", caps) == 0   # served; widens
+    assert setxattr(m, proc, "f", "security.selinux", b"ctx\0") == 0
+    m.unloaded()
+    m2 = _loaded(db)
+    try:
+        assert m2.xattr_reads and "getxattr" in m2.claims().syscalls
+        buf = proc.alloc(64)
+        assert proc.call(m2.getxattr, "getxattr", proc.string("f"), proc.string("security.capability"),
+                         buf, 64) == len(caps)
+        assert proc.read(buf, len(caps)) == caps
+        assert chown(m2, proc, "f", 1, 1) == 0
+        assert proc.call(m2.getxattr, "getxattr", proc.string("f"), proc.string("security.capability"),
+                         buf, 64) is None
+        assert proc.call(m2.getxattr, "getxattr", proc.string("f"), proc.string("security.selinux"),
+                         buf, 64) == 4
+    finally:
+        m2.unloaded()
+
+
+def test_a_database_from_before_xattrs_opens(work, proc):
+    db = work / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE files (dev INTEGER NOT NULL, ino INTEGER NOT NULL, gen_kind TEXT "
+                     "NOT NULL, gen_sec INTEGER NOT NULL, gen_nsec INTEGER NOT NULL, gen_handle TEXT "
+                     "NOT NULL, uid INTEGER, gid INTEGER, kind INTEGER, perm INTEGER, disk_perm "
+                     "INTEGER, rdev_major INTEGER, rdev_minor INTEGER, path TEXT, PRIMARY KEY (dev, ino))")
+    conn.close()
+    (work / "f").write_text("")
+    m = _loaded(db)
+    assert setxattr(m, proc, "f", "trusted.x", b"1") == 0   # served; widens
+    m.unloaded()
+    assert _loaded(db).records[fr.file_key(fr.identify("f", nofollow=True)[0])].xattrs == \
+        {b"trusted.x": b"1"}
+
+
+def test_removing_an_attribute_the_disk_has_hides_it(work, proc):
+    if os.geteuid() != 0:
+        pytest.skip("needs a security.* attribute on disk (set as root)")
+    (work / "f").write_text("")
+    os.setxattr("f", "security.disk", b"d")
+    m = FakeRoot()
+    assert proc.call(m.removexattr, "removexattr", proc.string("f"), proc.string("security.disk")) \
+        == 0   # served (hidden); widens
+    buf = proc.alloc(64)
+    assert proc.call(m.getxattr, "getxattr", proc.string("f"), proc.string("security.disk"), buf, 64) \
+        == -errno.ENODATA
+    n = proc.call(m.listxattr, "listxattr", proc.string("f"), buf, 64)
+    assert b"security.disk" not in proc.read(buf, n)
+    assert os.getxattr("f", "security.disk") == b"d"      # the disk keeps it
+    assert setxattr(m, proc, "f", "security.disk", b"again", fr.XATTR_CREATE) == 0
+
+
+# ----------------------------------------------------------------------
+# exec of set-id files: noted at execve, applied once the image changed
+
+def _running_cat():
+    """A cat that has certainly finished its exec (it echoed a line)."""
+    child = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    child.stdin.write(b"ready\n")
+    child.stdin.flush()
+    assert child.stdout.readline() == b"ready\n"
+    return child
+
+
+def test_exec_fingerprint():
+    me = fr.exec_fingerprint(os.getpid())
+    assert me is not None and len(me) == 24 and me == fr.exec_fingerprint(os.getpid())
+    child = _running_cat()
+    try:
+        assert fr.exec_fingerprint(child.pid) not in (None, me)
+    finally:
+        child.stdin.close()
+        child.wait()
+        child.stdout.close()
+    assert fr.exec_fingerprint(child.pid) is None
+
+
+def test_exec_ids_of_set_id_files(work, proc):
+    m = FakeRoot()
+    for name, mode in (("u", 0o4755), ("g", 0o2755), ("gnox", 0o2745), ("plain", 0o755),
+                       ("noexec", 0o4644)):
+        (work / name).write_bytes(b"\x7fELF")
+        os.chmod(name, mode)
+        assert chown(m, proc, name, 1234, 77) == 0
+        assert chmod(m, proc, name, mode) == 0
+    (work / "script").write_bytes(b"#!/bin/sh\n")
+    assert chown(m, proc, "script", 1234, 77) == 0
+    assert chmod(m, proc, "script", 0o6755) == 0
+
+    def ids(path):
+        c = proc.make_call("execve", proc.string(path), 0, 0)
+        return m._exec_ids(c, m._host(c, fr.AT_FDCWD32, c.args[0], 0))
+    assert ids("u") == (1234, None)
+    assert ids("g") == (None, 77)
+    assert ids("gnox") == (None, None)
+    assert ids("plain") == (None, None)
+    assert ids("noexec") is None            # EACCES: the exec fails
+    assert ids("script") == (None, None)    # Linux ignores set-id bits of scripts
+    assert ids("missing") is None
+
+
+def test_noted_exec_applies_once_the_image_changed(proc):
+    m = FakeRoot()
+    child = _running_cat()
+    try:
+        start = fr._proc_stat(child.pid)[1]
+        now = fr.exec_fingerprint(child.pid)
+        m.execs[child.pid] = (start, now, 1234, None)       # same image: not yet
+        assert m._creds(child.pid) == m.default and child.pid in m.execs
+        m.execs[child.pid] = (start, b"the image before", 1234, 77)
+        c = m._creds(child.pid)
+        assert (c.ruid, c.euid, c.suid, c.fsuid, c.rgid, c.egid, c.sgid) == (0, 1234, 1234, 1234, 0, 77, 77)
+        assert not m.execs
+        assert m._creds(proc.pid) == m.default               # only that process
+    finally:
+        child.stdin.close()
+        child.wait()
+        child.stdout.close()
+
+
+def test_the_xattrat_calls(work, proc):
+    """setxattrat/getxattrat/listxattrat/removexattrat (Linux 6.13): the
+    value travels in a struct xattr_args."""
+    (work / "f").write_text("")
+    os.symlink("f", "l")
+    m = FakeRoot()
+    m.xattr_reads = True      # as after a first attribute (no widening in this test)
+    value = proc.alloc(3, b"abc")
+    args = proc.alloc(16, struct.pack("<QII", value, 3, 0))
+    name = proc.string("security.at")
+    assert proc.call(m.setxattr, "setxattrat", AT_FDCWD, proc.string("l"), AT_SYMLINK_NOFOLLOW, name,
+                     args, 16) == 0
+    assert proc.call(m.setxattr, "setxattrat", AT_FDCWD, proc.string("l"), 0x8000, name,
+                     args, 16) is None                    # bad at-flags: the kernel's EINVAL
+    assert proc.call(m.setxattr, "setxattrat", AT_FDCWD, proc.string("l"), 0, name, args, 8) is None
+    big = proc.alloc(24, struct.pack("<QIIQ", value, 3, 0, 1))
+    assert proc.call(m.setxattr, "setxattrat", AT_FDCWD, proc.string("l"), 0, name, big, 24) is None
+    out = proc.alloc(16)
+    get = proc.alloc(16, struct.pack("<QII", out, 16, 0))
+    assert proc.call(m.getxattr, "getxattrat", AT_FDCWD, proc.string("l"), AT_SYMLINK_NOFOLLOW, name,
+                     get, 16) == 3
+    assert proc.read(out, 3) == b"abc"
+    # the link itself has it, not the file it names
+    assert proc.call(m.getxattr, "getxattrat", AT_FDCWD, proc.string("l"), 0, name, get, 16) is None
+    fd = os.open(".", os.O_RDONLY)
+    try:
+        lst = proc.alloc(64)
+        n = proc.call(m.listxattr, "listxattrat", fd, proc.string("l"), AT_SYMLINK_NOFOLLOW, lst, 64)
+        assert proc.read(lst, n) == b"security.at\0"
+        assert proc.call(m.removexattr, "removexattrat", fd, proc.string("l"), AT_SYMLINK_NOFOLLOW,
+                         name) == 0
+        assert proc.call(m.listxattr, "listxattrat", fd, proc.string("l"), AT_SYMLINK_NOFOLLOW,
+                         lst, 64) is None         # nothing kept: the kernel's answer
+    finally:
+        os.close(fd)

@@ -49,15 +49,36 @@ How it works, and why (docs/fakeroot.md has the user's side):
   view): one sqlite transaction per change, WAL journal, busy timeout for
   concurrent views.  A hypervisor killed with SIGKILL loses at most the
   changes still queued; the database itself is never corrupted.
+
+* Extended attributes of the `security.` and `trusted.` namespaces (which
+  only a privileged process may set) live in the file's record, never on
+  disk; the other namespaces are the kernel's.  Reading calls
+  (getxattr/listxattr, which `ls -l` makes twice per file) are claimed only
+  once the view has such an attribute: until then they never stop.
+
+* Executing a set-user-ID/set-group-ID file changes the emulated ids when
+  the exec has happened.  The core reports no exec event to modules (and
+  `await call.kernel()` of a successful execve never returns), so the execve
+  stop only notes the change with a fingerprint of the process image (the
+  16 random bytes the kernel puts at AT_RANDOM for every new image); the
+  change is applied at the first credential lookup that sees another image.
+
+* `load=`/`save=` read and write fakeroot's `-i`/`-s` text format.  Its
+  records are keyed by (st_dev, st_ino) alone; at load time they are mapped
+  to files by walking the `search=` directories, and each becomes a record
+  with the generation of the file found there.
 """
 from __future__ import annotations
 
 import atexit
 import ctypes
 import errno
+import fcntl
 import logging
 import os
+import json
 import queue
+import re
 import select
 import sqlite3
 import stat as S
@@ -65,6 +86,7 @@ import struct
 import threading
 
 from umview_py import Module, ModuleError, Option, SyscallError
+from umview_py.syscalls.table import BY_NAME
 
 log = logging.getLogger("umview.fakeroot")
 
@@ -77,6 +99,21 @@ STATX_BTIME = 0x800
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 NO_ID = 0xFFFFFFFF                 # (uid_t)-1: "leave unchanged"
 NGROUPS_MAX = 65536
+
+# extended attributes (linux/xattr.h, linux/limits.h)
+XATTR_CREATE, XATTR_REPLACE = 1, 2
+XATTR_NAME_MAX = 255
+XATTR_SIZE_MAX = 65536
+XATTR_LIST_MAX = 65536
+XATTR_ARGS_SIZE = 16                # struct xattr_args (the *xattrat calls)
+EMULATED_XATTRS = (b"security.", b"trusted.")   # what root alone may set
+XATTR_READS = frozenset({"getxattr", "lgetxattr", "fgetxattr", "getxattrat",
+                         "listxattr", "llistxattr", "flistxattr", "listxattrat"})
+# security.capability: struct vfs_cap_data, revisions 2 and 3 (the only
+# ones setxattr accepts: cap_convert_nscap's validheader())
+VFS_CAP_REVISION_MASK, VFS_CAP_REVISION_2, VFS_CAP_REVISION_3 = 0xFF000000, 0x02000000, 0x03000000
+XATTR_CAPS_SZ_2, XATTR_CAPS_SZ_3 = 20, 24
+AT_RANDOM = 25                      # auxv entry: address of 16 random bytes of each new image
 
 # capget/capset versions (linux/capability.h)
 CAP_V1, CAP_V2, CAP_V3 = 0x19980330, 0x20071026, 0x20080522
@@ -258,10 +295,10 @@ class Record:
     chmod outside the view, cp -a setting a mode through a POSIX ACL
     xattr), the override is outdated and the disk wins."""
 
-    __slots__ = ("gen", "uid", "gid", "kind", "perm", "disk_perm", "rdev", "path")
+    __slots__ = ("gen", "uid", "gid", "kind", "perm", "disk_perm", "rdev", "path", "xattrs")
 
     def __init__(self, gen, uid=None, gid=None, kind=None, perm=None, disk_perm=None, rdev=None,
-                 path=None):
+                 path=None, xattrs=None):
         self.gen = gen
         self.uid = uid
         self.gid = gid
@@ -270,13 +307,18 @@ class Record:
         self.disk_perm = disk_perm  # ...while the disk has these
         self.rdev = rdev            # (major, minor) of a device placeholder
         self.path = path            # last known path (information, load-time check)
+        # security.*/trusted.* attributes: name -> value, or None for one
+        # the disk has and the view removed
+        self.xattrs = xattrs
 
     def copy(self, gen=None) -> "Record":
         return Record(self.gen if gen is None else gen, self.uid, self.gid, self.kind, self.perm,
-                      self.disk_perm, self.rdev, self.path)
+                      self.disk_perm, self.rdev, self.path,
+                      None if self.xattrs is None else dict(self.xattrs))
 
     def empty(self) -> bool:
-        return self.uid is None and self.gid is None and self.kind is None and self.perm is None
+        return (self.uid is None and self.gid is None and self.kind is None and self.perm is None
+                and not self.xattrs)
 
     def mode(self, disk_mode: int) -> int:
         """st_mode shown for a file whose st_mode on disk is disk_mode."""
@@ -292,7 +334,25 @@ class Record:
 
     def __repr__(self):
         return (f"Record(uid={self.uid}, gid={self.gid}, kind={self.kind}, perm={self.perm}, "
-                f"disk_perm={self.disk_perm}, rdev={self.rdev}, gen={self.gen})")
+                f"disk_perm={self.disk_perm}, rdev={self.rdev}, xattrs={self.xattrs}, "
+                f"gen={self.gen})")
+
+
+def xattrs_to_text(xattrs) -> str | None:
+    """The database's spelling of a record's attributes: JSON, names as
+    text (surrogate escapes for other bytes), values in hex, null for a
+    removed one."""
+    if not xattrs:
+        return None
+    return json.dumps({os.fsdecode(k): (None if v is None else v.hex())
+                       for k, v in sorted(xattrs.items())})
+
+
+def xattrs_from_text(text):
+    if not text:
+        return None
+    return {os.fsencode(k): (None if v is None else bytes.fromhex(v))
+            for k, v in json.loads(text).items()}
 
 
 class Creds:
@@ -373,6 +433,19 @@ def _others_option(text):
     return text
 
 
+def _abs_path(text):
+    if not text:
+        raise ValueError("a file name is needed")
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def _search_option(text):
+    dirs = [os.path.abspath(os.path.expanduser(d)) for d in str(text).split(":") if d]
+    if not dirs:
+        raise ValueError("at least one directory is needed")
+    return dirs
+
+
 # ----------------------------------------------------------------------
 # persistence
 
@@ -387,7 +460,7 @@ class Store:
             gen_handle TEXT NOT NULL,
             uid INTEGER, gid INTEGER, kind INTEGER, perm INTEGER, disk_perm INTEGER,
             rdev_major INTEGER, rdev_minor INTEGER,
-            path TEXT,
+            path TEXT, xattrs TEXT,
             PRIMARY KEY (dev, ino));
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
         INSERT OR IGNORE INTO meta VALUES ('format', 'umview-fakeroot 1');
@@ -403,6 +476,9 @@ class Store:
                 log.warning("fakeroot db %s: journal mode is %s, not WAL", path, mode)
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(self.SCHEMA)
+            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(files)")}
+            if "xattrs" not in columns:   # a database from before xattrs were kept
+                self.conn.execute("ALTER TABLE files ADD COLUMN xattrs TEXT")
         except sqlite3.Error as exc:
             raise ModuleError(f"module fakeroot: cannot use database {path!r}: {exc}") from None
         self.queue: queue.Queue = queue.Queue()
@@ -417,11 +493,11 @@ class Store:
         records, stale = {}, []
         try:
             rows = self.conn.execute("SELECT dev, ino, gen_kind, gen_sec, gen_nsec, gen_handle, uid, "
-                                     "gid, kind, perm, disk_perm, rdev_major, rdev_minor, path "
-                                     "FROM files").fetchall()
+                                     "gid, kind, perm, disk_perm, rdev_major, rdev_minor, path, "
+                                     "xattrs FROM files").fetchall()
         except sqlite3.Error as exc:
             raise ModuleError(f"module fakeroot: cannot read database {self.path!r}: {exc}") from None
-        for dev, ino, gk, gs, gn, gh, uid, gid, kind, perm, disk_perm, rmaj, rmin, path in rows:
+        for dev, ino, gk, gs, gn, gh, uid, gid, kind, perm, disk_perm, rmaj, rmin, path, xa in rows:
             gen = (gk, gs, gn, gh)
             if path:
                 try:
@@ -431,8 +507,13 @@ class Store:
                 if f is not None and file_key(f) == (dev, ino) and fgen != gen:
                     stale.append((dev, ino, gen))
                     continue
+            try:
+                xattrs = xattrs_from_text(xa)
+            except (ValueError, TypeError, AttributeError):
+                log.warning("fakeroot db %s: unreadable xattrs of %s ignored", self.path, path)
+                xattrs = None
             records[(dev, ino)] = Record(gen, uid, gid, kind, perm, disk_perm,
-                                         None if rmaj is None else (rmaj, rmin), path)
+                                         None if rmaj is None else (rmaj, rmin), path, xattrs)
         for dev, ino, gen in stale:
             self.delete((dev, ino), gen)
         if stale:
@@ -440,7 +521,8 @@ class Store:
         return records
 
     def put(self, key, rec: Record) -> None:
-        self.queue.put(("put", key, (rec.gen,) + rec.values() + (rec.rdev, rec.path)))
+        self.queue.put(("put", key, (rec.gen,) + rec.values() + (rec.rdev, rec.path,
+                                                                  xattrs_to_text(rec.xattrs))))
 
     def delete(self, key, gen) -> None:
         self.queue.put(("del", key, gen))
@@ -472,11 +554,13 @@ class Store:
                 for attempt in range(5):
                     try:
                         if op == "put":
-                            gen, *values, rdev, path = data
+                            gen, *values, rdev, path, xattrs = data
                             rmaj, rmin = rdev if rdev else (None, None)
-                            conn.execute("INSERT OR REPLACE INTO files VALUES "
-                                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                         (dev, ino, *gen, *values, rmaj, rmin, path))
+                            conn.execute("INSERT OR REPLACE INTO files (dev, ino, gen_kind, gen_sec, "
+                                         "gen_nsec, gen_handle, uid, gid, kind, perm, disk_perm, "
+                                         "rdev_major, rdev_minor, path, xattrs) VALUES "
+                                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                         (dev, ino, *gen, *values, rmaj, rmin, path, xattrs))
                         else:
                             conn.execute("DELETE FROM files WHERE dev=? AND ino=? AND gen_kind=? "
                                          "AND gen_sec=? AND gen_nsec=? AND gen_handle=?",
@@ -493,11 +577,179 @@ class Store:
 
 
 # ----------------------------------------------------------------------
+# fakeroot's own state files (`fakeroot -s FILE` writes one, `-i FILE` reads it)
+
+# faked.c save_database(), as Debian builds it: one line per inode,
+#   dev=%llx,ino=%llu,mode=%llo,uid=%llu,gid=%llu,nlink=%llu,rdev=%llu
+# dev and rdev in glibc's dev_t encoding (os.makedev), mode the whole st_mode.
+FAKEROOT_LINE = re.compile(rb"dev=([0-9a-fA-F]+),ino=([0-9]+),mode=([0-7]+),uid=([0-9]+),"
+                           rb"gid=([0-9]+),nlink=([0-9]+),rdev=([0-9]+)")
+# A fakeroot configured --with-dbformat=path keys its lines by path instead:
+#   mode=%llo,uid=%llu,gid=%llu,nlink=%llu,rdev=%llu PATH
+FAKEROOT_PATH_LINE = re.compile(rb"mode=([0-7]+),uid=([0-9]+),gid=([0-9]+),nlink=([0-9]+),"
+                                rb"rdev=([0-9]+) (.+)")
+
+
+class StateEntry:
+    """One line of a fakeroot state file."""
+
+    __slots__ = ("dev", "ino", "mode", "uid", "gid", "nlink", "rdev", "path")
+
+    def __init__(self, dev, ino, mode, uid, gid, nlink, rdev, path=None):
+        self.dev, self.ino, self.mode, self.nlink, self.rdev = dev, ino, mode, nlink, rdev
+        self.uid, self.gid = uid & NO_ID, gid & NO_ID   # fakeroot stores uid_t in 64 bits
+        self.path = path   # the path-keyed format only
+
+    def __repr__(self):
+        return (f"StateEntry(dev={self.dev:#x}, ino={self.ino}, mode={self.mode:o}, uid={self.uid}, "
+                f"gid={self.gid}, rdev={self.rdev}, path={self.path!r})")
+
+
+def read_fakeroot_state(path: str) -> list[StateEntry]:
+    """The entries of a fakeroot state file; ModuleError when it cannot be
+    read or a line is not in fakeroot's format (fakeroot itself silently
+    stops at such a line)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ModuleError(f"module fakeroot: cannot read fakeroot state {path!r}: "
+                          f"{exc.strerror}") from None
+    out = []
+    for n, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        m = FAKEROOT_LINE.fullmatch(line.strip())
+        if m:
+            dev, ino, mode, uid, gid, nlink, rdev = m.groups()
+            out.append(StateEntry(int(dev, 16), int(ino), int(mode, 8), int(uid), int(gid),
+                                  int(nlink), int(rdev)))
+            continue
+        m = FAKEROOT_PATH_LINE.fullmatch(line)
+        if m:
+            mode, uid, gid, nlink, rdev, where = m.groups()
+            out.append(StateEntry(None, None, int(mode, 8), int(uid), int(gid), int(nlink),
+                                  int(rdev), os.fsdecode(where)))
+            continue
+        raise ModuleError(f"module fakeroot: {path}:{n}: not a line of fakeroot's state format: "
+                          f"{line[:80]!r}")
+    return out
+
+
+def fakeroot_line(dev: int, ino: int, mode: int, uid: int, gid: int, nlink: int, rdev: int) -> str:
+    """One line of fakeroot's state format, as faked.c writes it."""
+    return "dev=%x,ino=%d,mode=%o,uid=%d,gid=%d,nlink=%d,rdev=%d\n" % (dev, ino, mode, uid, gid,
+                                                                       nlink, rdev)
+
+
+def record_from_state(e: StateEntry, f, gen, path: str):
+    """The record that shows the file (statx fields f, generation gen) as
+    fakeroot's entry e says, or None when e cannot be about that file (its
+    type differs: the inode was reused since fakeroot saw it).  A device
+    fakeroot made is an empty regular file on disk, as umview makes them."""
+    disk = f[X_MODE]
+    dtype, rtype = S.S_IFMT(disk), S.S_IFMT(e.mode)
+    rec = Record(gen, uid=e.uid, gid=e.gid, path=path)
+    if rtype in (S.S_IFCHR, S.S_IFBLK):
+        if dtype == S.S_IFREG:
+            rec.kind = rtype
+        elif dtype != rtype:
+            return None
+        rec.rdev = (os.major(e.rdev), os.minor(e.rdev))
+    elif rtype != dtype:
+        return None
+    if not S.S_ISLNK(disk) and e.mode & 0o7777 != disk & 0o7777:
+        rec.perm, rec.disk_perm = e.mode & 0o7777, disk & 0o7777
+    return rec
+
+
+def find_inodes(roots, wanted) -> dict:
+    """{(dev, ino): path} for the keys of wanted found under the directories
+    roots (symlinks not followed, /proc and /sys not entered); the walk
+    stops as soon as all are found."""
+    left = set(wanted)
+    found = {}
+    skip = set()
+    for special in ("/proc", "/sys"):
+        try:
+            skip.add(os.stat(special).st_dev)
+        except OSError:
+            pass
+    stack, seen = [], set()
+    for root in roots:
+        try:
+            st = os.lstat(root)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in left:
+            found[key] = root
+            left.discard(key)
+        if S.S_ISDIR(st.st_mode) and key not in seen and st.st_dev not in skip:
+            seen.add(key)
+            stack.append(root)
+    while stack and left:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if key in left:
+                    found[key] = entry.path
+                    left.discard(key)
+                if S.S_ISDIR(st.st_mode) and key not in seen and st.st_dev not in skip:
+                    seen.add(key)
+                    stack.append(entry.path)
+    return found
+
+
+def valid_caps(value: bytes) -> bool:
+    """Whether setxattr would take value as security.capability (revision
+    2 or 3 header of the matching size)."""
+    if len(value) not in (XATTR_CAPS_SZ_2, XATTR_CAPS_SZ_3):
+        return False
+    rev = struct.unpack_from("<I", value)[0] & VFS_CAP_REVISION_MASK
+    return (len(value), rev) in ((XATTR_CAPS_SZ_2, VFS_CAP_REVISION_2),
+                                 (XATTR_CAPS_SZ_3, VFS_CAP_REVISION_3))
+
+
+def exec_fingerprint(pid: int) -> bytes | None:
+    """What tells one program image of process pid from the next: the
+    address and contents of the 16 random bytes the kernel gives each new
+    image (auxv AT_RANDOM).  None if they cannot be read."""
+    try:
+        with open(f"/proc/{pid}/auxv", "rb") as f:
+            auxv = f.read()
+        for i in range(0, len(auxv) - 15, 16):
+            kind, value = struct.unpack_from("<QQ", auxv, i)
+            if kind == AT_RANDOM:
+                fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    data = os.pread(fd, 16, value)
+                finally:
+                    os.close(fd)
+                return struct.pack("<Q", value) + data if len(data) == 16 else None
+            if kind == 0:
+                break
+    except (OSError, OverflowError):
+        return None
+    return None
+
+
+# ----------------------------------------------------------------------
 # the module
 
 class FakeRoot(Module):
     name = "fakeroot"
-    description = "fake root: uid 0, remembered chown/chmod/mknod, every stat agrees; db= persists"
+    description = ("fake root: uid 0, remembered chown/chmod/mknod/xattrs, set-id execs, every stat "
+                   "agrees; db= persists; fakeroot's state files")
     options = {
         "uid": Option(_id_option, 0, "the emulated user id", cli="--fake-uid"),
         "gid": Option(_id_option, 0, "the emulated group id", cli="--fake-gid"),
@@ -506,6 +758,13 @@ class FakeRoot(Module):
         "others": Option(_others_option, "root",
                          "owner shown for never-chowned files of other users: root (the emulated "
                          "ids, like fakeroot) or real"),
+        "load": Option(_abs_path, None, "read this state file of fakeroot (what fakeroot -s "
+                       "wrote) at start", cli="--fakeroot-load"),
+        "save": Option(_abs_path, None, "write the view's state to this file in fakeroot's format "
+                       "(for fakeroot -i) at exit", cli="--fakeroot-save"),
+        "search": Option(_search_option, None, "directories (colon-separated) where load= and save= "
+                         "look for the files of fakeroot's dev/ino records (default: the current "
+                         "directory)", cli="--fakeroot-search"),
     }
 
     def __init__(self, **options):
@@ -525,16 +784,54 @@ class FakeRoot(Module):
             self.proc_dev = (os.major(st.st_dev), os.minor(st.st_dev))
         except OSError:
             self.proc_dev = None
+        # pid -> (start time, image fingerprint, uid, gid): an exec whose
+        # set-user/group-ID (or saved-id copy) is applied once it happened
+        self.execs: dict[int, tuple] = {}
+        self.xattr_reads = False        # getxattr/listxattr claimed (an emulated xattr exists)
+        self.search = self.config["search"] or [os.path.abspath(".")]
+        self.unresolved: dict[tuple[int, int], StateEntry] = {}   # load= entries not found
+        self._state_loaded = self._state_saved = False
 
     # -- life cycle -------------------------------------------------------
     def loaded(self, view) -> None:
+        save = self.config["save"]
+        if save and not os.access(os.path.dirname(save) or ".", os.W_OK):
+            raise ModuleError(f"module fakeroot: cannot write fakeroot state {save!r}: "
+                              "its directory is not writable")
         if self.config["db"] and self.store is None:
             self.store = Store(self.config["db"])
             self.records = self.store.load()
+        if self.config["load"] and not self._state_loaded:
+            self._state_loaded = True
+            try:
+                self.load_state(self.config["load"])
+            except ModuleError:
+                if self.store is not None:
+                    self.store.close()
+                raise
+        if any(rec.xattrs for rec in self.records.values()):
+            self.xattr_reads = True
 
     def unloaded(self) -> None:
+        if self.config["save"] and not self._state_saved:
+            self._state_saved = True
+            try:
+                self.save_state(self.config["save"])
+            except OSError as exc:
+                log.error("fakeroot: cannot write fakeroot state %s: %s", self.config["save"], exc)
         if self.store is not None:
             self.store.close()
+
+    def claims(self):
+        c = super().claims()
+        if not self.xattr_reads:
+            c.syscalls -= XATTR_READS
+        return c
+
+    def _want_xattr_reads(self) -> None:
+        if not self.xattr_reads:
+            self.xattr_reads = True
+            self.reclaim()
 
     def describe(self) -> str:
         base = super().describe()
@@ -610,6 +907,11 @@ class FakeRoot(Module):
 
     # -- credentials ------------------------------------------------------
     def _creds(self, pid: int) -> Creds:
+        if self.execs:
+            self._settle_execs()
+        return self._creds_of(pid)
+
+    def _creds_of(self, pid: int) -> Creds:
         if not self.procs:
             return self.default
         st = _proc_stat(pid)
@@ -1081,7 +1383,10 @@ class FakeRoot(Module):
         if gid != NO_ID:
             new.gid = gid
         # The kernel clears set-user-ID (and set-group-ID with group execute)
-        # of a non-directory on chown, even for root.
+        # of a non-directory on chown, even for root, and its file
+        # capabilities (security.capability).
+        if not S.S_ISDIR(mode) and new.xattrs and new.xattrs.get(b"security.capability") is not None:
+            del new.xattrs[b"security.capability"]
         if not S.S_ISDIR(mode) and not S.S_ISLNK(mode):
             cleared = mode & ~S.S_ISUID
             if mode & S.S_ISGID and mode & S.S_IXGRP:
@@ -1193,3 +1498,477 @@ class FakeRoot(Module):
             rec.gid = creds.fsgid
         self._save(file_key(f), rec)
         return 0
+
+    # -- exec of set-user-ID and set-group-ID files ---------------------
+    def execve(self, call):
+        """execve, execveat: the ids the new image will have are noted here
+        and applied once the exec has happened (see _settle_execs)."""
+        a = call.args
+        try:
+            if call.name == "execveat":
+                target = self._host(call, a[0] & 0xFFFFFFFF, a[1], a[4] & 0xFFFFFFFF)
+            else:
+                target = self._host(call, AT_FDCWD32, a[0], 0)
+            if target is None:
+                return None
+            ids = self._exec_ids(call, target)
+        except (OSError, SyscallError):
+            return None
+        creds = self._creds(call.pid)   # settles an earlier exec of this process first
+        if ids is None:
+            return None                 # the exec will fail
+        uid, gid = ids
+        if uid is None and gid is None and creds.suid == creds.euid and creds.sgid == creds.egid:
+            self.execs.pop(call.pid, None)
+            return None
+        st = _proc_stat(call.pid)
+        fp = exec_fingerprint(call.pid)
+        if st is None or fp is None:
+            log.warning("fakeroot: cannot follow the exec of process %d: its ids stay", call.pid)
+            return None
+        # Children forked before the exec keep what they inherited; those
+        # forked after it (maybe before the change is applied) get the new ids.
+        for child in _children(call.pid):
+            if child not in self.procs:
+                cst = _proc_stat(child)
+                if cst is not None:
+                    self.procs[child] = (cst[1], creds)
+        self.execs[call.pid] = (st[1], fp, uid, gid)
+        return None
+
+    def _exec_ids(self, call, target):
+        """(uid or None, gid or None) an exec of target gives the process
+        (as the kernel's bprm_fill_uid, with the file's shown owner and
+        mode), or None when the exec cannot succeed."""
+        host, flags, _ = target
+        sx = _statx_buffer()
+        if _statx_fn(AT_FDCWD, host, flags, STATX_BASIC_STATS, sx):
+            return None
+        f = STATX.unpack_from(sx)
+        if not S.S_ISREG(f[X_MODE]):
+            return None
+        rec = None
+        if self.records and file_key(f) in self.records:
+            rec = self._lookup(f, host, flags)
+            if rec is False:   # another file there now: whatever it is, not ours to judge
+                return (None, None)
+        uid, gid, mode, _ = self._shown(f, rec)
+        set_uid = bool(mode & S.S_ISUID)
+        set_gid = mode & (S.S_ISGID | S.S_IXGRP) == (S.S_ISGID | S.S_IXGRP)
+        if not (set_uid or set_gid):
+            return (None, None)
+        if not mode & 0o111:
+            return None   # EACCES, even for root
+        try:
+            if os.statvfs(host).f_flag & os.ST_NOSUID:
+                return (None, None)
+        except OSError:
+            pass
+        try:
+            with open(host, "rb") as fh:
+                if fh.read(2) == b"#!":
+                    return (None, None)   # Linux ignores set-id bits of scripts
+        except OSError:
+            pass
+        # (no_new_privs is not consulted: the core sets it on every process of
+        # the view, as seccomp filters need it, so a program's own
+        # PR_SET_NO_NEW_PRIVS cannot be told from it.)
+        return (uid if set_uid else None, gid if set_gid else None)
+
+    def _settle_execs(self) -> None:
+        """Apply the noted ids of every exec that has happened: the process
+        shows another image than at its execve stop.  At every exec the
+        saved ids become the effective ones (execve(2))."""
+        for pid, note in list(self.execs.items()):
+            start, fp, uid, gid = note
+            st = _proc_stat(pid)
+            if st is None or st[1] != start:
+                self.execs.pop(pid, None)
+                continue
+            now = exec_fingerprint(pid)
+            if now is None or now == fp:
+                continue    # not yet (or it failed: the next execve replaces the note)
+            if self.execs.get(pid) is not note:
+                continue    # settled meanwhile (mknod asks from the trio thread)
+            self.execs.pop(pid, None)
+            new = self._creds_of(pid)
+            if uid is not None:
+                new = new.replace(euid=uid, fsuid=uid)
+            if gid is not None:
+                new = new.replace(egid=gid, fsgid=gid)
+            # not _set_creds: the children it would pin were pinned at the
+            # execve stop; the ones unpinned now were forked by the new image
+            self.procs[pid] = (start, new.replace(suid=new.euid, sgid=new.egid))
+
+    # -- extended attributes: security.* and trusted.* --------------------
+    # Only a privileged process may set these; the view keeps them in the
+    # file's record (and the database), never on disk.  Other namespaces
+    # (user.*, system.posix_acl_*) are the kernel's.  Whenever an argument
+    # is bad or the file cannot be reached, the kernel answers: its errors
+    # for those come before any permission check.
+    _FD_XATTR = frozenset({"fsetxattr", "fgetxattr", "flistxattr", "fremovexattr"})
+    _L_XATTR = frozenset({"lsetxattr", "lgetxattr", "llistxattr", "lremovexattr"})
+    _AT_XATTR = frozenset({"setxattrat", "getxattrat", "listxattrat", "removexattrat"})
+
+    def _xattr_where(self, call):
+        """(tracee fd or None, dirfd, path address, at-flags, index of the
+        first argument after the file), or None for bad at-flags."""
+        n, a = call.name, call.args
+        if n in self._FD_XATTR:
+            return a[0] & 0xFFFFFFFF, None, None, 0, 1
+        if n in self._AT_XATTR:
+            flags = a[2] & 0xFFFFFFFF
+            if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+                return None
+            return None, a[0] & 0xFFFFFFFF, a[1], flags, 3
+        return None, AT_FDCWD32, a[0], AT_SYMLINK_NOFOLLOW if n in self._L_XATTR else 0, 1
+
+    @staticmethod
+    def _xattr_args(call, i):
+        """(value address, size, flags) of the struct xattr_args of
+        setxattrat/getxattrat, or None (the kernel then answers)."""
+        usize = call.args[i + 2]
+        if usize < XATTR_ARGS_SIZE or usize > 4096:
+            return None
+        try:
+            data = call.read(call.args[i + 1], usize)
+        except SyscallError:
+            return None
+        if any(data[XATTR_ARGS_SIZE:]):
+            return None
+        return struct.unpack_from("<QII", data)
+
+    @staticmethod
+    def _xattr_name(call, addr):
+        """The attribute name when the view keeps it, else None."""
+        try:
+            name = call.read_string(addr, XATTR_NAME_MAX + 1)
+        except SyscallError:
+            return None
+        if len(name) > XATTR_NAME_MAX or not name.startswith(EMULATED_XATTRS):
+            return None
+        return name
+
+    def _xattr_open(self, call, where) -> int:
+        """The hypervisor's descriptor of the file an xattr call names (close
+        it), or -1: the kernel answers."""
+        tfd, dirfd, addr, flags, _ = where
+        if tfd is not None:
+            if tfd >= 0x80000000:
+                return -1
+            fd = self._grab(call, tfd)
+            if fd < 0:
+                try:
+                    return self._open_fd(call, tfd)
+                except SyscallError:
+                    return -1
+            try:
+                if fcntl.fcntl(fd, fcntl.F_GETFL) & O_PATH:   # the kernel says EBADF
+                    os.close(fd)
+                    return -1
+            except OSError:
+                os.close(fd)
+                return -1
+            return fd
+        try:
+            target = self._host(call, dirfd, addr, flags)
+            if target is None:
+                return -1
+            host, sflags, dfd = target
+            if dfd != AT_FDCWD32:
+                fd = self._grab(call, dfd)
+                if fd >= 0:
+                    return fd
+            return os.open(host, O_PATH | os.O_CLOEXEC
+                           | (os.O_NOFOLLOW if sflags & AT_SYMLINK_NOFOLLOW else 0))
+        except (OSError, SyscallError):
+            return -1
+
+    def _xattr_record(self, fd: int):
+        """The valid record of the file fd if it has attributes, else None;
+        one statx decides for files without a record."""
+        sx = _statx_buffer()
+        if _statx_fn(fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, sx):
+            return None
+        rec = self.records.get(file_key(STATX.unpack_from(sx)))
+        if rec is None or not rec.xattrs:
+            return None
+        rec = self._record(*identify_fd(fd))
+        return rec if rec is not None and rec.xattrs else None
+
+    @staticmethod
+    def _on_disk(fd: int, name: bytes) -> bool:
+        try:
+            os.getxattr(f"/proc/self/fd/{fd}", name)
+            return True
+        except OSError:
+            return False
+
+    def _change_xattr(self, call, fd: int, name: bytes, value, xflags: int = 0) -> int:
+        """Set (value: bytes) or remove (value None) attribute name of the
+        file fd, as root may."""
+        f, gen = identify_fd(fd)
+        if self._creds(call.pid).euid != 0:
+            raise SyscallError(errno.EPERM)
+        if value is not None and name == b"security.capability" and not valid_caps(value):
+            raise SyscallError(errno.EINVAL)
+        rec = self._record(f, gen)
+        kept = rec.xattrs if rec is not None and rec.xattrs else {}
+        on_disk = self._on_disk(fd, name) if kept.get(name, b"") is not None else True
+        exists = kept[name] is not None if name in kept else on_disk
+        if value is None and not exists:
+            raise SyscallError(errno.ENODATA)
+        if xflags & XATTR_CREATE and exists:
+            raise SyscallError(errno.EEXIST)
+        if xflags & XATTR_REPLACE and not exists:
+            raise SyscallError(errno.ENODATA)
+        new = Record(gen) if rec is None else rec.copy(gen)
+        new.xattrs = dict(kept)
+        if value is not None:
+            new.xattrs[name] = value
+        elif on_disk:
+            new.xattrs[name] = None       # hidden: the disk keeps it
+        else:
+            del new.xattrs[name]
+        new.xattrs = new.xattrs or None
+        new.path = _fd_path(fd) or new.path
+        self._save(file_key(f), new)
+        if new.xattrs:
+            self._want_xattr_reads()
+        return 0
+
+    def setxattr(self, call):
+        """setxattr, lsetxattr, setxattrat."""
+        return self._setxattr(call)
+
+    def fsetxattr(self, call):
+        return self._setxattr(call)
+
+    def _setxattr(self, call):
+        where = self._xattr_where(call)
+        if where is None:
+            return None
+        a, i = call.args, where[4]
+        if call.name == "setxattrat":
+            args = self._xattr_args(call, i)
+            if args is None:
+                return None
+            value_addr, size, xflags = args
+        else:
+            value_addr, size, xflags = a[i + 1], a[i + 2], a[i + 3] & 0xFFFFFFFF
+        if xflags & ~(XATTR_CREATE | XATTR_REPLACE) or size > XATTR_SIZE_MAX:
+            return None
+        name = self._xattr_name(call, a[i])
+        if name is None:
+            return None
+        try:
+            value = call.read(value_addr, size) if size else b""
+        except SyscallError:
+            return None
+        fd = self._xattr_open(call, where)
+        if fd < 0:
+            return None
+        try:
+            return self._change_xattr(call, fd, name, value, xflags)
+        finally:
+            os.close(fd)
+
+    def removexattr(self, call):
+        """removexattr, lremovexattr, removexattrat."""
+        return self._removexattr(call)
+
+    def fremovexattr(self, call):
+        return self._removexattr(call)
+
+    def _removexattr(self, call):
+        where = self._xattr_where(call)
+        if where is None:
+            return None
+        name = self._xattr_name(call, call.args[where[4]])
+        if name is None:
+            return None
+        fd = self._xattr_open(call, where)
+        if fd < 0:
+            return None
+        try:
+            return self._change_xattr(call, fd, name, None)
+        finally:
+            os.close(fd)
+
+    def getxattr(self, call):
+        """getxattr, lgetxattr, getxattrat (claimed once the view keeps an attribute)."""
+        return self._getxattr(call)
+
+    def fgetxattr(self, call):
+        return self._getxattr(call)
+
+    def _getxattr(self, call):
+        if not self.records:
+            return None
+        where = self._xattr_where(call)
+        if where is None:
+            return None
+        a, i = call.args, where[4]
+        if call.name == "getxattrat":
+            args = self._xattr_args(call, i)
+            if args is None or args[2]:
+                return None
+            value_addr, size = args[0], args[1]
+        else:
+            value_addr, size = a[i + 1], a[i + 2]
+        name = self._xattr_name(call, a[i])
+        if name is None:
+            return None
+        fd = self._xattr_open(call, where)
+        if fd < 0:
+            return None
+        try:
+            rec = self._xattr_record(fd)
+        finally:
+            os.close(fd)
+        if rec is None or name not in rec.xattrs:
+            return None
+        value = rec.xattrs[name]
+        if value is None or (name.startswith(b"trusted.") and self._creds(call.pid).euid != 0):
+            raise SyscallError(errno.ENODATA)
+        if size == 0:
+            return len(value)
+        if len(value) > min(size, XATTR_SIZE_MAX):
+            raise SyscallError(errno.ERANGE)
+        call.write(value_addr, value)
+        return len(value)
+
+    def listxattr(self, call):
+        """listxattr, llistxattr, listxattrat (claimed once the view keeps an attribute)."""
+        return self._listxattr(call)
+
+    def flistxattr(self, call):
+        return self._listxattr(call)
+
+    def _listxattr(self, call):
+        if not self.records:
+            return None
+        where = self._xattr_where(call)
+        if where is None:
+            return None
+        list_addr, size = call.args[where[4]], call.args[where[4] + 1]
+        fd = self._xattr_open(call, where)
+        if fd < 0:
+            return None
+        try:
+            rec = self._xattr_record(fd)
+            if rec is None:
+                return None
+            try:
+                disk = [os.fsencode(n) for n in os.listxattr(f"/proc/self/fd/{fd}")]
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                    return None
+                disk = []      # a file system without xattrs: ours alone
+        finally:
+            os.close(fd)
+        root = self._creds(call.pid).euid == 0
+        names = [n for n in disk if n not in rec.xattrs]
+        names += [n for n, v in rec.xattrs.items()
+                  if v is not None and (root or not n.startswith(b"trusted."))]
+        data = b"".join(n + b"\0" for n in names)
+        if size == 0:
+            return len(data)
+        if len(data) > min(size, XATTR_LIST_MAX):
+            raise SyscallError(errno.ERANGE)
+        call.write(list_addr, data)
+        return len(data)
+
+    # -- fakeroot's state files (load=, save=) -----------------------------
+    def load_state(self, path: str) -> None:
+        """Read fakeroot's state file: each entry becomes the record of the
+        file that has its (dev, ino) now, found under the search
+        directories.  Entries found nowhere are kept as they are for save=;
+        entries whose file type does not match the file found are stale
+        (the inode was reused) and dropped."""
+        wanted: dict[tuple[int, int], StateEntry] = {}
+        paths: dict[tuple[int, int], str] = {}
+        for e in read_fakeroot_state(path):
+            if e.path is not None:
+                try:
+                    st = os.lstat(e.path)
+                except OSError:
+                    continue
+                e.dev, e.ino = st.st_dev, st.st_ino
+                paths[(e.dev, e.ino)] = e.path
+            wanted[(e.dev, e.ino)] = e
+        paths.update(find_inodes(self.search, set(wanted) - set(paths)))
+        applied = stale = 0
+        for key, e in wanted.items():
+            where = paths.get(key)
+            try:
+                f, gen = identify(where, nofollow=True) if where else (None, None)
+            except OSError:
+                f = None
+            if f is None or file_key(f) != key:
+                self.unresolved[key] = e
+                continue
+            rec = record_from_state(e, f, gen, where)
+            if rec is None:
+                stale += 1
+                continue
+            old = self._record(f, gen)
+            if old is not None and old.xattrs:   # fakeroot's format has none: keep ours
+                rec.xattrs = dict(old.xattrs)
+            self._save(key, rec)
+            applied += 1
+        log.info("fakeroot: %s: %d entries applied, %d not found under %s, %d stale", path, applied,
+                 len(self.unresolved), ":".join(self.search), stale)
+
+    def save_state(self, path: str) -> None:
+        """Write fakeroot's state file: one entry per file the view keeps a
+        record of (as the view shows it now), plus the load= entries whose
+        file was not found (so that nothing is lost on the way)."""
+        located, missing = {}, []
+        for key, rec in list(self.records.items()):
+            try:
+                f, gen = identify(rec.path, nofollow=True) if rec.path else (None, None)
+            except OSError:
+                f = None
+            if f is not None and file_key(f) == key:
+                located[key] = (f, gen)
+            else:
+                missing.append(key)
+        for key, where in find_inodes(self.search, missing).items():
+            try:
+                f, gen = identify(where, nofollow=True)
+            except OSError:
+                continue
+            if file_key(f) == key:
+                located[key] = (f, gen)
+        lines = {}
+        for key, (f, gen) in located.items():
+            rec = self._record(f, gen)
+            if rec is None:
+                continue
+            uid, gid, mode, rdev = self._shown(f, rec)
+            lines[key] = fakeroot_line(key[0], key[1], mode, uid, gid, f[X_NLINK], os.makedev(*rdev))
+        for key, e in self.unresolved.items():
+            if key not in lines and key not in self.records:
+                lines[key] = fakeroot_line(key[0], key[1], e.mode, e.uid, e.gid, e.nlink, e.rdev)
+        text = "".join(lines[k] for k in sorted(lines))
+        real = os.path.realpath(path)
+        try:
+            regular = S.S_ISREG(os.stat(real).st_mode)
+        except FileNotFoundError:
+            regular = True
+        if not regular:        # a FIFO, as fakeroot allows: write into it
+            with open(real, "w") as fh:
+                fh.write(text)
+            return
+        tmp = f"{real}.umview-{os.getpid()}"
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, real)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
