@@ -33,6 +33,8 @@ GUARD = 60          # seconds: failure guards only
 LIFETIME = 180      # servers stop by themselves after this long
 FAR = "203.0.113.5"  # a non-loopback address: only ever used inside `unshare -n`
 LOOPBACK_ONLY = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+# names the netns driver's proxies resolve (proxy_dns tests); nothing else knows them
+NETNS_NAMES = {"www.umview.test": FAR, "near.umview.test": "127.0.0.1"}
 
 
 # ----------------------------------------------------------------------
@@ -112,9 +114,10 @@ class RecordingProxy(_Server):
     records (host, port) of each request.  behaviour: ok, refuse (target
     refused), close (hangs up mid-handshake), silent (never answers)."""
 
-    def __init__(self, kind, behaviour="ok", allowed=LOOPBACK_ONLY, credentials=None):
+    def __init__(self, kind, behaviour="ok", allowed=LOOPBACK_ONLY, credentials=None, names=None):
         self.kind, self.behaviour, self.allowed = kind, behaviour, allowed
         self.credentials = credentials
+        self.names = names or {}       # host names it knows (it resolves nothing else)
         self.requests = []
         super().__init__()
 
@@ -132,7 +135,12 @@ class RecordingProxy(_Server):
 
     def _open(self, host, port):
         """Connect upstream, loopback (or the netns' own addresses) only."""
-        ip = ipaddress.ip_address(host)
+        if host.lower() in self.names:
+            host = self.names[host.lower()]
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return None, "unknown name"
         if not any(ip in n for n in self.allowed if n.version == ip.version):
             return None, "not allowed"
         try:
@@ -146,7 +154,7 @@ class RecordingProxy(_Server):
         if self.behaviour == "close":
             return None
         if self.behaviour == "silent":
-            time.sleep(GUARD / 6)
+            conn.recv(1)  # never answers: holds the line until the client gives up
             return None
         if self.credentials:
             if 2 not in methods:
@@ -178,13 +186,15 @@ class RecordingProxy(_Server):
             return None
         upstream, why = self._open(host, port)
         if upstream is None:
-            conn.sendall((b"\x05\x02" if why == "not allowed" else b"\x05\x05") + b"\x00\x01" + bytes(6))
+            code = {"not allowed": b"\x05\x02", "unknown name": b"\x05\x04"}.get(why, b"\x05\x05")
+            conn.sendall(code + b"\x00\x01" + bytes(6))
             return None
         return upstream, b"\x05\x00\x00\x01" + bytes(6)
 
     def _http(self, conn):
         if self.behaviour == "silent":
-            time.sleep(GUARD / 6)
+            conn.recv(65536)  # reads the request, never answers, until the client gives up
+            conn.recv(1)
             return None
         head = _read_head(conn)
         if self.behaviour == "close":
@@ -492,17 +502,10 @@ def _readline(stream, timeout=GUARD):
 
 
 # A client that fetches index.txt from the server the view runs on port
-# 8000 (retrying while the server starts), prints it and its peer's port.
+# 8000 (started once the server said it listens), prints it and its peer's port.
 CLIENT_8000 = """
-import socket, sys, time, urllib.request
-for i in range(400):
-    try:
-        page = urllib.request.urlopen("http://127.0.0.1:8000/index.txt", timeout=5).read()
-        break
-    except OSError:
-        time.sleep(0.05)   # the server is starting: nothing tells us when it listens
-else:
-    sys.exit("no server on 8000")
+import socket, urllib.request
+page = urllib.request.urlopen("http://127.0.0.1:8000/index.txt", timeout=5).read()
 c = socket.create_connection(("127.0.0.1", 8000))
 print("client got", page.decode().strip(), "peer", c.getpeername()[1], flush=True)
 """
@@ -513,8 +516,11 @@ def _server_and_client(tmp_path, d):
     background, the client, then wait for a line on d/stop and stop."""
     (tmp_path / "client.py").write_text(CLIENT_8000)
     os.mkfifo(d / "stop")
+    os.mkfifo(d / "ready")
+    # http.server prints "Serving HTTP on ..." once its socket listens
     return (f"{sys.executable} -u -m http.server 8000 --bind 127.0.0.1 --directory {d} "
-            f"> {d}/server.out 2>&1 & "
+            f"> {d}/ready 2>> {d}/server.out & read ready < {d}/ready; "
+            f"echo \"$ready\" >> {d}/server.out; "
             f"{sys.executable} {tmp_path}/client.py; read line < {d}/stop; kill $!; wait")
 
 
@@ -587,6 +593,82 @@ def test_port_map_static_binary(progs):
     host = free_port()
     out = view([progs["net_client_static"], "-b", "127.0.0.1", "8003"], "--port-map", f"8003:{host}")
     assert out.stdout == b"bind OK\nlocal 127.0.0.1 8003\n"
+
+
+def test_port_map_udp_unconnected_and_accept():
+    """Datagrams the program addresses itself (sendto, sendmsg) to a guest
+    port reach the host port; their answers (recvfrom, recvmsg) come from
+    the guest port.  A peer bound to a mapped port: getpeername shows its
+    guest port, accept its host port (accept is not trapped: docs/net.md).
+    The mapped host ports are seen from outside too."""
+    h_udp, h_tcp, h_cli, h_out = free_port(), free_port(), free_port(), free_port()
+    outside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    outside.bind(("127.0.0.1", h_out))
+    outside.settimeout(GUARD)
+    code = f"""
+import socket
+srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); srv.bind(("127.0.0.1", 8005)); srv.settimeout(20)
+cl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); cl.settimeout(20)
+cl.sendto(b"ping", ("127.0.0.1", 8005))
+data, peer = srv.recvfrom(100); srv.sendto(data.upper(), peer)
+data, src = cl.recvfrom(100)
+print("recvfrom", data.decode(), src[1])
+cl.sendmsg([b"pi", b"ng"], [], 0, ("127.0.0.1", 8005))
+data, peer = srv.recvfrom(100); srv.sendto(data.upper(), peer)
+data, anc, flags, src = cl.recvmsg(100)
+print("recvmsg", data.decode(), src[1])
+cl.sendto(b"to the outside", ("127.0.0.1", 8008))
+ls = socket.socket(); ls.bind(("127.0.0.1", 8006)); ls.listen()
+c = socket.socket(); c.bind(("127.0.0.1", 8007)); c.connect(("127.0.0.1", 8006))
+a, peer = ls.accept()
+print("accept", peer[1], "local", c.getsockname()[1], "peer", a.getpeername()[1])
+c2 = socket.socket(); c2.connect(("127.0.0.1", 8006))
+a2, peer2 = ls.accept()
+print("ephemeral", peer2[1] == c2.getsockname()[1] != 8007)
+"""
+    try:
+        out = view(py(code), "--port-map", f"8005:{h_udp}", "--port-map", f"8006:{h_tcp}",
+                   "--port-map", f"8007:{h_cli}", "--port-map", f"8008:{h_out}")
+        got, src = outside.recvfrom(100)
+    finally:
+        outside.close()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().splitlines() == ["recvfrom PING 8005", "recvmsg PING 8005",
+                                                f"accept {h_cli} local 8007 peer 8007", "ephemeral True"]
+    assert got == b"to the outside"
+
+
+def test_netcoop_udp_unconnected():
+    """netcoop: a datagram server on a fixed port really gets a free one;
+    sendto the fixed port reaches it, and its answer comes from that port."""
+    code = """
+import socket, subprocess
+srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); srv.bind(("127.0.0.1", 8009)); srv.settimeout(20)
+cl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); cl.settimeout(20)
+cl.sendto(b"ping", ("127.0.0.1", 8009))
+data, peer = srv.recvfrom(100); srv.sendto(data.upper(), peer)
+data, src = cl.recvfrom(100)
+print(data.decode(), src[1], srv.getsockname()[1])
+"""
+    out = view(py(code), "--netcoop", "yes")
+    assert out.stdout == b"PING 8009 8009\n", out.stderr
+
+
+def test_repeated_flags_and_lsmod():
+    """--port-map and --no-proxy may be given more than once."""
+    h1, h2 = free_port(), free_port()
+    code = """
+import socket, subprocess
+for port in (8011, 8012):
+    s = socket.socket(); s.bind(("127.0.0.1", port)); s.listen(); print(s.getsockname()[1])
+print(subprocess.run(["umview-lsmod"], capture_output=True, text=True).stdout.splitlines()[1])
+"""
+    out = view(py(code), "--port-map", f"8011:{h1}", "--port-map", f"8012:{h2}",
+               "--no-proxy", "10.0.0.0/8", "--no-proxy", "fd00::/8", "--socks5", "127.0.0.1:1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.decode().splitlines()
+    assert lines[:2] == ["8011", "8012"]
+    assert f"port_map=8011:{h1};8012:{h2}" in lines[2] and "no_proxy=10.0.0.0/8;fd00::/8" in lines[2], lines
 
 
 # ----------------------------------------------------------------------
@@ -732,6 +814,94 @@ def test_proxy_failures(kind, target, progs):
     assert down_st.stdout == b"connect ECONNREFUSED\n"
 
 
+EPOLL_CONNECT = PROBE + r"""
+import select
+def nb(host, port, get=True):
+    s = socket.socket(); s.setblocking(False)
+    rc = s.connect_ex((host, port))
+    ep = select.epoll(); ep.register(s, select.EPOLLOUT | select.EPOLLET)
+    ready = ep.poll(20)
+    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    out = [errno.errorcode.get(rc, rc), "writable" if ready else "timeout", errno.errorcode.get(err, err)]
+    if err == 0 and get:
+        s.setblocking(True); s.settimeout(20)
+        out.append(s.getpeername()[1])
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        out.append(s.recv(4096).split(b"\r\n")[-1].decode().strip())
+    print(*out, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["socks5", "http"])
+def test_proxy_nonblocking_epoll(kind, target):
+    """Non-blocking connects through a proxy behave as without one:
+    EINPROGRESS, then epoll says writable, then SO_ERROR says 0 (or why it
+    failed: the proxy refusing, down, or silent past proxy_timeout)."""
+    key = "socks5" if kind == "socks5" else "http_proxy"
+    holder, down = closed_port()
+    out = {}
+    try:
+        out["direct"] = view(py(EPOLL_CONNECT + f"nb('127.0.0.1', {target.port})")).stdout
+        for behaviour in ("ok", "refuse", "silent"):
+            with RecordingProxy(kind, behaviour) as proxy:
+                out[behaviour] = view(py(EPOLL_CONNECT + f"nb('127.0.0.1', {target.port})"),
+                                      "-p", f"net,{key}=127.0.0.1:{proxy.port},no_proxy=,proxy_timeout=1").stdout
+        out["down"] = view(py(EPOLL_CONNECT + f"nb('127.0.0.1', {target.port})"),
+                           "-p", f"net,{key}=127.0.0.1:{down},no_proxy=").stdout
+    finally:
+        holder.close()
+    page = f"EINPROGRESS writable 0 {target.port} hello from target\n".encode()
+    assert out["direct"] == page                 # without the proxy: the reference
+    assert out["ok"] == page
+    assert out["refuse"] == b"EINPROGRESS writable ECONNREFUSED\n"
+    assert out["silent"] == b"EINPROGRESS writable ETIMEDOUT\n"
+    assert out["down"] == b"EINPROGRESS writable ECONNREFUSED\n"
+
+
+class BarrierProxy(RecordingProxy):
+    """A SOCKS5 proxy that answers no greeting until n clients have sent
+    theirs: only a program whose connects all go on at once gets through."""
+
+    def __init__(self, n):
+        self.barrier = threading.Barrier(n, timeout=GUARD / 3)
+        super().__init__("socks5")
+
+    def _socks5(self, conn):
+        ver, n = conn.recv(2)
+        _recv_exact(conn, n)
+        try:
+            self.barrier.wait()
+        except threading.BrokenBarrierError:
+            return None
+        conn.sendall(b"\x05\x00")
+        ver, cmd, _, atyp = _recv_exact(conn, 4)
+        host = socket.inet_ntop(socket.AF_INET, _recv_exact(conn, 4))
+        (port,) = struct.unpack("!H", _recv_exact(conn, 2))
+        self.requests.append((host, port))
+        upstream, _ = self._open(host, port)
+        return upstream, b"\x05\x00\x00\x01" + bytes(6)
+
+
+def test_proxy_many_connects_at_once(target):
+    """An event loop opens many connections at once through the proxy (each
+    non-blocking connect returns EINPROGRESS while its handshake goes on)."""
+    n = 6
+    code = f"""
+import asyncio
+async def one():
+    r, w = await asyncio.open_connection("127.0.0.1", {target.port})
+    w.write(b"GET / HTTP/1.0\\r\\n\\r\\n"); await w.drain()
+    return (await r.read()).split(b"\\r\\n")[-1].decode().strip()
+async def main():
+    print(sorted(set(await asyncio.gather(*[one() for _ in range({n})]))))
+asyncio.run(main())
+"""
+    with BarrierProxy(n) as proxy:
+        out = view(py(code), "--socks5", f"127.0.0.1:{proxy.port}", "--no-proxy", "")
+    assert out.stdout == b"['hello from target']\n", out.stderr
+    assert proxy.requests == [("127.0.0.1", target.port)] * n
+
+
 def test_proxy_retry_after_failure(target):
     """After the proxy refused, the same socket can connect again (as after
     a failed connect)."""
@@ -763,6 +933,10 @@ t("again", lambda: s.connect(("127.0.0.1", {target.port})))
     ["--no-proxy", "10.0.0.0/33"],
     ["--socks5", "127.0.0.1:1080", "--http-proxy", "127.0.0.1:3128"],
     ["-p", "net,proxy_timeout=0"],
+    ["--proxy-dns", "yes"],                                  # no proxy to resolve through
+    ["--socks5", "127.0.0.1:1080", "--proxy-dns", "maybe"],
+    ["-p", "net,socks5=127.0.0.1:1080,proxy_dns=yes,dns_subnet=10.0.0.0/30"],
+    ["--port-map", "8000:18000", "--port-map", "8000:18001"],  # repeated flags are one list
 ])
 def test_bad_options(options):
     out = subprocess.run(UMVIEW + options + ["--", "true"], capture_output=True, env=_env(),
@@ -791,7 +965,7 @@ def _netns_main():
     subprocess.run(["ip", "addr", "add", f"{FAR}/32", "dev", "lo"], check=True)
     allowed = LOOPBACK_ONLY + (ipaddress.ip_network(f"{FAR}/32"),)
     far, near = Target(FAR, 80, name=FAR), Target("127.0.0.1", 80, name="127.0.0.1")
-    socks, http = RecordingProxy("socks5", allowed=allowed), RecordingProxy("http", allowed=allowed)
+    socks, http = (RecordingProxy(kind, allowed=allowed, names=NETNS_NAMES) for kind in ("socks5", "http"))
     report = {"runs": []}
     try:
         for run in spec["runs"]:

@@ -3,6 +3,7 @@ values, the policy handlers on a FakeProcess, bind/getsockname on a real
 local socket standing for the program's, and the proxy handshakes over a
 socketpair."""
 import errno
+import inspect
 import ipaddress
 import os
 import socket
@@ -147,7 +148,18 @@ def test_claims():
     assert idx == 0 and socket.AF_PACKET in families and socket.AF_UNIX not in families
     assert socket.AF_INET not in families and socket.AF_NETLINK in families
     assert {"bind", "connect", "getsockname", "getpeername"} <= Net(port_map="1:2").claims().syscalls
-    assert Net(socks5="127.0.0.1:1080").claims().syscalls == {"connect", "getpeername"}
+    c = Net(socks5="127.0.0.1:1080").claims()
+    assert c.syscalls == {"connect", "getpeername", "getsockopt"}
+    assert c.arg_in["getsockopt"] == (2, {socket.SO_ERROR})        # only SO_ERROR stops
+    # calls that name an address stop, the others (send, recv, accept(fd, 0, 0)) run on
+    for m in (Net(mode="loopback"), Net(port_map="1:2"), Net(socks5="127.0.0.1:1", proxy_dns="yes")):
+        c = m.claims()
+        assert c.arg_nonzero["sendto"] == 4 and "sendto" not in c.arg_in
+    c = Net(port_map="1:2").claims()
+    assert c.arg_nonzero == {"sendto": 4, "recvfrom": 4}
+    assert {"sendmsg", "sendmmsg", "recvmsg", "recvmmsg"} <= c.syscalls and "accept4" not in c.syscalls
+    c = Net(socks5="127.0.0.1:1", proxy_dns="yes").claims()
+    assert {"sendto", "sendmsg", "recvfrom", "recvmsg", "connect"} <= c.syscalls and "accept" not in c.syscalls
     # connect is async only with a proxy (the handshake)
     import inspect
     assert not inspect.iscoroutinefunction(Net(mode="deny").connect)
@@ -228,6 +240,8 @@ def program_socket(monkeypatch):
         return s
 
     monkeypatch.setattr(net, "tracee_fd", lambda pid, tid, fd: os.dup(socks[fd].fileno()))
+    monkeypatch.setattr(Net, "_inode", lambda self, call, fd: os.fstat(socks[fd].fileno()).st_ino
+                        if fd in socks else None)
     yield make
     for s in made:
         s.close()
@@ -302,33 +316,69 @@ def test_bind_privileged_port_needs_the_programs_capability(program_socket, monk
 # connect rewriting: what the kernel sees, and that the program's memory
 # is given back
 
-def test_connect_port_map(program_socket):
-    """The hypervisor connects the program's socket to the host port; the
-    program's sockaddr is left as it was."""
+def test_connect_port_map_rewritten(program_socket):
+    """Alone (no parent view's module to ask): the connect runs in the
+    kernel with the host port, from a sockaddr in the scratch area; the
+    program's own sockaddr is left as it was."""
+    m, proc = Net(port_map="8000:18000"), FakeProcess()
+    raw = sin("127.0.0.1", 8000)
+    buf = proc.alloc(16, raw)
+    r, c = _call(proc, m.connect, "connect", 3, buf, 16)
+    assert r is None and c.rewritten and c.args[2] == 16
+    assert proc.read(c.args[1], 16) == sin("127.0.0.1", 18000)
+    assert proc.read(buf, 16) == raw
+    # not loopback: left to the kernel
+    far = proc.alloc(16, sin("192.0.2.1", 8000))
+    r, c = _call(proc, m.connect, "connect", 3, far, 16)
+    assert r is None and not c.rewritten
+
+
+class _Below:
+    """A module of a parent view that wants connect, and says nothing."""
+
+    name = "below"
+
+    def __init__(self):
+        self.seen = []
+
+    def connect(self, call):
+        self.seen.append(call.read(call.args[1], 16))
+        return None
+
+
+def _connect_with_below(m, proc, buf, below):
+    c = proc.make_call("connect", 3, buf, 16)
+    c._handlers = ((m, m.connect, False), (below, below.connect, False))
+    c._pos = 0
+    return m.connect(c)
+
+
+def test_connect_port_map_under_a_parent(program_socket):
+    """With a module below (a parent view), that module is asked with the
+    rewritten sockaddr in the program's memory, then the hypervisor connects
+    the program's socket itself; the sockaddr is put back."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
     host = server.getsockname()[1]
-    m, proc = Net(port_map=f"8000:{host}"), FakeProcess()
+    m, proc, below = Net(port_map=f"8000:{host}"), FakeProcess(), _Below()
     raw = sin("127.0.0.1", 8000)
     buf = proc.alloc(16, raw)
     s = program_socket()
     # a blocking socket: connecting, and the program's own connect waits for it
-    assert proc.call(m.connect, "connect", 3, buf, 16) in (None, 0)
+    assert _connect_with_below(m, proc, buf, below) in (None, 0)
+    assert below.seen == [sin("127.0.0.1", host)]
     assert s.getpeername() == ("127.0.0.1", host)
     assert proc.read(buf, 16) == raw
     s = program_socket()
     s.setblocking(False)
-    assert proc.call(m.connect, "connect", 3, buf, 16) in (-errno.EINPROGRESS, 0)
+    assert _connect_with_below(m, proc, buf, below) in (-errno.EINPROGRESS, 0)
     assert not s.getblocking()
     server.close()
     # refused at once, or in progress and refused when the program waits
     s = program_socket()
     s.setblocking(False)
-    assert proc.call(m.connect, "connect", 3, buf, 16) in (-errno.EINPROGRESS, -errno.ECONNREFUSED)
-    # not loopback: left to the kernel
-    far = proc.alloc(16, sin("192.0.2.1", 8000))
-    assert proc.call(m.connect, "connect", 3, far, 16) is None
+    assert _connect_with_below(m, proc, buf, below) in (-errno.EINPROGRESS, -errno.ECONNREFUSED)
     assert s.getblocking() is False
 
 
@@ -388,10 +438,9 @@ def silent(conn, seen):
         pass
 
 
-def _proxied_connect(program_socket, script, blocking=True, **opts):
+def _proxied_connect(program_socket, script, **opts):
     proxy = FakeProxy(script)
     s = program_socket()
-    s.setblocking(blocking)
     m = Net(socks5=f"127.0.0.1:{proxy.port}", no_proxy="", **opts)
     proc = FakeProcess()
     raw = sin("127.0.0.1", 8000)
@@ -406,15 +455,125 @@ def _proxied_connect(program_socket, script, blocking=True, **opts):
         proxy.close()
 
 
-@pytest.mark.parametrize("blocking", [True, False])
-def test_connect_through_socks5(program_socket, blocking):
-    result, s, m, seen = _proxied_connect(program_socket, socks5_ok, blocking)
+def test_connect_through_socks5(program_socket):
+    result, s, m, seen = _proxied_connect(program_socket, socks5_ok)
     assert result == 0
     assert seen == {"greeting": b"\x05\x01\x00", "request": b"\x05\x01\x00\x01\x7f\x00\x00\x01\x1f\x40"}
-    assert os.get_blocking(s.fileno()) is blocking     # flags as the program left them
+    assert os.get_blocking(s.fileno())                  # flags as the program left them
     s.settimeout(5)
     assert s.recv(100) == b"banner"                     # nothing of the stream was eaten
     assert m.proxied[os.fstat(s.fileno()).st_ino] == Addr(AF_INET, ip("127.0.0.1"), 8000)
+
+
+def _so_error(proc, m):
+    """The program's getsockopt(fd 3, SOL_SOCKET, SO_ERROR) through the
+    handler: (result, the int written)."""
+    optval, optlen = proc.alloc(4, b"\xee" * 4), proc.alloc(4, struct.pack("<i", 4))
+
+    async def go():
+        return await m.getsockopt(proc.make_call("getsockopt", 3, socket.SOL_SOCKET, socket.SO_ERROR,
+                                                 optval, optlen))
+    return go, lambda: struct.unpack("<i", proc.read(optval, 4))[0]
+
+
+def test_connect_nonblocking_through_socks5(program_socket):
+    """A non-blocking socket: EINPROGRESS at once; while the handshake goes
+    on getpeername says ENOTCONN; SO_ERROR waits for the handshake and says
+    0; then getpeername shows the target and the stream is untouched."""
+    release = threading.Event()
+
+    def slow_ok(conn, seen):
+        conn.recv(3)
+        conn.sendall(b"\x05\x00")
+        seen["request"] = conn.recv(10)
+        release.wait(10)
+        conn.sendall(b"\x05\x00\x00\x01" + bytes(6) + b"banner")
+        conn.recv(1)
+
+    proxy = FakeProxy(slow_ok)
+    s = program_socket()
+    s.setblocking(False)
+    m, proc = Net(socks5=f"127.0.0.1:{proxy.port}", no_proxy=""), FakeProcess()
+    buf = proc.alloc(16, sin("127.0.0.1", 8000))
+    so_error, written = _so_error(proc, m)
+    out = {}
+
+    async def main():
+        out["connect"] = await m.connect(proc.make_call("connect", 3, buf, 16))
+        out["peer-early"] = _getsockname(m, proc, "getpeername")[0]
+        release.set()
+        out["so_error"] = await so_error()
+        out["peer"] = _getsockname(m, proc, "getpeername")[:2]
+
+    try:
+        trio.run(main)
+    finally:
+        release.set()
+    assert out["connect"] == -errno.EINPROGRESS
+    assert out["peer-early"] == -errno.ENOTCONN
+    assert out["so_error"] == 0 and written() == 0
+    assert out["peer"] == (0, Addr(AF_INET, ip("127.0.0.1"), 8000))
+    assert not os.get_blocking(s.fileno())
+    s.setblocking(True)
+    s.settimeout(5)
+    assert s.recv(100) == b"banner"
+    assert not m.pending
+    s.shutdown(socket.SHUT_RDWR)
+    proxy.close()
+
+
+@pytest.mark.parametrize("script,err", [(socks5_refuse, errno.ECONNREFUSED), (None, errno.ECONNREFUSED)])
+def test_connect_nonblocking_proxy_fails(program_socket, script, err):
+    """Refused by the proxy, or no proxy at all: EINPROGRESS, then SO_ERROR
+    says why, once; a second connect reports it instead if it comes first."""
+    if script is None:
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))       # bound, not listening: nobody answers there
+        port = holder.getsockname()[1]
+    else:
+        proxy = FakeProxy(script)
+        port = proxy.port
+    s = program_socket()
+    s.setblocking(False)
+    m, proc = Net(socks5=f"127.0.0.1:{port}", no_proxy=""), FakeProcess()
+    buf = proc.alloc(16, sin("127.0.0.1", 8000))
+    so_error, written = _so_error(proc, m)
+    out = []
+
+    async def main():
+        r = await m.connect(proc.make_call("connect", 3, buf, 16))
+        out.append(r)
+        if r == -errno.EINPROGRESS:
+            out.append(await so_error())
+            out.append(written())
+            out.append(await so_error())     # asked again: the kernel's own (0)
+
+    trio.run(main)
+    if script is None:
+        holder.close()
+    else:
+        proxy.close()
+    assert out in ([-errno.EINPROGRESS, 0, err, None], [-err])
+    with pytest.raises(OSError):        # not connected: the program may connect again
+        s.getpeername()
+
+
+def test_connect_nonblocking_second_connect_waits(program_socket):
+    proxy = FakeProxy(socks5_ok)
+    s = program_socket()
+    s.setblocking(False)
+    m, proc = Net(socks5=f"127.0.0.1:{proxy.port}", no_proxy=""), FakeProcess()
+    buf = proc.alloc(16, sin("127.0.0.1", 8000))
+    out = []
+
+    async def main():
+        out.append(await m.connect(proc.make_call("connect", 3, buf, 16)))
+        out.append(await m.connect(proc.make_call("connect", 3, buf, 16)))
+
+    trio.run(main)
+    assert out == [-errno.EINPROGRESS, 0]
+    s.shutdown(socket.SHUT_RDWR)
+    proxy.close()
 
 
 @pytest.mark.parametrize("script,expect", [(socks5_refuse, -errno.ECONNREFUSED),
@@ -517,3 +676,226 @@ async def test_socks5_requests_and_errors():
         with pytest.raises(ProxyFailure) as exc:
             await _pair_run(net.socks5_handshake, reply, Addr(AF_INET, ip("10.0.0.1"), 80))
         assert exc.value.errno == err
+
+
+# ----------------------------------------------------------------------
+# proxy_dns: the DNS answers, the placeholders, the requests by name
+
+def _query(name, qtype=1, qid=0x4242, flags=0x0100, raw_name=None):
+    qname = raw_name if raw_name is not None else b"".join(
+        bytes([len(lb)]) + lb for lb in name.encode().split(b".")) + b"\0"
+    return struct.pack("!6H", qid, flags, 1, 0, 0, 0) + qname + struct.pack("!HH", qtype, 1)
+
+
+def _parse(answer):
+    qid, flags, qd, an, ns, ar = struct.unpack_from("!6H", answer)
+    return qid, flags & 0xF, an, answer
+
+
+def test_dns_answers():
+    table = net.DnsTable(net.parse_subnet("240.0.0.0/4"))
+    a = net.dns_answer(_query("www.Example.ORG"), table)
+    qid, rcode, an, raw = _parse(a)
+    assert (qid, rcode, an) == (0x4242, 0, 1)
+    assert raw[2] & 0x80 and raw[2] & 0x01 and raw[3] & 0x80       # QR, RD echoed, RA
+    assert b"\x03www\x07Example\x03ORG\x00" in raw                  # the question as asked (0x20 case)
+    assert raw.endswith(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, net.DNS_TTL, 4) + bytes([240, 0, 0, 1]))
+    # the same name (any case, trailing dot) keeps its address; another gets the next one
+    assert net.dns_answer(_query("WWW.example.org."[:-1]), table)[-4:] == bytes([240, 0, 0, 1])
+    assert net.dns_answer(_query("other.example.org"), table)[-4:] == bytes([240, 0, 0, 2])
+    assert table.name_of(Addr(AF_INET6, ip("::ffff:240.0.0.2"), 80)) == "other.example.org"
+    assert table.name_of(Addr(AF_INET, ip("240.0.0.9"), 80)) is None
+    # AAAA and the rest: no records, so programs use the IPv4 placeholder
+    for qtype in (28, 15, 16, 33):
+        assert _parse(net.dns_answer(_query("www.example.org", qtype), table))[1:3] == (0, 0)
+    # PTR of a placeholder gives its name back; of anything else, no such name
+    ptr = net.dns_answer(_query("1.0.0.240.in-addr.arpa", 12), table)
+    assert _parse(ptr)[1:3] == (0, 1) and ptr.endswith(b"\x03www\x07example\x03org\x00")
+    assert _parse(net.dns_answer(_query("1.0.0.127.in-addr.arpa", 12), table))[1:3] == (3, 0)
+    # what deserves no answer or an error
+    assert net.dns_answer(b"\x00" * 5, table) is None                     # a runt
+    assert net.dns_answer(_query("x.org", flags=0x8000), table) is None     # a response
+    assert _parse(net.dns_answer(_query("x.org", flags=0x2800), table))[1] == 4     # opcode UPDATE: NOTIMP
+    assert _parse(net.dns_answer(_query("x", raw_name=b"\x05ab"), table))[1] == 1  # truncated: FORMERR
+    assert _parse(net.dns_answer(_query("x", raw_name=b"\xc0\x0c"), table))[1] == 1
+    assert _parse(net.dns_answer(_query("bad name"), table))[1] == 3
+
+
+def test_dns_table_runs_out():
+    table = net.DnsTable(net.parse_subnet("10.9.8.0/24"))
+    got = [table.addr_for(f"h{i}.test") for i in range(254)]
+    assert got[0] == ip("10.9.8.1") and got[-1] == ip("10.9.8.254")
+    assert table.addr_for("one.more") is None and table.addr_for("h7.test") == ip("10.9.8.8")
+    assert _parse(net.dns_answer(_query("one.more"), table))[1] == 2        # SERVFAIL
+    for bad in ("10.0.0.0/25", "::/64", "x"):
+        with pytest.raises(ValueError):
+            net.parse_subnet(bad)
+
+
+def test_requests_by_name():
+    t = Addr(AF_INET, ip("240.0.0.1"), 443)
+    assert net.socks5_request(t, "www.example.org") == b"\x05\x01\x00\x03\x0fwww.example.org\x01\xbb"
+    assert net.http_connect_request(t, host="www.example.org").startswith(
+        b"CONNECT www.example.org:443 HTTP/1.1\r\nHost: www.example.org:443\r\n")
+
+
+def test_proxy_dns_options():
+    with pytest.raises(ModuleError, match="needs a proxy"):
+        Net(proxy_dns="yes")
+    m = Net(socks5="127.0.0.1:1080", proxy_dns="yes", dns_subnet="100.64.0.0/10")
+    assert m.dns.subnet == ipaddress.ip_network("100.64.0.0/10")
+    assert "proxy_dns=True dns_subnet=100.64.0.0/10" in m.describe()
+
+
+def test_list_option_on_the_command_line():
+    from umview_py import cli
+    ns = cli.parse(["--port-map", "8000:18000", "--port-map", "9000:19000;9001:19001", "--no-proxy", "",
+                    "--socks5", "127.0.0.1:1080", "--proxy-dns", "yes", "--", "true"])
+    (name, opts), = ns.modules
+    assert name == "net" and opts["port_map"] == "8000:18000,9000:19000;9001:19001"
+    m = Net(**opts)
+    assert m.port_map == {8000: 18000, 9000: 19000, 9001: 19001} and m.no_proxy == () and m.proxy_dns
+    assert Net.options["port_map"].repeat and not getattr(Net.options["mode"], "repeat", False)
+    assert cli.parse(["--net", "lo", "--", "true"]).modules == [("net", {"mode": "lo"})]
+
+
+# ----------------------------------------------------------------------
+# datagrams: destinations rewritten into the scratch area, sources shown back
+
+def _call(proc, handler, name, *args):
+    """Run a handler with a stack (for call.scratch); returns (result, call)."""
+    stack = proc.alloc(8192)
+    c = proc.make_call(name, *args)
+    c.sp = stack + 8192
+    try:
+        if inspect.iscoroutinefunction(handler):
+            return trio.run(handler, c), c
+        return handler(c), c
+    except net.SyscallError as exc:
+        return -exc.errno, c
+
+
+def test_sendto_port_map_rewritten_in_scratch():
+    m, proc = Net(port_map="8000:18000", mode="loopback"), FakeProcess()
+    data = proc.alloc(4, b"data")
+    dest = proc.alloc(16, sin("127.0.0.1", 8000))
+    r, c = _call(proc, m.sendto, "sendto", 3, data, 4, 0, dest, 16)
+    assert r is None and c.rewritten and c.args[4] != dest and c.args[5] == 16
+    assert proc.read(c.args[4], 16) == sin("127.0.0.1", 18000)
+    assert proc.read(dest, 16) == sin("127.0.0.1", 8000)          # the program's own is untouched
+    other = proc.alloc(16, sin("127.0.0.1", 8001))
+    r, c = _call(proc, m.sendto, "sendto", 3, data, 4, 0, other, 16)
+    assert r is None and not c.rewritten
+    far = proc.alloc(16, sin("192.0.2.1", 8000))
+    assert _call(proc, m.sendto, "sendto", 3, data, 4, 0, far, 16)[0] == -errno.ENETUNREACH
+    # sendmsg: a copy of the msghdr points at the rewritten name
+    hdr = proc.alloc(56, struct.pack("<QI4xQQQQi4x", dest, 16, 0x1234, 1, 0, 0, 0))
+    r, c = _call(proc, m.sendmsg, "sendmsg", 3, hdr, 0)
+    assert r is None and c.rewritten
+    name, namelen, iov = struct.unpack_from("<QI4xQ", proc.read(c.args[1], 56))
+    assert proc.read(name, namelen) == sin("127.0.0.1", 18000) and iov == 0x1234
+
+
+def test_sendmmsg_rewritten_fills_msg_len(program_socket):
+    """sendmmsg with a rewritten destination is done by the hypervisor on
+    the program's socket; the program's msg_len fields are written."""
+    s = program_socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(5)
+    host = rx.getsockname()[1]
+    m, proc = Net(port_map=f"8000:{host}"), FakeProcess()
+    name = proc.alloc(16, sin("127.0.0.1", 8000))
+    d1, d2 = proc.alloc(5, b"hello"), proc.alloc(3, b"two")
+    iov1, iov2 = proc.alloc(16, struct.pack("<QQ", d1, 5)), proc.alloc(16, struct.pack("<QQ", d2, 3))
+    table = proc.alloc(128, struct.pack("<QI4xQQQQi4xI4x", name, 16, iov1, 1, 0, 0, 0, 0)
+                       + struct.pack("<QI4xQQQQi4xI4x", name, 16, iov2, 1, 0, 0, 0, 0))
+    r, c = _call(proc, m.sendmsg, "sendmmsg", 3, table, 2, 0)
+    assert r == 2 and not c.rewritten
+    port = s.getsockname()[1]
+    assert [rx.recvfrom(100) for _ in range(2)] == [(b"hello", ("127.0.0.1", port)), (b"two", ("127.0.0.1", port))]
+    assert struct.unpack_from("<I", proc.read(table + 56, 4))[0] == 5
+    assert struct.unpack_from("<I", proc.read(table + 64 + 56, 4))[0] == 3
+    rx.close()
+
+
+@pytest.mark.parametrize("handler,name,ptr_arg", [("recvfrom", "recvfrom", 4)])
+def test_received_addresses_shown_as_guest_ports(handler, name, ptr_arg):
+    m, proc = Net(port_map="8000:18000"), FakeProcess()
+    for source, shown, have in ((sin("127.0.0.1", 18000), sin("127.0.0.1", 8000), 16),
+                                (sin("127.0.0.1", 18001), sin("127.0.0.1", 18001), 16),
+                                (sin("192.0.2.1", 18000), sin("192.0.2.1", 18000), 16),
+                                (sin6("::ffff:127.0.0.1", 18000), sin6("::ffff:127.0.0.1", 8000), 28),
+                                (sin("127.0.0.1", 18000), sin("127.0.0.1", 8000)[:6], 6)):
+        addr, lenp = proc.alloc(len(source), source), proc.alloc(4, struct.pack("<i", have))
+        # what the kernel wrote: the whole address if it fitted, else its start; its real length
+        proc.write(addr, source[:have])
+        proc.write(lenp, struct.pack("<i", len(source)))
+        args = [3, 0, 0, 0, 0, 0]
+        args[ptr_arg], args[ptr_arg + 1] = addr, lenp
+        proc.kernel_results[name] = 4
+        r, _ = _call(proc, getattr(m, handler), name, *args)
+        assert r is None
+        assert proc.read(addr, have) == shown[:have]
+
+
+def test_proxy_dns_datagram_to_a_name_server(program_socket):
+    """A query sent to port 53 goes to the view's DNS server (one port for
+    each name server asked), which is shown as that name server on receipt;
+    a placeholder cannot be reached by UDP."""
+    program_socket(socket.AF_INET, socket.SOCK_DGRAM)
+    m, proc = Net(socks5="127.0.0.1:1080", proxy_dns="yes", mode="deny"), FakeProcess()
+    data = proc.alloc(4, b"data")
+    ns = proc.alloc(16, sin("192.0.2.53", 53))
+    r, c = _call(proc, m.sendto, "sendto", 3, data, 4, 0, ns, 16)
+    assert r is None and c.rewritten                    # not refused by mode=deny: answered in the view
+    front = parse_sockaddr(proc.read(c.args[4], 16))
+    assert front.is_loopback and front.port != 53
+    assert m.fronts[ip("192.0.2.53")].host == front
+    ns2 = proc.alloc(16, sin("192.0.2.54", 53))
+    r, c = _call(proc, m.sendto, "sendto", 3, data, 4, 0, ns2, 16)
+    assert parse_sockaddr(proc.read(c.args[4], 16)).port != front.port
+    # a placeholder: unreachable by datagram
+    ph = m.dns.addr_for("www.example.org")
+    dest = proc.alloc(16, sin(str(ph), 80))
+    assert _call(proc, m.sendto, "sendto", 3, data, 4, 0, dest, 16)[0] == -errno.ENETUNREACH
+    # the answer's source is shown as the name server
+    src, lenp = proc.alloc(16, front.pack()), proc.alloc(4, struct.pack("<i", 16))
+    proc.kernel_results["recvfrom"] = 30
+    assert _call(proc, m.recvfrom, "recvfrom", 3, data, 4, 0, src, lenp)[0] is None
+    assert proc.read(src, 16) == sin("192.0.2.53", 53)
+    m.unloaded()
+
+
+def test_proxy_dns_server_answers_udp_and_tcp():
+    """The view's DNS server itself, under trio: UDP and TCP (length-prefixed)."""
+    m = Net(socks5="127.0.0.1:1080", proxy_dns="yes")
+    front = m._front_for(Addr(AF_INET, ip("192.0.2.53"), 53))
+    got = {}
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(m._serve_front, front)
+            u = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            await u.connect(("127.0.0.1", front.host.port))
+            await u.send(_query("www.example.org"))
+            got["udp"] = await u.recv(512)
+            t = trio.socket.socket()
+            await t.connect(("127.0.0.1", front.host.port))
+            q = _query("www.example.org", qid=7)
+            await t.send(len(q).to_bytes(2, "big") + q + len(q).to_bytes(2, "big"))   # one and a half
+            await t.send(q)
+            data = b""
+            while len(data) < 2 * (2 + 49):
+                data += await t.recv(512)
+            got["tcp"] = data
+            u.close()
+            t.close()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert _parse(got["udp"])[:3] == (0x4242, 0, 1) and got["udp"][-4:] == bytes([240, 0, 0, 1])
+    n = int.from_bytes(got["tcp"][:2], "big")
+    assert _parse(got["tcp"][2:2 + n])[:3] == (7, 0, 1) and got["tcp"][2 + n - 4:2 + n] == bytes([240, 0, 0, 1])
+    assert len(got["tcp"]) == 2 * (2 + n)
+    assert front.udp.fileno() == -1 and front.tcp.fileno() == -1     # closed when it stops

@@ -132,8 +132,10 @@ def build_parser(flags):
     fs.add_argument("-w", "--cwd", metavar="DIR", help="start COMMAND in DIR (a path in the view)")
     group = p.add_argument_group("module options (each loads its module)")
     for flag, (mod, key, opt) in sorted(flags.items()):
+        repeat = opt.repeat  # repeatable: the values are joined with ','
         group.add_argument(flag, dest=f"modopt:{mod}:{key}", metavar=key.upper(),
-                           help=f"{opt.help} ({mod} {key}=)")
+                           action="append" if repeat else "store",
+                           help=f"{opt.help} ({mod} {key}=)" + (" (repeatable)" if repeat else ""))
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     return p
 
@@ -202,7 +204,7 @@ def parse(argv):
             if mod not in specs:
                 specs[mod] = {}
                 order.append(mod)
-            specs[mod][key] = value
+            specs[mod][key] = ",".join(value) if isinstance(value, list) else value
     ns.modules = [(name, specs[name]) for name in order]
     return ns
 

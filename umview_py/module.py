@@ -45,6 +45,8 @@ class Option:
     default: Any = None
     help: str = ""
     cli: str | None = None  # a long option of `umview`, e.g. "--hostname"
+    repeat: bool = False    # the `umview` flag may be given again: values joined with ','
+
 
 
 @dataclasses.dataclass

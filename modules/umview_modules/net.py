@@ -14,20 +14,27 @@ Options (see docs/net.md for the whole story):
   http_proxy=HOST:PORT     (--http-proxy) ... or an HTTP CONNECT proxy
   no_proxy=CIDR[;CIDR...]  (--no-proxy)   direct destinations (default:
                            loopback; an empty value proxies everything)
+  proxy_dns=yes            (--proxy-dns)  names resolved by the proxy: DNS
+                           queries (port 53) are answered in the view with
+                           placeholder addresses (dns_subnet, default
+                           240.0.0.0/4); a connect to one goes through the
+                           proxy by name
   proxy_timeout=SECONDS    the proxy handshake's time limit (default 30)
+--port-map and --no-proxy may be repeated.
 
 How the calls are served.  Checks that only read the program's arguments
 (the policy of `mode`) are plain handlers.  Whatever must land elsewhere is
 done by the hypervisor itself on a duplicate of the program's socket
 (pidfd_getfd: the same socket, the same open file), without ever waiting:
-a remapped bind; a remapped connect (non-blocking for that one call, see
-_connect_remapped: still a plain handler); a proxied connect, whose
-handshake then runs in an async handler with MSG_DONTWAIT and trio's
-readiness waits (the file status flags, shared with the program, are left
-alone).  The layers below (a parent view) are asked first, with the
-rewritten sockaddr written in place in the program's memory for that
-moment.  call.kernel() is not used: with rewritten arguments it leaves them
-in the program's registers (see docs/net.md).
+a remapped bind; a proxied connect, whose handshake then runs in an async
+handler with MSG_DONTWAIT and readiness waits (the file status flags,
+shared with the program, are left alone), behind the program's back for a
+non-blocking socket (getsockopt(SO_ERROR) waits for it).  A remapped
+connect or datagram destination runs rewritten in the kernel, from the
+program's scratch area (call.rewrite); received addresses are fixed after
+call.kernel().  Under a parent view, its handlers are asked first, with
+the rewritten sockaddr written in place in the program's memory for that
+moment (see docs/net.md).
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ import fcntl
 import ipaddress
 import logging
 import os
+import select
 import socket
 import stat
 import struct
@@ -59,8 +67,9 @@ UIO_MAXIOV = 1024
 CAP_NET_BIND_SERVICE = 10
 PIDFD_THREAD = os.O_EXCL
 NR_PIDFD_GETFD = 438
-MSG_DONTWAIT = socket.MSG_DONTWAIT
-MSG_NOSIGNAL = socket.MSG_NOSIGNAL
+MSG_DONTWAIT = int(socket.MSG_DONTWAIT)   # plain ints: `|` on socket.MsgFlag costs microseconds
+MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)
+MSG_PEEK = int(socket.MSG_PEEK)
 
 # Families a restricted view may still open: local IPC, the IP families
 # (whose destinations the handlers check) and the kernel crypto API.
@@ -347,14 +356,20 @@ SOCKS5_ERRORS = {1: errno.ECONNREFUSED, 2: errno.ECONNREFUSED, 3: errno.ENETUNRE
                  7: errno.ECONNREFUSED, 8: errno.ECONNREFUSED}
 
 
-def socks5_request(target: Addr) -> bytes:
+def socks5_request(target: Addr, host: str | None = None) -> bytes:
+    """CONNECT to target, or to `host` (a name, ATYP 3: the proxy resolves
+    it) on target's port."""
+    if host is not None:
+        name = host.encode("idna" if not host.isascii() else "ascii")[:255]
+        return b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack("!H", target.port)
     v4 = target.v4
     if v4 is not None:
         return b"\x05\x01\x00\x01" + v4.packed + struct.pack("!H", target.port)
     return b"\x05\x01\x00\x04" + target.ip.packed + struct.pack("!H", target.port)
 
 
-async def socks5_handshake(io, target: Addr, user: str | None = None, password: str | None = None):
+async def socks5_handshake(io, target: Addr, user: str | None = None, password: str | None = None,
+                           host: str | None = None):
     methods = b"\x00\x02" if user is not None else b"\x00"
     await io.send(b"\x05" + bytes([len(methods)]) + methods)
     ver, method = await io.recv_exact(2)
@@ -368,7 +383,7 @@ async def socks5_handshake(io, target: Addr, user: str | None = None, password: 
             raise ProxyFailure(errno.ECONNREFUSED, "SOCKS5 authentication failed")
     elif method != 0:
         raise ProxyFailure(errno.ECONNREFUSED, f"SOCKS5 server accepts none of our methods ({method:#x})")
-    await io.send(socks5_request(target))
+    await io.send(socks5_request(target, host))
     ver, rep, _, atyp = await io.recv_exact(4)
     if ver != 5:
         raise ProxyFailure(errno.ECONNREFUSED, "bad SOCKS5 reply")
@@ -386,9 +401,12 @@ async def socks5_handshake(io, target: Addr, user: str | None = None, password: 
         raise ProxyFailure(errno.ECONNREFUSED, f"bad SOCKS5 address type {atyp}")
 
 
-def http_connect_request(target: Addr, user=None, password=None) -> bytes:
+def http_connect_request(target: Addr, user=None, password=None, host: str | None = None) -> bytes:
     v4 = target.v4
-    hostport = f"{v4}:{target.port}" if v4 is not None else f"[{target.ip}]:{target.port}"
+    if host is not None:
+        hostport = f"{host}:{target.port}"
+    else:
+        hostport = f"{v4}:{target.port}" if v4 is not None else f"[{target.ip}]:{target.port}"
     lines = [f"CONNECT {hostport} HTTP/1.1", f"Host: {hostport}"]
     if user is not None:
         import base64
@@ -410,47 +428,78 @@ def http_status_errno(head: bytes) -> int:
     return errno.ECONNREFUSED
 
 
-async def http_connect_handshake(io, target: Addr, user=None, password=None):
-    await io.send(http_connect_request(target, user, password))
+async def http_connect_handshake(io, target: Addr, user=None, password=None, host: str | None = None):
+    await io.send(http_connect_request(target, user, password, host))
     head = await io.recv_head()
     err = http_status_errno(head)
     if err:
         raise ProxyFailure(err, "proxy answered " + head.split(b"\r\n", 1)[0].decode("latin-1"))
 
 
+def quick_wait(fd: int, writable: bool, budget: float) -> bool:
+    """Wait at most `budget` seconds (a millisecond or less) for fd,
+    blocking this thread with the GIL released: a local proxy answers in
+    tens of microseconds, much less than a trip through trio's scheduler
+    costs.  True when fd is ready."""
+    if budget <= 0 or fd >= 1024:    # select: a timeout in microseconds (poll's is in milliseconds)
+        return False
+    try:
+        r, w, _ = select.select([] if writable else [fd], [fd] if writable else [], [], budget)
+    except (OSError, ValueError):
+        return False
+    return bool(r or w)
+
+
 class SocketIO:
-    """send/recv on a socket shared with the program, without ever blocking
-    and without changing its flags; never reads past what is asked."""
+    """send/recv on a socket shared with the program (a socket object or a
+    file descriptor), without ever blocking for long and without changing
+    its flags; never reads past what is asked.  `quick`: seconds to wait in
+    place (see quick_wait) before waiting through trio.  The calls go
+    straight to libc: no socket object (and no dup) per handshake."""
 
     HEAD_MAX = 16384
 
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
+    def __init__(self, sock, quick: float = 0.0):
+        self.fd = sock if isinstance(sock, int) else sock.fileno()
+        self.quick = quick
+        self._buf = ctypes.create_string_buffer(4096)
+
+    async def _wait(self, writable: bool) -> None:
+        if quick_wait(self.fd, writable, self.quick):
+            return
+        if writable:
+            await trio.lowlevel.wait_writable(self.fd)
+        else:
+            await trio.lowlevel.wait_readable(self.fd)
 
     async def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = self.sock.send(view, MSG_DONTWAIT | MSG_NOSIGNAL)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.sock)
-                continue
-            except OSError as exc:
-                raise ProxyFailure(errno.ECONNREFUSED, f"proxy: {exc.strerror}") from None
-            view = view[n:]
+        while data:
+            n = _libc.send(self.fd, data, len(data), MSG_DONTWAIT | MSG_NOSIGNAL)
+            if n < 0:
+                err = ctypes.get_errno()
+                if err in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    await self._wait(True)
+                    continue
+                if err == errno.EINTR:
+                    continue
+                raise ProxyFailure(errno.ECONNREFUSED, f"proxy: {os.strerror(err)}")
+            data = data[n:]
 
     async def _recv(self, n: int, flags: int = 0) -> bytes:
+        n = min(n, len(self._buf))
         while True:
-            try:
-                data = self.sock.recv(n, MSG_DONTWAIT | flags)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(self.sock)
-                continue
-            except OSError as exc:
-                raise ProxyFailure(errno.ECONNREFUSED, f"proxy: {exc.strerror}") from None
-            if not data:
+            got = _libc.recv(self.fd, self._buf, n, MSG_DONTWAIT | flags)
+            if got < 0:
+                err = ctypes.get_errno()
+                if err in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    await self._wait(False)
+                    continue
+                if err == errno.EINTR:
+                    continue
+                raise ProxyFailure(errno.ECONNREFUSED, f"proxy: {os.strerror(err)}")
+            if got == 0:
                 raise ProxyFailure(errno.ECONNREFUSED, "the proxy closed the connection")
-            return data
+            return self._buf.raw[:got]
 
     async def recv_exact(self, n: int) -> bytes:
         buf = b""
@@ -463,7 +512,7 @@ class SocketIO:
         then take exactly the bytes that belong to the head."""
         buf = b""
         while True:
-            peek = await self._recv(4096, socket.MSG_PEEK)
+            peek = await self._recv(4096, MSG_PEEK)
             end = (buf[-3:] + peek).find(b"\r\n\r\n")
             if end >= 0:
                 take = end + 4 - len(buf[-3:])
@@ -474,10 +523,157 @@ class SocketIO:
 
 
 # ----------------------------------------------------------------------
+# proxy_dns: the view's own DNS server, answering names with placeholder
+# addresses that a connect then sends through the proxy by name
+
+DNS_PORT = 53
+DNS_TTL = 60
+QTYPE_A, QTYPE_PTR, QTYPE_AAAA, QTYPE_ANY = 1, 12, 28, 255
+RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NXDOMAIN, RCODE_NOTIMP = 1, 2, 3, 4
+
+
+def parse_subnet(text: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"bad network {text!r}: expected ADDRESS/PREFIX") from None
+    if net.version != 4 or net.num_addresses < 256:
+        raise ValueError(f"{text!r}: an IPv4 network of at least 256 addresses (a /24 or wider)")
+    return net
+
+
+def _valid_name(name: str) -> bool:
+    if not name or len(name) > 253:
+        return False
+    return all(0 < len(label) <= 63 for label in name.split(".")) and \
+        all(33 <= ord(c) < 127 for c in name)
+
+
+class DnsTable:
+    """name <-> placeholder address, allocated in order from the subnet
+    (its first and last addresses are left out); never forgets while the
+    module lives (a program may keep an address long after it asked)."""
+
+    def __init__(self, subnet: ipaddress.IPv4Network):
+        self.subnet = subnet
+        self._next = int(subnet.network_address) + 1
+        self._last = int(subnet.broadcast_address) - 1
+        self.by_name: dict[str, ipaddress.IPv4Address] = {}
+        self.by_addr: dict[ipaddress.IPv4Address, str] = {}
+
+    def addr_for(self, name: str) -> ipaddress.IPv4Address | None:
+        key = name.rstrip(".").lower()
+        ip = self.by_name.get(key)
+        if ip is None:
+            if not _valid_name(key) or self._next > self._last:
+                return None
+            ip = ipaddress.IPv4Address(self._next)
+            self._next += 1
+            self.by_name[key] = ip
+            self.by_addr[ip] = key
+        return ip
+
+    def name_of(self, addr: "Addr") -> str | None:
+        """The name behind a placeholder address (plain or v4-mapped)."""
+        v4 = addr.v4
+        return self.by_addr.get(v4) if v4 is not None else None
+
+
+def _dns_name(raw: bytes, pos: int) -> tuple[list[bytes], int] | None:
+    """The labels of an uncompressed name at pos, and the position after it."""
+    labels = []
+    while pos < len(raw):
+        n = raw[pos]
+        if n == 0:
+            return labels, pos + 1
+        if n & 0xC0 or pos + 1 + n > len(raw):
+            return None
+        labels.append(raw[pos + 1:pos + 1 + n])
+        pos += 1 + n
+    return None
+
+
+def _dns_encode(name: str) -> bytes:
+    return b"".join(bytes([len(lb)]) + lb for lb in name.encode().split(b".") if lb) + b"\0"
+
+
+def dns_answer(query: bytes, table: DnsTable) -> bytes | None:
+    """The answer to one DNS query (RFC 1035 format, without the TCP length
+    prefix), or None for what deserves no answer (a response, a runt).
+    A/ANY: a placeholder address; PTR of a placeholder: its name; AAAA and
+    other types: no records (so programs use the IPv4 placeholder)."""
+    if len(query) < 12:
+        return None
+    qid, flags, qdcount = struct.unpack_from("!HHH", query)
+    if flags & 0x8000:
+        return None
+    opcode = (flags >> 11) & 0xF
+
+    def reply(rcode, question=b"", answers=()):
+        head = struct.pack("!6H", qid, 0x8000 | (opcode << 11) | (flags & 0x0100) | 0x0080 | rcode,
+                           1 if question else 0, len(answers), 0, 0)
+        return head + question + b"".join(answers)
+
+    if opcode != 0:
+        return reply(RCODE_NOTIMP)
+    if qdcount != 1:
+        return reply(RCODE_FORMERR)
+    got = _dns_name(query, 12)
+    if got is None or got[1] + 4 > len(query):
+        return reply(RCODE_FORMERR)
+    labels, end = got
+    qtype, qclass = struct.unpack_from("!HH", query, end)
+    question = query[12:end + 4]            # echoed as sent (0x20 case mixing survives)
+    try:
+        name = b".".join(labels).decode("ascii")
+    except UnicodeDecodeError:
+        return reply(RCODE_NXDOMAIN, question)
+    if qclass not in (1, 255):
+        return reply(0, question)
+    if qtype in (QTYPE_A, QTYPE_ANY):
+        ip = table.addr_for(name)
+        if ip is None:
+            return reply(RCODE_NXDOMAIN if not _valid_name(name.rstrip(".").lower()) else RCODE_SERVFAIL,
+                         question)
+        return reply(0, question, [b"\xc0\x0c" + struct.pack("!HHIH", QTYPE_A, 1, DNS_TTL, 4) + ip.packed])
+    if qtype == QTYPE_PTR:
+        low = [lb.decode("ascii").lower() for lb in labels]
+        if len(low) == 6 and low[4:] == ["in-addr", "arpa"] and all(x.isdigit() for x in low[:4]):
+            try:
+                ip = ipaddress.IPv4Address(".".join(reversed(low[:4])))
+            except ValueError:
+                ip = None
+            host = table.by_addr.get(ip) if ip is not None else None
+            if host is not None:
+                data = _dns_encode(host)
+                return reply(0, question, [b"\xc0\x0c" + struct.pack("!HHIH", QTYPE_PTR, 1, DNS_TTL,
+                                                                       len(data)) + data])
+        return reply(RCODE_NXDOMAIN, question)
+    return reply(0, question)   # no records of that type (AAAA, MX, TXT...)
+
+
+@dataclasses.dataclass
+class DnsFront:
+    """One address of the view's DNS server: stands for one name server
+    the programs asked (orig, port 53) on a loopback port of ours (host),
+    the same port for UDP and TCP, so that answers can be shown as coming
+    from orig."""
+
+    orig: Addr
+    host: Addr
+    udp: socket.socket
+    tcp: socket.socket
+    scope: "trio.CancelScope | None" = None
+
+
+# ----------------------------------------------------------------------
 # the program's sockets, from the hypervisor's side
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+_libc.send.restype = _libc.recv.restype = ctypes.c_ssize_t
+_libc.send.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+_libc.recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 
 def tracee_fd(pid: int, tid: int, fd: int) -> int:
@@ -578,22 +774,46 @@ class _Bounded(dict):
 # ----------------------------------------------------------------------
 # the module
 
+class _Pending:
+    """A proxied connect of a non-blocking socket whose handshake goes on
+    after the program got EINPROGRESS.  result: 0 or -errno, once done."""
+
+    __slots__ = ("event", "result")
+
+    def __init__(self):
+        self.event = trio.Event()
+        self.result = -errno.ECONNREFUSED
+
+    @property
+    def done(self) -> bool:
+        return self.event.is_set()
+
+
+QUICK_WAIT = 0.001     # seconds waited in place per step of a local proxy's handshake
+MAX_FRONTS = 64        # name servers the view's DNS server stands for
+
+
 class Net(Module):
     name = "net"
-    description = "network policy (deny, loopback), port maps, netcoop, SOCKS5/HTTP proxies"
+    description = "network policy (deny, loopback), port maps, netcoop, SOCKS5/HTTP proxies, proxy DNS"
     options = {
         "mode": Option(parse_mode, "all", "all, loopback (only loopback addresses) or deny (no network)",
                        cli="--net"),
-        "port_map": Option(parse_port_map, None, "GUEST:HOST[;GUEST:HOST...]: binds to GUEST listen on "
-                           "HOST; connects to GUEST on loopback reach HOST", cli="--port-map"),
+        "port_map": Option(parse_port_map, None, "GUEST:HOST[;GUEST:HOST...]: binds to GUEST listen "
+                               "on HOST; connects and datagrams to GUEST on loopback reach HOST",
+                               cli="--port-map", repeat=True),
         "netcoop": Option(boolean, False, "binds to fixed ports get free host ports; connects in the "
                           "view follow them", cli="--netcoop"),
         "socks5": Option(parse_socks5, None, "HOST:PORT of a SOCKS5 proxy for outgoing TCP connects",
                          cli="--socks5"),
         "http_proxy": Option(parse_http_proxy, None, "HOST:PORT of an HTTP CONNECT proxy for outgoing "
                              "TCP connects", cli="--http-proxy"),
-        "no_proxy": Option(parse_cidrs, None, "CIDR[;CIDR...] reached directly, not through the proxy "
-                           "(default: loopback; empty: none)", cli="--no-proxy"),
+        "no_proxy": Option(parse_cidrs, None, "CIDR[;CIDR...] reached directly, not through the "
+                               "proxy (default: loopback; empty: none)", cli="--no-proxy", repeat=True),
+        "proxy_dns": Option(boolean, False, "yes: names are resolved through the proxy (the view "
+                            "answers DNS queries with placeholder addresses)", cli="--proxy-dns"),
+        "dns_subnet": Option(parse_subnet, ipaddress.ip_network("240.0.0.0/4"),
+                             "IPv4 network of proxy_dns's placeholder addresses"),
         "proxy_timeout": Option(positive, 30.0, "seconds allowed for the proxy's handshake"),
     }
 
@@ -609,6 +829,9 @@ class Net(Module):
         self.proxy: Proxy | None = cfg["socks5"] or cfg["http_proxy"]
         self.proxy_kind = "socks5" if cfg["socks5"] is not None else "http"
         self.no_proxy = DEFAULT_NO_PROXY if cfg["no_proxy"] is None else tuple(cfg["no_proxy"])
+        self.proxy_dns = bool(cfg["proxy_dns"])
+        if self.proxy_dns and not self.proxy:
+            raise ModuleError("module net: proxy_dns needs a proxy (socks5 or http_proxy)")
         self.restricted = self.mode != "all"
         self.remaps = bool(self.port_map) or self.netcoop
         # netcoop: (sock type, guest port) -> host port, and back
@@ -616,7 +839,15 @@ class Net(Module):
         self.coop_rev: dict[tuple[int, int], int] = {}
         self.proxied = _Bounded()   # socket inode -> target Addr (getpeername)
         self.narrowed = _Bounded()  # socket inode -> the wildcard it asked for (getsockname)
+        self.pending = _Bounded()   # socket inode -> _Pending (non-blocking proxied connects)
         self.unpriv_start = _unprivileged_port_start()
+        # a handshake step with a proxy on this host is waited for in place
+        self.quick = QUICK_WAIT if self.proxy and self.proxy.addr.is_loopback else 0.0
+        # proxy_dns: placeholder names, and the view's DNS server
+        self.dns = DnsTable(cfg["dns_subnet"]) if self.proxy_dns else None
+        self.fronts: dict = {}      # name server ip -> DnsFront
+        self.front_at: dict = {}    # (our ip, our port) -> DnsFront
+        self._token = None
         # connect is async only with a proxy (the handshake); otherwise it
         # stays on the fast road, a plain handler
         if not self.proxy:
@@ -624,23 +855,54 @@ class Net(Module):
 
     def claims(self):
         c = Claims()
+        sc = c.syscalls
         if self.restricted:
-            c.syscalls |= {"socket", "bind", "listen", "connect", "sendto", "sendmsg", "sendmmsg",
-                           "getsockname"}
+            sc |= {"socket", "bind", "listen", "connect", "sendto", "sendmsg", "sendmmsg", "getsockname"}
             c.arg_in["socket"] = (0, TRAPPED_FAMILIES)
         if self.remaps:
-            c.syscalls |= {"bind", "connect", "getsockname", "getpeername"}
+            sc |= {"bind", "connect", "getsockname", "getpeername", "sendto", "sendmsg", "sendmmsg",
+                   "recvfrom", "recvmsg", "recvmmsg"}
         if self.proxy:
-            c.syscalls |= {"connect", "getpeername"}
+            sc |= {"connect", "getpeername", "getsockopt"}
+            c.arg_in["getsockopt"] = (2, frozenset({socket.SO_ERROR}))   # SO_ERROR (at any level)
+        if self.proxy_dns:
+            sc |= {"sendto", "sendmsg", "sendmmsg", "recvfrom", "recvmsg", "recvmmsg"}
+        # only the calls that name an address stop: send() on a connected
+        # socket and recv() run on.  accept is left alone (docs/net.md:
+        # a peer on a mapped port is rare, an accept stop costs every server)
+        for name, idx in (("sendto", 4), ("recvfrom", 4)):
+            if name in sc:
+                c.arg_nonzero[name] = idx
         return c
 
     def describe(self):
         parts = []
-        for key in ("mode", "port_map", "netcoop", "socks5", "http_proxy", "no_proxy", "proxy_timeout"):
+        for key in ("mode", "port_map", "netcoop", "socks5", "http_proxy", "no_proxy", "proxy_dns",
+                    "dns_subnet", "proxy_timeout"):
             value = self.config[key]
             if value != self.options[key].default:
                 parts.append(f"{key}={value}")
         return " ".join(parts)
+
+    # -- life cycle ---------------------------------------------------
+    def loaded(self, view):
+        try:
+            self._token = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            self._token = None   # not under trio (unit tests): the DNS server is not started
+
+    def unloaded(self):
+        for front in list(self.fronts.values()):
+            if front.scope is not None and self._token is not None:
+                try:
+                    self._token.run_sync_soon(front.scope.cancel)
+                except trio.RunFinishedError:
+                    pass
+            elif front.scope is None:
+                front.udp.close()
+                front.tcp.close()
+        self.fronts.clear()
+        self.front_at.clear()
 
     # -- helpers ------------------------------------------------------
     def _dup(self, call, fd: int) -> int | None:
@@ -657,6 +919,17 @@ class Net(Module):
         except OSError:
             return None
         return st.st_ino if stat.S_ISSOCK(st.st_mode) else None
+
+    def _sock_type(self, call, fd: int) -> int | None:
+        dup = self._dup(call, fd)
+        if dup is None:
+            return None
+        try:
+            return _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE)
+        except OSError:
+            return None
+        finally:
+            os.close(dup)
 
     @staticmethod
     def _poke(call, addr: int, data: bytes) -> None:
@@ -687,7 +960,15 @@ class Net(Module):
             log.debug("net: an async handler below was not asked about %s", call.name)
             return None
 
+    @staticmethod
+    def _alone(call) -> bool:
+        """No handler below this one for this call (the usual case: no
+        parent view with a module that wants it)."""
+        return getattr(call, "_pos", 0) + 1 >= len(getattr(call, "_handlers", ()))
+
     def _ask_below(self, call, ptr: int, old: bytes, new: bytes):
+        if self._alone(call):
+            return None
         self._poke(call, ptr, new)
         try:
             return self._next(call)
@@ -720,6 +1001,37 @@ class Net(Module):
 
     def _coop_has(self, port: int) -> bool:
         return self.netcoop and ((SOCK_STREAM, port) in self.coop or (SOCK_DGRAM, port) in self.coop)
+
+    @staticmethod
+    def _packed_as(dest: Addr, raw: bytes) -> bytes:
+        """dest as a sockaddr of the family and length the program used."""
+        family = struct.unpack_from("<H", raw)[0]
+        d = dest.in_family(family)
+        if d is None:
+            raise SyscallError(errno.ENETUNREACH)
+        return d.pack(min(len(raw), SIN6_LEN) if family == AF_INET6 else SIN_LEN)
+
+    def _front_orig(self, addr: Addr) -> Addr | None:
+        """The name server that one of the view's DNS server addresses
+        stands for (in addr's family), or None."""
+        if not self.front_at:
+            return None
+        front = self.front_at.get((addr.v4 if addr.v4 is not None else addr.ip, addr.port))
+        return None if front is None else front.orig.in_family(addr.family)
+
+    def _shown_peer(self, addr: Addr, stype: int) -> Addr:
+        """The address a program is shown for a peer or a datagram's source:
+        one of the view's DNS server addresses is the name server the
+        program asked; a loopback host port of a port map (or netcoop) is
+        the guest port."""
+        shown = self._front_orig(addr)
+        if shown is not None:
+            return shown
+        if self.remaps and addr.is_loopback:
+            g = self._guest_port(stype, addr.port)
+            if g != addr.port:
+                return addr.replace(port=g)
+        return addr
 
     # -- socket -------------------------------------------------------
     def socket(self, call):
@@ -855,19 +1167,21 @@ class Net(Module):
         addr = parse_sockaddr(raw)
         return None if addr is None else (raw, addr)
 
-    def _mapped(self, call, fd: int, addr: Addr):
-        """Where a connect to addr really goes (port map, netcoop), and our
-        duplicate of the socket if one was needed to decide (else None)."""
+    def _mapped(self, call, fd: int, addr: Addr, dup: int | None = None):
+        """Where a connect to addr really goes (port map, netcoop), our
+        duplicate of the socket if one was needed to decide (else the one
+        given), and the socket's type if it was looked at."""
         if not (self.remaps and addr.is_local):
-            return addr, None, None
+            return addr, dup, None
         host = self.port_map.get(addr.port)
         if host is not None:
-            return addr.replace(port=host), None, None
+            return addr.replace(port=host), dup, None
         if not self._coop_has(addr.port):
-            return addr, None, None
-        dup = self._dup(call, fd)
+            return addr, dup, None
         if dup is None:
-            return addr, None, None
+            dup = self._dup(call, fd)
+            if dup is None:
+                return addr, None, None
         stype = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE)
         host = self._host_port(stype, addr.port)
         return (addr if host is None else addr.replace(port=host)), dup, stype
@@ -892,7 +1206,8 @@ class Net(Module):
                 os.close(dup)
 
     def _connect_remapped(self, call, fd: int, dup: int | None, raw: bytes, dest: Addr):
-        """Connect the program's socket to dest (a remapped loopback port).
+        """Connect the program's socket to dest (a remapped loopback port,
+        or the view's DNS server).
 
         The layers below are asked first, with the rewritten sockaddr in
         the program's memory.  Then our duplicate of the socket is made
@@ -902,7 +1217,13 @@ class Net(Module):
         EINPROGRESS as usual; a blocking one runs its own connect, which the
         kernel, seeing the socket already connecting, turns into a wait for
         the outcome (the address it passes is then not looked at)."""
-        new = raw[:2] + struct.pack("!H", dest.port) + raw[4:]
+        new = self._packed_as(dest, raw)
+        if self._alone(call):
+            # nobody below to ask: the kernel connects the program's socket
+            # itself, to the address put in the scratch area (the program's
+            # registers are put back after the call)
+            call.rewrite(arg1=call.scratch(new), arg2=len(new))
+            return None
         below = self._ask_below(call, call.args[1], raw, new)
         if below is not None:
             return below
@@ -929,12 +1250,28 @@ class Net(Module):
         fd = call.arg(0, bits=32)
         dup = None
         try:
-            dest, dup, stype = self._mapped(call, fd, addr)
-            if self.proxy and not in_networks(dest, self.no_proxy) and not self._is_proxy(dest):
+            if self.proxy_dns and (addr.port == DNS_PORT or self.dns.name_of(addr) is not None):
+                dup = self._dup(call, fd)
                 if dup is None:
-                    dup = self._dup(call, fd)
+                    return None
+                stype = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE)
+                name = self.dns.name_of(addr)
+                if name is not None:       # a placeholder: through the proxy by name
+                    if stype != SOCK_STREAM:
+                        return -errno.ENETUNREACH   # no UDP through the proxy
+                    return await self._connect_via_proxy(call, dup, raw, addr, name)
+                if stype in (SOCK_STREAM, SOCK_DGRAM):   # a DNS query: the view answers it
+                    front = self._front_for(addr)
+                    if front is None:
+                        return -errno.ENETUNREACH
+                    return self._connect_remapped(call, fd, dup, raw, front.host)
+            dest, dup, stype = self._mapped(call, fd, addr, dup)
+            if self.proxy and not in_networks(dest, self.no_proxy) and not self._is_proxy(dest):
+                if stype is None:
                     if dup is None:
-                        return None
+                        dup = self._dup(call, fd)
+                        if dup is None:
+                            return None
                     stype = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE)
                 if stype == SOCK_STREAM:
                     return await self._connect_via_proxy(call, dup, raw, dest)
@@ -953,11 +1290,15 @@ class Net(Module):
         p = self.proxy.addr
         return dest.port == p.port and (dest.ip == p.ip or (dest.v4 is not None and dest.v4 == p.v4))
 
-    async def _connect_via_proxy(self, call, dup: int, raw: bytes, target: Addr) -> int:
+    async def _connect_via_proxy(self, call, dup: int, raw: bytes, target: Addr, host: str | None = None) -> int:
         """Connect the program's socket to the proxy and through it to
-        target, all from the hypervisor, while the program's thread waits at
-        its connect: it gets 0 once the tunnel is up (also a non-blocking
-        socket: see docs/net.md), or the errno of a failed connect."""
+        target (or to `host` by name, on target's port), from the hypervisor.
+
+        A blocking socket: the program's thread waits at its connect until
+        the tunnel is up (0) or failed (-errno).  A non-blocking one: the
+        program gets EINPROGRESS at once and the handshake goes on behind
+        it; getsockopt(SO_ERROR), a second connect and getpeername wait for
+        it or say it is not over, as for a connect under way (docs/net.md)."""
         proxy = self.proxy.addr.in_family(target.family)
         if proxy is None:  # an IPv4 socket cannot reach an IPv6 proxy
             return -errno.ENETUNREACH
@@ -966,60 +1307,373 @@ class Net(Module):
         below = self._ask_below(call, call.args[1], raw, packed)  # a parent view judges the proxy's address
         if below is not None:
             return below
+        ino = os.fstat(dup).st_ino
+        pend = self.pending.get(ino)
+        if pend is not None:
+            # connect again while (or after) the first one was under way: its
+            # outcome, once (SO_ERROR would have said it otherwise)
+            if not pend.done:
+                await pend.event.wait()
+            if self.pending.pop(ino, None) is pend:
+                return pend.result
         rc = _connect_nonblocking(dup, packed)
+        if rc not in (0, -errno.EINPROGRESS):
+            log.info("net: proxy %s: %s", self.proxy, os.strerror(-rc))
+            return rc
+        if os.get_blocking(dup):
+            return await self._tunnel(dup, rc, target, host, ino, self.quick)
+        pend = _Pending()
+        self.pending[ino] = pend
+        trio.lowlevel.spawn_system_task(self._tunnel_behind, os.dup(dup), rc, target, host, ino, pend)
+        return -errno.EINPROGRESS
+
+    async def _tunnel(self, fd: int, rc: int, target: Addr, host: str | None, ino: int,
+                      quick: float = 0.0) -> int:
+        """The rest of a proxied connect on our duplicate fd: wait for the
+        connection to the proxy, then the handshake.  0 or -errno; after a
+        failure the socket is disconnected (it may be connected again).
+        quick: see quick_wait (for a program's thread waiting in connect;
+        handshakes behind non-blocking sockets wait through trio only, so
+        that many of them go on at once)."""
+        what = host or target
         try:
             with trio.fail_after(self.config["proxy_timeout"]):
                 if rc == -errno.EINPROGRESS:
-                    await trio.lowlevel.wait_writable(dup)
-                    err = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_ERROR)
-                    rc = -err if err else 0
-                if rc < 0:
-                    log.info("net: proxy %s: %s", self.proxy, os.strerror(-rc))
-                    return rc
-                sock = socket.socket(fileno=os.dup(dup))
-                try:
-                    io = SocketIO(sock)
-                    if self.proxy_kind == "socks5":
-                        await socks5_handshake(io, target, self.proxy.user, self.proxy.password)
-                    else:
-                        await http_connect_handshake(io, target, self.proxy.user, self.proxy.password)
-                finally:
-                    trio.lowlevel.notify_closing(sock)
-                    sock.close()
+                    if not quick_wait(fd, True, quick):
+                        await trio.lowlevel.wait_writable(fd)
+                    err = _getsockopt_int(fd, socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        log.info("net: proxy %s: %s", self.proxy, os.strerror(err))
+                        return -err
+                io = SocketIO(fd, quick)
+                if self.proxy_kind == "socks5":
+                    await socks5_handshake(io, target, self.proxy.user, self.proxy.password, host)
+                else:
+                    await http_connect_handshake(io, target, self.proxy.user, self.proxy.password, host)
         except trio.TooSlowError:
-            _disconnect(dup)
-            log.info("net: proxy %s: no answer for %s", self.proxy, target)
+            _disconnect(fd)
+            log.info("net: proxy %s: no answer for %s", self.proxy, what)
             return -errno.ETIMEDOUT
         except ProxyFailure as exc:
-            _disconnect(dup)
-            log.info("net: proxy %s for %s: %s", self.proxy, target, exc)
+            _disconnect(fd)
+            log.info("net: proxy %s for %s: %s", self.proxy, what, exc)
             return -exc.errno
-        self.proxied[os.fstat(dup).st_ino] = target
+        self.proxied[ino] = target
         return 0
 
-    # -- sendto / sendmsg ---------------------------------------------
+    async def _tunnel_behind(self, fd: int, rc: int, target: Addr, host: str | None, ino: int,
+                             pend: _Pending) -> None:
+        """_tunnel for a non-blocking socket, as a task of its own (fd is
+        ours, closed at the end)."""
+        try:
+            pend.result = await self._tunnel(fd, rc, target, host, ino)
+        except Exception:
+            log.exception("net: proxied connect to %s", host or target)
+            _disconnect(fd)
+        finally:
+            pend.event.set()
+            trio.lowlevel.notify_closing(fd)
+            os.close(fd)
+
+    async def getsockopt(self, call):
+        """getsockopt(SO_ERROR) on a socket whose proxied connect goes on
+        behind the program: wait for it, and answer its outcome."""
+        if (call.arg(1, bits=32) != socket.SOL_SOCKET or call.arg(2, bits=32) != socket.SO_ERROR
+                or not self.pending or not call.args[3] or not call.args[4]):
+            return None
+        ino = self._inode(call, call.arg(0, bits=32))
+        pend = self.pending.get(ino) if ino is not None else None
+        if pend is None:
+            return None
+        if not pend.done:
+            await pend.event.wait()
+        if self.pending.pop(ino, None) is not pend:
+            return None     # a second connect took the outcome meanwhile
+        have = struct.unpack("<i", call.read(call.args[4], 4))[0]
+        if have < 0:
+            raise SyscallError(errno.EINVAL)
+        n = min(have, 4)
+        call.write(call.args[3], struct.pack("<i", -pend.result)[:n])
+        call.write(call.args[4], struct.pack("<i", n))
+        return 0
+
+    # -- proxy_dns: the view's DNS server -----------------------------
+    def _front_for(self, addr: Addr) -> DnsFront | None:
+        """The view's DNS server address standing for name server addr
+        (made on first use), or None when there is none to be had."""
+        key = addr.v4 if addr.v4 is not None else addr.ip
+        front = self.fronts.get(key)
+        if front is not None:
+            return front
+        if len(self.fronts) >= MAX_FRONTS:
+            return None
+        v6 = key.version == 6
+        family = AF_INET6 if v6 else AF_INET
+        here = ipaddress.ip_address("::1" if v6 else "127.0.0.1")
+        for _ in range(16):      # one port for both UDP and TCP
+            tcp = socket.socket(family, socket.SOCK_STREAM)
+            udp = None
+            try:
+                tcp.bind((str(here), 0))
+                tcp.listen(64)
+                port = tcp.getsockname()[1]
+                udp = socket.socket(family, socket.SOCK_DGRAM)
+                udp.bind((str(here), port))
+            except OSError:
+                tcp.close()
+                if udp is not None:
+                    udp.close()
+                continue
+            break
+        else:
+            log.warning("net: no loopback port for the DNS server of %s", key)
+            return None
+        tcp.setblocking(False)
+        udp.setblocking(False)
+        front = DnsFront(Addr(family, key, DNS_PORT), Addr(family, here, port), udp, tcp)
+        self.fronts[key] = front
+        self.front_at[(here, port)] = front
+        if self._token is not None:
+            try:
+                self._token.run_sync_soon(trio.lowlevel.spawn_system_task, self._serve_front, front)
+            except trio.RunFinishedError:
+                pass
+        log.info("net: DNS queries to %s are answered on %s", front.orig, front.host)
+        return front
+
+    async def _serve_front(self, front: DnsFront) -> None:
+        try:
+            with trio.CancelScope() as front.scope:
+                udp = trio.socket.from_stdlib_socket(front.udp)
+                tcp = trio.socket.from_stdlib_socket(front.tcp)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._serve_udp, udp)
+                    nursery.start_soon(self._serve_tcp, tcp, nursery)
+        except Exception:
+            log.exception("net: the DNS server for %s stopped", front.orig)
+        finally:
+            front.udp.close()
+            front.tcp.close()
+
+    async def _serve_udp(self, sock) -> None:
+        while True:
+            try:
+                data, peer = await sock.recvfrom(65535)
+            except OSError:
+                continue
+            answer = dns_answer(data, self.dns)
+            if answer is not None:
+                try:
+                    await sock.sendto(answer, peer)
+                except OSError:
+                    pass
+
+    async def _serve_tcp(self, listener, nursery) -> None:
+        while True:
+            try:
+                conn, _ = await listener.accept()
+            except OSError:
+                continue
+            nursery.start_soon(self._serve_tcp_conn, conn)
+
+    async def _serve_tcp_conn(self, conn) -> None:
+        """DNS over TCP: 2-byte length, message; as many as the client sends."""
+        with conn, trio.move_on_after(max(self.config["proxy_timeout"], 10)):
+            buf = b""
+            try:
+                while True:
+                    while len(buf) < 2 or len(buf) < 2 + int.from_bytes(buf[:2], "big"):
+                        chunk = await conn.recv(65536)
+                        if not chunk:
+                            return
+                        buf += chunk
+                    n = int.from_bytes(buf[:2], "big")
+                    query, buf = buf[2:2 + n], buf[2 + n:]
+                    answer = dns_answer(query, self.dns)
+                    if answer is None:
+                        return
+                    out = memoryview(len(answer).to_bytes(2, "big") + answer)
+                    while out:
+                        out = out[await conn.send(out):]
+            except OSError:
+                return
+
+    # -- sendto / sendmsg / sendmmsg ----------------------------------
+    # Datagrams a program addresses itself: the policy, port maps (a
+    # loopback guest port is the host port), netcoop, proxy_dns (a query to
+    # a name server goes to the view's DNS server; a placeholder cannot be
+    # reached by UDP).  A rewritten destination is put in the program's
+    # scratch area (call.scratch) and the call runs rewritten.
+
+    def _datagram_dest(self, call, fd: int, addr: Addr) -> Addr:
+        if self.proxy_dns:
+            if self.dns.name_of(addr) is not None:
+                raise SyscallError(errno.ENETUNREACH)
+            if addr.port == DNS_PORT and self._sock_type(call, fd) == SOCK_DGRAM:
+                front = self._front_for(addr)
+                if front is None:
+                    raise SyscallError(errno.ENETUNREACH)
+                return front.host       # answered in the view: no policy applies
+        dest = addr
+        if self.remaps and addr.is_local:
+            host = self.port_map.get(addr.port)
+            if host is None and self.netcoop:
+                host = self.coop.get((SOCK_DGRAM, addr.port))
+            if host is not None:
+                dest = addr.replace(port=host)
+        self._deny_dest(dest)
+        return dest
+
+    def _new_name(self, call, fd: int, ptr: int, length: int) -> bytes | None:
+        """The sockaddr a datagram to (ptr, length) must really carry, or
+        None to leave it as it is."""
+        if not ptr or length < 2 or length > SOCKADDR_MAX:
+            return None
+        raw = call.read(ptr, length)
+        addr = parse_sockaddr(raw)
+        if addr is None:
+            return None
+        dest = self._datagram_dest(call, fd, addr)
+        return None if dest == addr else self._packed_as(dest, raw)
+
     def sendto(self, call):
-        if self.restricted and call.args[4]:
-            self._deny_dest(self._read_addr(call, call.args[4], call.arg(5, signed=False, bits=32)))
+        new = self._new_name(call, call.arg(0, bits=32), call.args[4], call.arg(5, signed=False, bits=32))
+        if new is not None:
+            call.rewrite(arg4=call.scratch(new), arg5=len(new))
         return None
 
-    def _check_msghdr(self, call, hdr: bytes) -> None:
-        name, namelen = struct.unpack_from("<QI", hdr)
-        if name:
-            self._deny_dest(self._read_addr(call, name, namelen))
-
     def sendmsg(self, call):
-        if not self.restricted:
+        fd = call.arg(0, bits=32)
+        if not call.args[1]:
             return None
-        if call.name == "sendmmsg":
-            vlen = min(call.arg(2, signed=False, bits=32), UIO_MAXIOV)
-            if not call.args[1] or not vlen:
-                return None
-            table = call.read(call.args[1], vlen * MMSGHDR_LEN)
+        if call.name != "sendmmsg":
+            hdr = call.read(call.args[1], MSGHDR_LEN)
+            name, namelen = struct.unpack_from("<QI", hdr)
+            new = self._new_name(call, fd, name, namelen)
+            if new is not None:
+                ptr = call.scratch(new)
+                call.rewrite(arg1=call.scratch(struct.pack("<QI", ptr, len(new)) + hdr[12:]))
+            return None
+        vlen = min(call.arg(2, signed=False, bits=32), UIO_MAXIOV)
+        if not vlen:
+            return None
+        table = call.read(call.args[1], vlen * MMSGHDR_LEN)
+        changes = {}
+        for i in range(vlen):
+            name, namelen = struct.unpack_from("<QI", table, i * MMSGHDR_LEN)
+            new = self._new_name(call, fd, name, namelen)
+            if new is not None:
+                changes[i] = new
+        if not changes:
+            return None
+        return self._sendmmsg_rewritten(call, fd, table, vlen, changes)
+
+    def _sendmmsg_rewritten(self, call, fd: int, table: bytes, vlen: int, changes: dict):
+        """sendmmsg with some destinations rewritten, done by the hypervisor
+        on its duplicate of the socket (same socket: same source address)
+        so that the program's msg_len fields get written as the kernel
+        writes them.  MSG_DONTWAIT: a datagram socket whose send buffer is
+        full (a blocking program would wait) has the call run rewritten by
+        the kernel instead, from a copy of the table in the scratch area,
+        and then its msg_len fields are not filled in (docs/net.md)."""
+        dup = self._dup(call, fd)
+        if dup is None:
+            return None
+        try:
+            keep = []
+
+            def buf(data: bytes) -> int:
+                b = ctypes.create_string_buffer(data, len(data) or 1)
+                keep.append(b)
+                return ctypes.addressof(b)
+
+            ours = bytearray(table)
             for i in range(vlen):
-                self._check_msghdr(call, table[i * MMSGHDR_LEN:(i + 1) * MMSGHDR_LEN])
-        elif call.args[1]:
-            self._check_msghdr(call, call.read(call.args[1], 16))
+                off = i * MMSGHDR_LEN
+                name, namelen, iov, iovlen, control, controllen = struct.unpack_from("<QI4xQQQQ", table, off)
+                if i in changes:
+                    name_b = changes[i]
+                else:
+                    name_b = call.read(name, namelen) if name and namelen else b""
+                iovlen = min(iovlen, UIO_MAXIOV)
+                vec = call.read(iov, 16 * iovlen) if iov and iovlen else b""
+                our_vec = b""
+                for j in range(iovlen):
+                    base, n = struct.unpack_from("<QQ", vec, 16 * j)
+                    data = call.read(base, n) if n else b""
+                    our_vec += struct.pack("<QQ", buf(data), len(data))
+                ctl = call.read(control, controllen) if control and controllen else b""
+                struct.pack_into("<QI4xQQQQ", ours, off, buf(name_b) if name_b else 0, len(name_b),
+                                 buf(our_vec) if our_vec else 0, iovlen, buf(ctl) if ctl else 0, len(ctl))
+            arr = ctypes.create_string_buffer(bytes(ours), len(ours))
+            n = _libc.sendmmsg(dup, arr, vlen, call.arg(3, bits=32) | MSG_DONTWAIT)
+            if n < 0:
+                err = ctypes.get_errno()
+                if err in (errno.EAGAIN, errno.EWOULDBLOCK) and os.get_blocking(dup):
+                    copy = bytearray(table)
+                    for i, new in changes.items():
+                        struct.pack_into("<QI", copy, i * MMSGHDR_LEN, call.scratch(new), len(new))
+                    call.rewrite(arg1=call.scratch(bytes(copy)))
+                    return None
+                return -err
+            for i in range(n):
+                off = i * MMSGHDR_LEN + MSGHDR_LEN
+                call.write(call.args[1] + off, arr.raw[off:off + 4])
+            return n
+        finally:
+            os.close(dup)
+
+    # -- recvfrom / recvmsg / recvmmsg --------------------------------
+    # A datagram's source address, as the kernel writes it for the program,
+    # is shown as the program expects (see _shown_peer): the call runs in
+    # the kernel first (call.kernel()), then the address is rewritten in
+    # place.  recvfrom stops only when it asks for the address.
+
+    def _fix_addr(self, call, ptr: int, lenp: int, have: int, stype: int) -> None:
+        real = struct.unpack("<i", call.read(lenp, 4))[0]
+        n = min(have, real, SOCKADDR_MAX)
+        if n < SIN_LEN:
+            return
+        raw = call.read(ptr, n)
+        addr = parse_sockaddr(raw)
+        if addr is None:
+            return
+        shown = self._shown_peer(addr, stype)
+        if shown != addr:
+            call.write(ptr, shown.pack(len(raw) if shown.family == AF_INET6 else SIN_LEN)[:n])
+
+    async def _with_addr(self, call, ptr: int, lenp: int, stype: int):
+        if not ptr or not lenp:
+            return None
+        have = struct.unpack("<i", call.read(lenp, 4))[0]
+        rc = await call.kernel()
+        if rc >= 0 and have > 0:
+            self._fix_addr(call, ptr, lenp, have, stype)
+        return None     # the kernel's result, as it is
+
+    async def recvfrom(self, call):
+        return await self._with_addr(call, call.args[4], call.args[5], SOCK_DGRAM)
+
+    async def recvmsg(self, call):
+        """recvmsg and recvmmsg: msg_name of each message received."""
+        if not call.args[1]:
+            return None
+        mm = call.name == "recvmmsg"
+        vlen = min(call.arg(2, signed=False, bits=32), UIO_MAXIOV) if mm else 1
+        size = MMSGHDR_LEN if mm else MSGHDR_LEN
+        if not vlen:
+            return None
+        before = call.read(call.args[1], vlen * size)
+        names = [struct.unpack_from("<QI", before, i * size) for i in range(vlen)]
+        if not any(ptr and n for ptr, n in names):
+            return None
+        rc = await call.kernel()
+        if rc < 0:
+            return None
+        for i in range(rc if mm else 1):
+            ptr, have = names[i]
+            if ptr and have:
+                self._fix_addr(call, ptr, call.args[1] + i * size + 8, have, SOCK_DGRAM)
         return None
 
     # -- getsockname / getpeername ------------------------------------
@@ -1039,8 +1693,11 @@ class Net(Module):
         fd = call.arg(0, bits=32)
         if not call.args[1] or not call.args[2]:
             return None
-        if peer and self.proxy:
+        if peer and (self.proxied or self.pending):
             ino = self._inode(call, fd)
+            pend = self.pending.get(ino) if ino is not None else None
+            if pend is not None and not pend.done:
+                raise SyscallError(errno.ENOTCONN)   # still connecting, as far as the program knows
             target = self.proxied.get(ino) if ino is not None else None
             if target is not None:
                 try:
@@ -1049,14 +1706,14 @@ class Net(Module):
                 except OSError:
                     return None  # not connected any more: the kernel says ENOTCONN
                 return self._answer_name(call, target, SIN6_LEN if target.family == AF_INET6 else SIN_LEN)
-        if not (self.remaps or self.narrowed):
+        if not (self.remaps or self.narrowed or (peer and self.front_at)):
             return None
         dup = self._dup(call, fd)
         if dup is None:
             return None
         try:
             # what the layers below say (a parent view's port map), else the kernel
-            below = self._next(call)
+            below = None if self._alone(call) else self._next(call)
             if below is None:
                 try:
                     raw = _sockname(dup, peer)
@@ -1075,7 +1732,10 @@ class Net(Module):
                 wild = self.narrowed.get(os.fstat(dup).st_ino)
                 if wild is not None:
                     new = new.replace(ip=wild)
-            if self.remaps and (not peer or addr.is_local):
+            orig = self._front_orig(addr) if peer else None
+            if orig is not None:
+                new = orig
+            elif self.remaps and (not peer or addr.is_local):
                 stype = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE) if self.netcoop else 0
                 new = new.replace(port=self._guest_port(stype, addr.port))
             if new == addr:
