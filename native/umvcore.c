@@ -220,7 +220,26 @@ static pthread_cond_t qcond = PTHREAD_COND_INITIALIZER;
 static cmd *cmd_head, *cmd_tail;
 static umv_event *evq;
 static size_t ev_head, ev_count, ev_cap;
-static int ev_fd = -1, cmd_fd = -1, sig_fd = -1;
+static int ev_fd = -1, cmd_fd = -1, sig_fd = -1, wake_fd = -1;
+static struct sigaction old_chld;
+
+/* SIGCHLD is blocked in the tracer thread, so that its signalfd sees it.
+ * But a process-directed signal goes to any thread that does not block it,
+ * and threads the host program started before us (pytest's, a script's)
+ * do not: there the signal would be lost and a stop never seen.  So it gets
+ * a handler that wakes the tracer through an eventfd, then does whatever
+ * the program's own handler did. */
+static void on_sigchld(int sig, siginfo_t *si, void *uc) {
+    int saved = errno;
+    uint64_t one = 1;
+    if (write(wake_fd, &one, 8) < 0) {}
+    errno = saved;
+    if (old_chld.sa_flags & SA_SIGINFO) {
+        if (old_chld.sa_sigaction) old_chld.sa_sigaction(sig, si, uc);
+    } else if (old_chld.sa_handler != SIG_DFL && old_chld.sa_handler != SIG_IGN) {
+        old_chld.sa_handler(sig);
+    }
+}
 static pthread_t tracer;
 static int started, stopping;
 static sigset_t orig_mask;
@@ -1181,9 +1200,13 @@ static void run_commands(void) {
 
 static void *tracer_main(void *arg) {
     (void)arg;
-    struct pollfd fds[2] = {{sig_fd, POLLIN, 0}, {cmd_fd, POLLIN, 0}};
+    struct pollfd fds[3] = {{sig_fd, POLLIN, 0}, {cmd_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     while (!stopping) {
-        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        if (poll(fds, 3, -1) < 0 && errno != EINTR) break;
+        if (fds[2].revents) {
+            uint64_t v;
+            if (read(wake_fd, &v, 8) < 0) {}
+        }
         /* Only what poll reported: each stop wakes us, so every syscall
          * saved here is saved per stop.  One read clears SIGCHLD (standard
          * signals do not queue); reap() then takes every waiting status. */
@@ -1216,7 +1239,14 @@ int umv_init(void) {
     sig_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
     ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     cmd_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (sig_fd < 0 || ev_fd < 0 || cmd_fd < 0) return -errno;
+    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (sig_fd < 0 || ev_fd < 0 || cmd_fd < 0 || wake_fd < 0) return -errno;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigchld;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGCHLD, &sa, &old_chld) < 0) return -errno;
     self_pid = getpid();
     stopping = 0;
     /* Not dumpable: /proc/OURPID/mem and friends are closed to the view's
@@ -1339,10 +1369,12 @@ int umv_shutdown(void) {
     c.kind = CMD_STOP;
     push_cmd_wait(&c);
     pthread_join(tracer, NULL);
+    sigaction(SIGCHLD, &old_chld, NULL);
     close(sig_fd);
     close(ev_fd);
     close(cmd_fd);
-    sig_fd = ev_fd = cmd_fd = -1;
+    close(wake_fd);
+    sig_fd = ev_fd = cmd_fd = wake_fd = -1;
     pthread_sigmask(SIG_SETMASK, &orig_mask, NULL);
     started = 0;
     return 0;

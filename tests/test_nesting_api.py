@@ -179,3 +179,4 @@ def test_trace_shows_signals_and_exits():
 def test_umview_name_shows_the_chain():
     r = run_view(["sh", "-c", "umview-name; umview -V mid -- umview -V leaf -- umview-name"], "-V", "top")
     assert r.stdout.decode().splitlines() == ["top", "leaf", "parents: mid < top"]
+
