@@ -138,7 +138,11 @@ def test_merge_first_wins(tmp_path):
     res = table.resolve("/m")
     assert table.needs_listing(res)
     assert sorted(table.entries(res)) == ["only_b", "same"]
-    assert sorted(os.listdir(table.listing(res))) == ["only_b", "same"]
+    listing = table.listing(res)
+    assert sorted(os.listdir(listing)) == ["only_b", "same"]
+    # what fstat of the open directory shows: the directory's mode and times
+    assert os.stat(listing).st_mtime_ns == res.st.st_mtime_ns
+    assert os.stat(listing).st_mode == res.st.st_mode
     table.cleanup()
 
 

@@ -657,6 +657,8 @@ class MountTable:
             else:
                 os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
         os.chmod(host, stat.S_IMODE(res.st.st_mode) if res.st is not None else 0o755)
+        if res.st is not None:  # fstat of the open directory shows the directory's times
+            os.utime(host, ns=(res.st.st_atime_ns, res.st.st_mtime_ns))
         return host
 
     def relist(self, vdir: str, added: str | None = None) -> None:
