@@ -211,6 +211,67 @@ def slow_round_set(rounds: int, k: int) -> set[int]:
     return {round(i * (rounds - 1) / (k - 1)) for i in range(k)}
 
 
+def run_rounds(jobs: dict, wl_names: list[str], mode_names: list[str], slow_modes: set[str],
+               rounds: int, slow_set: set[int], rng: random.Random, wait_idle: float,
+               timeout: float, before_round=None, disturbed=None, restarts=None,
+               max_restarts: int = 3):
+    """The timed rounds.  jobs maps (workload, mode) to the (Workload, Mode)
+    pair to run; each round runs every pair once in a freshly shuffled order
+    (the slow modes only in the rounds of slow_set).  before_round(r), if
+    given, is called before the idle wait of each round.  disturbed(), if
+    given, is asked after each run: when it returns a reason (a string), the
+    round's runs are thrown away and the round starts again (at most
+    max_restarts times per round; the reasons are appended to the list
+    restarts).  Returns (results, busy, elapsed seconds, load average at
+    start, at end)."""
+    results = {(w, m): Result() for w in wl_names for m in mode_names}
+    load_start = loadavg()
+    t_start = time.monotonic()
+    busy = []
+    width = max(len(m) for m in mode_names)
+    r, tries = 0, 0
+    while r < rounds:
+        if before_round is not None:
+            before_round(r)
+        if wait_idle > 0:
+            b, waited = wait_for_idle(wait_idle)
+            print(f"[round {r + 1}/{rounds}] machine {b:.0%} busy before the round "
+                  f"(waited {waited:.0f} s)", file=sys.stderr)
+        pairs = [(w, m) for w in wl_names for m in mode_names
+                 if not (m in slow_modes and r not in slow_set)]
+        rng.shuffle(pairs)
+        times, errors, why = {}, {}, None
+        for w, m in pairs:
+            wl, mode = jobs[(w, m)]
+            dt, err = run_once(wl, mode, timeout)
+            if dt is None:
+                errors[(w, m)] = f"round {r + 1}: {err}"
+                print(f"[round {r + 1}/{rounds}] {w:8s} {m:{width}s} ERROR {err}", file=sys.stderr)
+            else:
+                times[(w, m)] = dt
+                print(f"[round {r + 1}/{rounds}] {w:8s} {m:{width}s} {dt:8.3f} s", file=sys.stderr)
+            why = disturbed() if disturbed is not None else None
+            if why and tries < max_restarts:
+                break
+        if why and tries < max_restarts:
+            tries += 1
+            if restarts is not None:
+                restarts.append(f"round {r + 1}: {why}")
+            print(f"[round {r + 1}/{rounds}] {why}: the round starts again", file=sys.stderr)
+            continue
+        if why and restarts is not None:
+            restarts.append(f"round {r + 1}: {why}, kept after {max_restarts} restarts")
+        if wait_idle > 0:
+            busy.append((b, waited))
+        for k, dt in times.items():
+            results[k].times[r] = dt
+        for k, e in errors.items():
+            results[k].errors.append(e)
+        r, tries = r + 1, 0
+    elapsed = time.monotonic() - t_start
+    return results, busy, elapsed, load_start, loadavg()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -260,30 +321,10 @@ def main() -> int:
                 run_once(all_wl[w], all_modes["native"], args.timeout)
             run_once(all_wl["startup"], all_modes["view"], args.timeout)
 
-        results = {(w, m): Result() for w in wl_names for m in mode_names}
-        load_start = loadavg()
-        t_start = time.monotonic()
-        busy = []
-        for r in range(rounds):
-            if args.wait_idle > 0:
-                b, waited = wait_for_idle(args.wait_idle)
-                busy.append((b, waited))
-                print(f"[round {r + 1}/{rounds}] machine {b:.0%} busy before the round "
-                      f"(waited {waited:.0f} s)", file=sys.stderr)
-            pairs = [(w, m) for w in wl_names for m in mode_names
-                     if not (all_modes[m].slow and r not in slow_set)]
-            rng.shuffle(pairs)
-            for w, m in pairs:
-                dt, err = run_once(all_wl[w], all_modes[m], args.timeout)
-                res = results[(w, m)]
-                if dt is None:
-                    res.errors.append(f"round {r + 1}: {err}")
-                    print(f"[round {r + 1}/{rounds}] {w:8s} {m:10s} ERROR {err}", file=sys.stderr)
-                else:
-                    res.times[r] = dt
-                    print(f"[round {r + 1}/{rounds}] {w:8s} {m:10s} {dt:8.3f} s", file=sys.stderr)
-        elapsed = time.monotonic() - t_start
-        load_end = loadavg()
+        jobs = {(w, m): (all_wl[w], all_modes[m]) for w in wl_names for m in mode_names}
+        results, busy, elapsed, load_start, load_end = run_rounds(
+            jobs, wl_names, mode_names, {m for m in mode_names if all_modes[m].slow},
+            rounds, slow_set, rng, args.wait_idle, args.timeout)
         stops = {}
         if not args.no_stops:
             print("counting stops (untimed, -vv --log)", file=sys.stderr)
@@ -305,9 +346,18 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+TARGETS = ("Targets (issue): empty view <= 1.03x native on python, tar, make, ls; "
+           "startup <= 60 ms.")
+
+
 def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes,
-           rounds, slow_k, elapsed, load_start, load_end, stops, busy) -> str:
-    L = ["# umview_py workload benchmarks", ""]
+           rounds, slow_k, elapsed, load_start, load_end, stops, busy,
+           title="umview_py workload benchmarks", header_lines=(), extra_lines=(),
+           targets=TARGETS) -> str:
+    """The Markdown report.  header_lines: more bullet lines for the header;
+    extra_lines: more lines after the tables (before the errors and notes);
+    targets: the last line."""
+    L = [f"# {title}", ""]
     L.append(f"Command: `{fmt_cmdline()}`")
     L.append("")
     L += machine_lines(umview)
@@ -320,6 +370,7 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
                            for b, w in busy) +
                  " (the driver waits up to --wait-idle seconds for < 25%; other work that "
                  "starts during a round is not seen here)")
+    L += list(header_lines)
     L.append("")
     L.append("Each cell: median wall seconds, and the median over rounds of the ratio to that "
              "round's native run.")
@@ -418,6 +469,7 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
     for m in mode_names:
         L.append(f"- {m}: {all_modes[m].desc}")
     L.append("")
+    L += list(extra_lines)
     errs = [(w, m, e) for (w, m), r in results.items() for e in r.errors]
     if errs:
         L.append("Errors (these runs were not timed):")
@@ -428,8 +480,7 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
     for n in notes:
         L.append(f"Note: {n}")
         L.append("")
-    L.append("Targets (issue): empty view <= 1.03x native on python, tar, make, ls; "
-             "startup <= 60 ms.")
+    L.append(targets)
     return "\n".join(L) + "\n"
 
 
