@@ -41,43 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (REPO, RESULTS, fmt_cmdline, loadavg, machine_lines, median,  # noqa: E402
                      resolve_program, wait_for_idle)
 
-HEADERS = ["stdio.h", "stdlib.h", "string.h", "unistd.h", "math.h", "errno.h", "fcntl.h",
-           "sys/stat.h"]
-NFILES = 40
+from run import HEADERS, NFILES, generate_make_project  # noqa: E402  (the same project as run.py)
 IMPORTS = "import json, email, http.client, asyncio, decimal"
 ALL_WORKLOADS = ["python", "tar", "make", "ls", "startup"]
 ALL_MODES = ["native", "view", "umview-0", "fakeroot", "pseudo"]
 
 
 # ---------------------------------------------------------------- workloads
-
-def generate_make_project(root: Path) -> None:
-    """The project of benchmarks/run.py: 40 C files including 8 system
-    headers each, main.c, a link step."""
-    root.mkdir(parents=True, exist_ok=True)
-    includes = "".join(f"#include <{h}>\n" for h in HEADERS)
-    objs = []
-    for i in range(NFILES):
-        (root / f"f{i:02d}.c").write_text(
-            f"{includes}\nint f{i:02d}(int x)\n{{\n    struct stat st;\n    char buf[64];\n"
-            f"    snprintf(buf, sizeof buf, \"%d\", x + {i});\n"
-            f"    if (stat(buf, &st) < 0 && errno == EBADF) return -1;\n"
-            f"    return (int)strlen(buf) + (int)sqrt((double)(x * x)) + (access(buf, F_OK) == 0)"
-            f" + (O_RDONLY ? 1 : 0) + (int)(getpid() & 0) + abs(-{i});\n}}\n")
-        objs.append(f"f{i:02d}.o")
-    decls = "".join(f"int f{i:02d}(int);\n" for i in range(NFILES))
-    calls = "".join(f"    s += f{i:02d}(argc);\n" for i in range(NFILES))
-    (root / "main.c").write_text(
-        f"#include <stdio.h>\n{decls}\nint main(int argc, char **argv)\n{{\n"
-        f"    int s = 0;\n    (void)argv;\n{calls}    printf(\"%d\\n\", s);\n    return 0;\n}}\n")
-    objs.append("main.o")
-    (root / "Makefile").write_text(
-        "CC ?= cc\nCFLAGS ?= -O2 -Wall\n"
-        f"OBJS = {' '.join(objs)}\n\n"
-        "prog: $(OBJS)\n\t$(CC) $(CFLAGS) -o $@ $(OBJS) -lm\n\n"
-        "%.o: %.c\n\t$(CC) $(CFLAGS) -c -o $@ $<\n\n"
-        "clean:\n\trm -f prog $(OBJS)\n\n.PHONY: clean\n")
-
 
 @dataclass
 class Workload:
