@@ -742,6 +742,20 @@ int64_t umv_serve_here(int tid, long nr, const uint64_t *args, int path_i, const
     return res;
 }
 
+int umv_stat_beneath(int dirfd, const char *path, uint64_t *out) {
+    struct { uint64_t flags, mode, resolve; } how = {
+        O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, 0x08 /* BENEATH */ | 0x04 /* NO_SYMLINKS */};
+    int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    if (fd < 0) return -errno;
+    struct stat st;
+    int r = fstat(fd, &st);
+    int e = errno;
+    close(fd);
+    if (r < 0) return -e;
+    out[0] = st.st_mode; out[1] = st.st_ino; out[2] = st.st_dev; out[3] = st.st_nlink;
+    return 0;
+}
+
 /* Calls every view traps whatever modules say: escapes and attacks on us. */
 static void handle_guard(tracee *t, struct user_regs_struct *r) {
     long nr = (long)r->orig_rax;

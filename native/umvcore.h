@@ -95,6 +95,11 @@ int umv_set_path_rules(const signed char *rules, int n);
  * result says.  Returns the result, or -errno.  No ptrace: memory only. */
 int64_t umv_serve_here(int tid, long nr, const uint64_t *args, int path_i, const char *host,
                        int dirfd_i, int str_i, int buf_i, int64_t size, int size_i);
+/* lstat of path below directory fd dirfd, reached with no symlink, no '..'
+ * above dirfd and no magic link on the way (openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS, O_PATH | O_NOFOLLOW): 0 and *mode, *size..., or
+ * -errno.  out[0..3] = st_mode, st_ino, st_dev, st_nlink. */
+int umv_stat_beneath(int dirfd, const char *path, uint64_t *out);
 int umv_view_set_paths(int view, const char *paths, int len);
 int umv_set_process_view(int pid, int view);
 int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len);

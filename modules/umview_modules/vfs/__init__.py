@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import json
 import logging
 import os
@@ -297,9 +298,7 @@ class Vfs(Module):
         return res
 
     def _path(self, call: Call, which: int = 0):
-        row = BY_NAME[call.name]
-        idx = row.path_args[which]
-        dirfd_idx = idx - 1 if idx > 0 and row.args[idx - 1] == "dirfd" else None
+        idx, dirfd_idx = _path_slots(call.name, which)
         dirfd = call.arg(dirfd_idx, bits=32) if dirfd_idx is not None else AT_FDCWD
         ptr = call.args[idx]
         text = call.read_path(ptr) if ptr else None
@@ -1299,6 +1298,14 @@ _READS = {
     "llistxattr": (1, 0, 2, -1),
     "access": (-1, 0, -1, -1), "faccessat": (-1, 0, -1, -1), "faccessat2": (-1, 0, -1, -1),
 }
+
+
+@functools.lru_cache(maxsize=None)
+def _path_slots(name: str, which: int) -> tuple[int, int | None]:
+    """(index of the which-th path argument, index of its dirfd or None)."""
+    row = BY_NAME[name]
+    idx = row.path_args[which]
+    return idx, idx - 1 if idx > 0 and row.args[idx - 1] == "dirfd" else None
 
 
 def _parent(vpath: str) -> str:

@@ -12,17 +12,16 @@ directory of that mount.
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import logging
 import os
 import shutil
 import stat
-import struct
 import tempfile
 from dataclasses import dataclass, field
 
+from umview_py._core.bridge import ffi as _ffi, lib as _lib
 from umview_py.module import SyscallError
 
 from .backend import MirrorBackend, MountError
@@ -510,20 +509,20 @@ class MountTable:
         root = self._root_fd(layer)
         if root is None:
             return None
-        st = _beneath(root, rel_full or ".")
+        host = join(layer.rstrip("/"), rel_full) if layer != "/" else "/" + rel_full
+        st = _beneath(root, rel_full or ".", host)
         if st is None:
             return None
         if st is False:  # missing: is only the last component missing?
             if not rest and not rel:
                 return None
             parent = rel_full.rpartition("/")[0]
-            pst = _beneath(root, parent or ".")
+            pst = _beneath(root, parent or ".", host)
             if not pst or not stat.S_ISDIR(pst.st_mode):
                 return None
             st = None
         elif stat.S_ISLNK(st.st_mode) and follow_last:
             return None
-        host = join(layer.rstrip("/"), rel_full) if layer != "/" else "/" + rel_full
         return Resolved(vpath, m, rel_full if m is not None else vpath, host, st)
 
     def _root_fd(self, layer: str) -> int | None:
@@ -782,23 +781,33 @@ def _magic(parent: str, name: str) -> bool:
     return rest == ["fd"] and name.isdigit()
 
 
-_syscall = ctypes.CDLL(None, use_errno=True).syscall
-_syscall.restype = ctypes.c_long
-_HOW = struct.pack("<QQQ", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0, 0x08 | 0x04)
-NR_OPENAT2 = 437
+class _Stat:
+    """What the walk learns of a file without a full stat: the type and
+    identity; any other field is asked of the kernel when first wanted."""
+
+    __slots__ = ("st_mode", "st_ino", "st_dev", "st_nlink", "_path", "_full")
+
+    def __init__(self, mode, ino, dev, nlink, path):
+        self.st_mode, self.st_ino, self.st_dev, self.st_nlink = mode, ino, dev, nlink
+        self._path = path
+        self._full = None
+
+    def __getattr__(self, name):
+        if self._full is None:
+            self._full = os.lstat(self._path)
+        return getattr(self._full, name)
 
 
-def _beneath(root: int, rel: str):
+def _beneath(root: int, rel: str, host: str):
     """lstat of rel below directory fd root, with no symlink and no '..'
-    on the way: the stat result, False if it does not exist, None if the
-    kernel could not tell (a symlink, a mount crossing...)."""
-    fd = _syscall(NR_OPENAT2, root, os.fsencode(rel), _HOW, 24)
-    if fd < 0:
-        return False if ctypes.get_errno() == errno.ENOENT else None
-    try:
-        return os.fstat(fd)
-    finally:
-        os.close(fd)
+    on the way (through the C core, one call): the result, False if it does
+    not exist, None if the kernel could not tell (a symlink, a mount
+    crossing...).  host: the same file's host path, for fields wanted later."""
+    out = _ffi.new("uint64_t[4]")
+    r = _lib.umv_stat_beneath(root, os.fsencode(rel), out)
+    if r < 0:
+        return False if r == -errno.ENOENT else None
+    return _Stat(out[0], out[1], out[2], out[3], host)
 
 
 def _lstat(path: str):
