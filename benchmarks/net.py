@@ -24,7 +24,6 @@ measured), else a threaded Python proxy of this file (`--proxy python`).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import socket

@@ -21,9 +21,7 @@ process tree it started.
 """
 from __future__ import annotations
 
-import math
 import os
-import signal
 import subprocess
 from dataclasses import dataclass, field
 

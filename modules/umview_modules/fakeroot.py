@@ -86,7 +86,6 @@ import struct
 import threading
 
 from umview_py import Module, ModuleError, Option, SyscallError
-from umview_py.syscalls.table import BY_NAME
 
 log = logging.getLogger("umview.fakeroot")
 
