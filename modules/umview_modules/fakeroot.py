@@ -84,6 +84,7 @@ import sqlite3
 import stat as S
 import struct
 import threading
+import time
 
 from umview_py import Module, ModuleError, Option, SyscallError
 
@@ -470,14 +471,17 @@ class Store:
         try:
             self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout=30000")
-            mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                log.warning("fakeroot db %s: journal mode is %s, not WAL", path, mode)
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(self.SCHEMA)
-            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(files)")}
-            if "xattrs" not in columns:   # a database from before xattrs were kept
-                self.conn.execute("ALTER TABLE files ADD COLUMN xattrs TEXT")
+            # Two views creating the same database at once: switching it to
+            # WAL can answer "locked" at once, without the busy timeout, so
+            # the set-up is retried for a while.
+            for attempt in range(40):
+                try:
+                    self._setup(path)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 39:
+                        raise
+                    time.sleep(0.01 * (attempt + 1))
         except sqlite3.Error as exc:
             raise ModuleError(f"module fakeroot: cannot use database {path!r}: {exc}") from None
         self.queue: queue.Queue = queue.Queue()
@@ -485,6 +489,16 @@ class Store:
         self.thread.start()
         self.closed = False
         atexit.register(self.close)
+
+    def _setup(self, path: str) -> None:
+        mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            log.warning("fakeroot db %s: journal mode is %s, not WAL", path, mode)
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(self.SCHEMA)
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(files)")}
+        if "xattrs" not in columns:   # a database from before xattrs were kept
+            self.conn.execute("ALTER TABLE files ADD COLUMN xattrs TEXT")
 
     def load(self) -> dict:
         """All records; stale ones (the path still names the same inode but
