@@ -111,6 +111,7 @@ class Mode:
     desc: str
     prefix: list[str] = field(default_factory=list)
     slow: bool = False            # may run in fewer rounds (--slow-rounds)
+    only: tuple = ()              # run with these workloads only (empty: all)
 
 
 def make_modes(umview: list[str]) -> tuple[dict[str, Mode], list[str]]:
@@ -128,6 +129,14 @@ def make_modes(umview: list[str]) -> tuple[dict[str, Mode], list[str]]:
         "pinned": Mode("pinned", "`umview --pin -- CMD` (hypervisor and view on one CPU)",
                        umview + ["--pin", "--"]),
     }
+    interp = umview_interpreter(umview)
+    if interp:
+        # What umview's start-up cannot go below: its Python interpreter
+        # starting with the same site (the .pth files of site-packages run
+        # at every start, and differ from machine to machine).
+        modes["interp"] = Mode("interp", f"`{interp} -c pass` (startup only: the interpreter "
+                                         "that runs umview, starting and doing nothing)",
+                               [interp, "-c", "pass"], only=("startup",))
     proot = resolve_program("proot")
     if proot:
         ver = subprocess.run([proot, "--version"], capture_output=True, text=True).stdout
@@ -139,6 +148,19 @@ def make_modes(umview: list[str]) -> tuple[dict[str, Mode], list[str]]:
         notes.append("proot was not installed (not on PATH): the `proot` mode was skipped "
                      "(`apt-get install -y proot` to include it).")
     return modes, notes
+
+
+def umview_interpreter(umview: list[str]) -> str | None:
+    """The Python that runs umview: the console script's #! line, or the
+    interpreter of `python3 -m umview_py`."""
+    if len(umview) > 1:
+        return umview[0]
+    try:
+        with open(umview[0], "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except OSError:
+        return None
+    return first[2:].split()[0] if first.startswith("#!") and first[2:].strip() else None
 
 
 # ------------------------------------------------------------------ running
@@ -237,7 +259,7 @@ def run_rounds(jobs: dict, wl_names: list[str], mode_names: list[str], slow_mode
             print(f"[round {r + 1}/{rounds}] machine {b:.0%} busy before the round "
                   f"(waited {waited:.0f} s)", file=sys.stderr)
         pairs = [(w, m) for w in wl_names for m in mode_names
-                 if not (m in slow_modes and r not in slow_set)]
+                 if (w, m) in jobs and not (m in slow_modes and r not in slow_set)]
         rng.shuffle(pairs)
         times, errors, why = {}, {}, None
         for w, m in pairs:
@@ -275,7 +297,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--workloads", default="python,tar,make,ls,startup")
-    ap.add_argument("--modes", default="native,view,misc,misc-clock,trap-all,pinned,proot")
+    ap.add_argument("--modes", default="native,view,misc,misc-clock,trap-all,pinned,proot,interp")
     ap.add_argument("--slow-rounds", type=int, default=None,
                     help="run the slow modes (trap-all, proot) in only this many of the "
                          "rounds, spread evenly (default: all rounds)")
@@ -303,7 +325,7 @@ def main() -> int:
             if w not in all_wl:
                 ap.error(f"unknown workload {w!r} (known: {', '.join(all_wl)})")
         for m in list(mode_names):
-            if m == "proot" and m not in all_modes:
+            if m in ("proot", "interp") and m not in all_modes:
                 mode_names.remove(m)
             elif m not in all_modes:
                 ap.error(f"unknown mode {m!r} (known: {', '.join(all_modes)}, proot)")
@@ -320,7 +342,9 @@ def main() -> int:
                 run_once(all_wl[w], all_modes["native"], args.timeout)
             run_once(all_wl["startup"], all_modes["view"], args.timeout)
 
-        jobs = {(w, m): (all_wl[w], all_modes[m]) for w in wl_names for m in mode_names}
+        jobs = {(w, m): (all_wl[w], all_modes[m]) for w in wl_names for m in mode_names
+                if not all_modes[m].only or w in all_modes[m].only}
+        mode_names = [m for m in mode_names if any((w, m) in jobs for w in wl_names)]
         results, busy, elapsed, load_start, load_end = run_rounds(
             jobs, wl_names, mode_names, {m for m in mode_names if all_modes[m].slow},
             rounds, slow_set, rng, args.wait_idle, args.timeout)
@@ -456,7 +480,7 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
             L.append(f"| {m} | " + " | ".join(row) + " |")
         L.append("")
     L.append("Runs per cell: " + ", ".join(
-        f"{m}={min(len(results[(w, m)].times) for w in wl_names)}" for m in mode_names))
+        f"{m}={max(len(results[(w, m)].times) for w in wl_names)}" for m in mode_names))
     L.append("")
     L.append("Workloads:")
     L.append("")

@@ -756,6 +756,14 @@ int umv_stat_beneath(int dirfd, const char *path, uint64_t *out) {
     return 0;
 }
 
+/* The client side of the virtual syscall (in-view commands): -errno, or the
+ * answer's length.  Here rather than through ctypes, which costs ~4 ms of
+ * every in-view command's start. */
+long umv_vsys(const char *req, long len, char *out, long outlen) {
+    long r = syscall(UMV_NR_VSYS, req, len, out, outlen);
+    return r < 0 ? -errno : r;
+}
+
 /* Calls every view traps whatever modules say: escapes and attacks on us. */
 static void handle_guard(tracee *t, struct user_regs_struct *r) {
     long nr = (long)r->orig_rax;

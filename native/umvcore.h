@@ -100,6 +100,7 @@ int64_t umv_serve_here(int tid, long nr, const uint64_t *args, int path_i, const
  * RESOLVE_NO_SYMLINKS, O_PATH | O_NOFOLLOW): 0 and *mode, *size..., or
  * -errno.  out[0..3] = st_mode, st_ino, st_dev, st_nlink. */
 int umv_stat_beneath(int dirfd, const char *path, uint64_t *out);
+long umv_vsys(const char *req, long len, char *out, long outlen);
 int umv_view_set_paths(int view, const char *paths, int len);
 int umv_set_process_view(int pid, int view);
 int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len);

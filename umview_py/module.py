@@ -25,7 +25,6 @@ syscalls whose table `method` some loaded module defines (override
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 from typing import Any, Callable
@@ -37,20 +36,44 @@ AT_FDCWD = -100
 __all__ = ["Module", "Option", "Claims", "Call", "SyscallError", "boolean"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Option:
-    """One KEY=VALUE option of a module.  `type` converts the text."""
+class _Record:
+    """Keyword-constructible value class with equality and repr (what the
+    dataclasses used to give; dataclasses costs ~7 ms of every start through
+    the inspect module)."""
+    __slots__ = ()
+    _fields: tuple = ()
 
-    type: Callable[[str], Any] = str
-    default: Any = None
-    help: str = ""
-    cli: str | None = None  # a long option of `umview`, e.g. "--hostname"
-    repeat: bool = False    # the `umview` flag may be given again: values joined with ','
+    def _values(self):
+        return tuple(getattr(self, f) for f in self._fields)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._values() == self._values()
+
+    def __repr__(self):
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+
+class Option(_Record):
+    """One KEY=VALUE option of a module.  `type` converts the text; `cli` is a
+    long option of `umview` (e.g. "--hostname"); with `repeat` the `umview`
+    flag may be given again, its values joined with ','."""
+    __slots__ = _fields = ("type", "default", "help", "cli", "repeat")
+
+    def __init__(self, type: Callable[[str], Any] = str, default: Any = None, help: str = "",
+                 cli: str | None = None, repeat: bool = False):
+        for f, v in zip(self._fields, (type, default, help, cli, repeat)):
+            object.__setattr__(self, f, v)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Option is read-only ({name})")
+
+    def __hash__(self):
+        return hash(self._values())
 
 
 
-@dataclasses.dataclass
-class Claims:
+class Claims(_Record):
     """What a module wants trapped.
 
     `syscalls`: syscall names.  `arg_in`: syscall name -> (argument index, set
@@ -66,11 +89,18 @@ class Claims:
     `bases`, is resumed by the C core without reaching the module.  None
     (the default): every claimed path call reaches it."""
 
-    syscalls: set[str] = dataclasses.field(default_factory=set)
-    arg_in: dict[str, tuple[int, frozenset[int]]] = dataclasses.field(default_factory=dict)
-    no_vdso: bool = False
-    paths: tuple[list[str], list[str]] | None = None
-    arg_nonzero: dict[str, int] = dataclasses.field(default_factory=dict)
+    __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero")
+    __hash__ = None
+
+    def __init__(self, syscalls: set[str] | None = None,
+                 arg_in: dict[str, tuple[int, frozenset[int]]] | None = None, no_vdso: bool = False,
+                 paths: tuple[list[str], list[str]] | None = None,
+                 arg_nonzero: dict[str, int] | None = None):
+        self.syscalls = set() if syscalls is None else syscalls
+        self.arg_in = {} if arg_in is None else arg_in
+        self.no_vdso = no_vdso
+        self.paths = paths
+        self.arg_nonzero = {} if arg_nonzero is None else arg_nonzero
 
 
 def boolean(text: str) -> bool:
@@ -90,6 +120,10 @@ class Module:
     name: str = ""
     description: str = ""
     options: dict[str, Option] = {}
+    # True when the module runs trio tasks of its own from loaded() (servers,
+    # timers): `umview` then starts its event loop at once.  Async handlers
+    # are noticed without it.
+    needs_loop: bool = False
 
     def __init__(self, **options: Any):
         unknown = set(options) - set(self.options)

@@ -5,16 +5,14 @@ The request is JSON; the number (0x7500) is one no kernel has, so outside a
 view the kernel answers ENOSYS and we know we are not inside one."""
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
 
+from ._native import ffi, lib
 from .errors import UmviewError
 
-NR_VSYS = 0x7500
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+NR_VSYS = lib.UMV_NR_VSYS
 
 
 class NotInView(UmviewError):
@@ -24,15 +22,14 @@ class NotInView(UmviewError):
 
 def call(op: str, **fields) -> dict:
     req = json.dumps({"op": op, **fields}).encode()
-    out = ctypes.create_string_buffer(1 << 20)
-    n = _libc.syscall(ctypes.c_long(NR_VSYS), ctypes.c_char_p(req), ctypes.c_long(len(req)),
-                      out, ctypes.c_long(len(out)))
+    out = ffi.new("char[]", 1 << 20)
+    n = lib.umv_vsys(req, len(req), out, len(out))
     if n < 0:
-        e = ctypes.get_errno()
+        e = -n
         if e == errno.ENOSYS:
             raise NotInView()
         raise UmviewError(f"{op}: {os.strerror(e)}", status=1)
-    answer = json.loads(out.raw[:n])
+    answer = json.loads(ffi.buffer(out, n)[:])
     if "error" in answer:
         raise UmviewError(answer["error"], status=1)
     return answer

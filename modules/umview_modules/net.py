@@ -796,6 +796,7 @@ MAX_FRONTS = 64        # name servers the view's DNS server stands for
 class Net(Module):
     name = "net"
     description = "network policy (deny, loopback), port maps, netcoop, SOCKS5/HTTP proxies, proxy DNS"
+    needs_loop = True   # the proxy-DNS server and proxy tunnels are trio tasks
     options = {
         "mode": Option(parse_mode, "all", "all, loopback (only loopback addresses) or deny (no network)",
                        cli="--net"),

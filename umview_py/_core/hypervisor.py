@@ -10,15 +10,11 @@ process of a view, and serves the events the C core hands over:
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import signal
-import inspect
+import threading
 import time
-from dataclasses import dataclass, field
-
-import trio
 
 from ..errors import ModuleError, SyscallError, UmviewError
 from ..module import Call, Module
@@ -39,27 +35,29 @@ VIEW_NO_VDSO = lib.UMV_VIEW_NO_VDSO
 MAX_VIEWS = lib.UMV_MAX_VIEWS
 
 
-@dataclass
 class ModuleStats:
-    calls: int = 0
-    errors: int = 0
-    seconds: float = 0.0
+    __slots__ = ("calls", "errors", "seconds")
+
+    def __init__(self):
+        self.calls = 0
+        self.errors = 0
+        self.seconds = 0.0
 
 
-@dataclass
 class ViewState:
-    id: int
-    name: str
-    parent: "ViewState | None"
-    modules: list[Module] = field(default_factory=list)
-    children: list["ViewState"] = field(default_factory=list)
-    handlers: dict[int, list] = field(default_factory=dict)
-    trap: bytes = b""
-    program: object = None
-    stats: dict = field(default_factory=dict)  # (module, syscall) -> ModuleStats
-    processes: int = 0       # live processes in this view
-    no_nesting: bool = False
-    transient: bool = False  # made by a nested `umview`: goes away with its last process
+    def __init__(self, id: int, name: str, parent: "ViewState | None"):
+        self.id = id
+        self.name = name
+        self.parent = parent
+        self.modules: list[Module] = []
+        self.children: list[ViewState] = []
+        self.handlers: dict[int, list] = {}
+        self.trap = b""
+        self.program = None
+        self.stats: dict = {}     # (module, syscall) -> ModuleStats
+        self.processes = 0        # live processes in this view
+        self.no_nesting = False
+        self.transient = False    # made by a nested `umview`: goes away with its last process
 
     def chain(self):
         """Modules that serve this view, in the order they are asked."""
@@ -81,6 +79,38 @@ class ViewState:
         return None
 
 
+def _is_async(fn) -> bool:
+    """inspect.iscoroutinefunction without importing inspect (~6 ms)."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return code is not None and bool(code.co_flags & 0x80)  # CO_COROUTINE
+
+
+class _Flag:
+    """A one-shot event usable before trio is imported (the CLI's light pump
+    sets them) and awaited under trio once it runs.  Set and awaited on the
+    main thread only."""
+    __slots__ = ("_set", "_ev")
+
+    def __init__(self):
+        self._set = False
+        self._ev = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._ev is not None:
+            self._ev.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if not self._set:
+            import trio
+            if self._ev is None:
+                self._ev = trio.Event()
+            await self._ev.wait()
+
+
 class Hypervisor:
     def __init__(self, *, trap_all: bool = False, pin_cpu: int | None = None,
                  propagate_stop: bool = False):
@@ -96,15 +126,22 @@ class Hypervisor:
         self.trace = None            # a Tracer, or None
         self._next_view = 1
         self._exit_status: dict[int, int] = {}
-        self._exit_events: dict[int, trio.Event] = {}
+        self._exit_events: dict[int, _Flag] = {}
         self._sysexit_waiters: dict[int, list] = {}
         self._last_kernel: dict[int, int] = {}
-        self._allgone = trio.Event()
+        self._allgone = _Flag()
         self.parent_of: dict[int, int] = {}  # pid -> parent pid, for killing a tree
-        self._idle: dict[int, trio.Event] = {}  # view id -> set when it has no process
+        self._idle: dict[int, _Flag] = {}  # view id -> set when it has no process
         self._nursery = None
+        self._token = None
         self._started = False
-        self._pump_scope = trio.CancelScope()
+        self._pump_scope = None
+        # Work for trio handed over by the tracer thread before trio runs
+        # (see run_light); the lock orders it against attach().
+        self._pending: list = []
+        self._pending_lock = threading.Lock()
+        self._wake_fd = -1
+        self._exit_callbacks: dict = {}  # pid -> fn(wait status), run by the pump
 
     # ------------------------------------------------------------------
     # views and modules
@@ -187,7 +224,7 @@ class Hypervisor:
                 fn = getattr(module, row.method, None)
                 if fn is None:
                     raise ModuleError(f"module {module.name} claims {name} but has no method {row.method}")
-                handlers.setdefault(row.nr, []).append((module, fn, inspect.iscoroutinefunction(fn)))
+                handlers.setdefault(row.nr, []).append((module, fn, _is_async(fn)))
                 claimed.add(name)
                 if name in c.arg_nonzero and name not in unconditional:
                     idx = c.arg_nonzero[name]
@@ -240,26 +277,97 @@ class Hypervisor:
     # running
 
     async def start(self, nursery) -> None:
+        """Start the core and serve it from trio (scripts, tests, the CLI
+        when a module needs an event loop)."""
+        self.start_core()
+        self.attach(nursery)
+
+    def start_core(self) -> None:
+        """Start the C tracer thread.  Until attach() the events wait in the
+        core's queue (or are served by run_light)."""
         if self._started:
             return
+        global _current
+        if _current is not None and _current is not self:
+            raise UmviewError("one hypervisor per process")
         check(lib.umv_init(), "umv_init")
         lib.umv_set_path_rules(_PATH_RULES, len(_PATH_RULES) // 5)
         lib.umv_set_flags(lib.UMV_REPORT_SIGNALS if self.trace is not None else 0)
         if self.pin_cpu is not None:
             for tid in os.listdir("/proc/self/task"):
                 os.sched_setaffinity(int(tid), {self.pin_cpu})
-        global _current
-        if _current is not None and _current is not self:
-            raise UmviewError("one hypervisor per process")
         _current = self
-        self._nursery = nursery
-        self._token = trio.lowlevel.current_trio_token()
         self._started = True
+
+    def attach(self, nursery) -> None:
+        """Hand the pump, and the work the tracer thread queued before trio
+        ran, to trio."""
+        import trio
+        self._nursery = nursery
+        self._pump_scope = trio.CancelScope()
+        with self._pending_lock:
+            self._token = trio.lowlevel.current_trio_token()
+            pending, self._pending = self._pending, []
+        for fn, args in pending:
+            nursery.start_soon(fn, *args)
         nursery.start_soon(self._pump)
+
+    def needs_loop(self, modules=()) -> bool:
+        """Whether trio must run from the start: for tracing, or for a module
+        (loaded, or in modules, about to be) with async handlers or trio
+        tasks of its own (Module.needs_loop), which loaded() starts."""
+        if self.trace is not None or self.dispatch_in_trio:
+            return True
+        loaded = [m for v in self.views.values() for m in v.modules]
+        return any(m.needs_loop or any(_is_async(getattr(m, n, None)) for n in m.handler_names())
+                   for m in [*loaded, *modules])
+
+    def run_light(self) -> bool:
+        """Serve the core without trio while nothing needs it: the common
+        `umview CMD` never imports trio (about 100 ms of start-up).  Returns
+        True when every process is gone, False as soon as the tracer thread
+        has queued work for trio (a virtual syscall, an async handler): the
+        caller then starts trio and attach() takes over from here."""
+        import select
+        self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            poller = select.poll()
+            poller.register(lib.umv_event_fd(), select.POLLIN)
+            poller.register(self._wake_fd, select.POLLIN)
+            buf = ffi.new("umv_event[256]")
+            while not self._allgone.is_set():
+                if self._pending:
+                    return False
+                try:
+                    poller.poll()
+                except InterruptedError:
+                    pass
+                self._drain(buf)
+            return True
+        finally:
+            with self._pending_lock:
+                os.close(self._wake_fd)
+                self._wake_fd = -1
+
+    def _to_trio(self, fn, *args) -> None:
+        """From the tracer thread: run fn(*args) as a trio task, now or when
+        trio starts."""
+        with self._pending_lock:
+            if self._token is None:
+                self._pending.append((fn, args))
+                if self._wake_fd >= 0:
+                    os.eventfd_write(self._wake_fd, 1)
+                return
+        self._token.run_sync_soon(self._nursery.start_soon, fn, *args)
 
     async def spawn(self, view: ViewState, argv: list[str], env: dict | None = None,
                     cwd: str | None = None, stdio=(-1, -1, -1)) -> int:
         """Start argv in view; returns its pid."""
+        return self.spawn_now(view, argv, env, cwd, stdio)
+
+    def spawn_now(self, view: ViewState, argv: list[str], env: dict | None = None,
+                  cwd: str | None = None, stdio=(-1, -1, -1)) -> int:
+        """spawn(), callable without trio."""
         if not argv:
             raise UmviewError("no command")
         env = dict(os.environ if env is None else env)
@@ -293,9 +401,9 @@ class Hypervisor:
         if pid < 0:
             status = 126 if -pid in (errno.EACCES, errno.ENOEXEC, errno.EISDIR) else 127
             raise UmviewError(f"{argv[0]}: {os.strerror(-pid)}", status=status)
-        self._allgone = trio.Event() if self._allgone.is_set() else self._allgone
+        self._allgone = _Flag() if self._allgone.is_set() else self._allgone
         view.processes += 1
-        self._exit_events.setdefault(pid, trio.Event())
+        self._exit_events.setdefault(pid, _Flag())
         self.parent_of[pid] = os.getpid()
         return pid
 
@@ -310,10 +418,14 @@ class Hypervisor:
     async def wait(self, pid: int) -> int:
         """The wait status of pid (as os.waitpid gives it): pid must have been
         spawned by us, or be alive when wait() is called."""
-        ev = self._exit_events.setdefault(pid, trio.Event())
+        ev = self._exit_events.setdefault(pid, _Flag())
         await ev.wait()
         del self._exit_events[pid]
         return self._exit_status.pop(pid)
+
+    def on_exit(self, pid: int, fn) -> None:
+        """Call fn(wait status) from the pump when pid exits."""
+        self._exit_callbacks[pid] = fn
 
     async def wait_all(self) -> None:
         await self._allgone.wait()
@@ -342,7 +454,7 @@ class Hypervisor:
                     grew = True
         alive = [p for p in tree if p in self.parent_of]
         for p in alive:
-            self._exit_events.setdefault(p, trio.Event())
+            self._exit_events.setdefault(p, _Flag())
         for p in alive:
             try:
                 os.kill(p, sig)
@@ -356,7 +468,7 @@ class Hypervisor:
         for child in list(view.children):
             await self.view_idle(child)
         while view.processes > 0:
-            ev = self._idle.setdefault(view.id, trio.Event())
+            ev = self._idle.setdefault(view.id, _Flag())
             await ev.wait()
 
     def retire(self, view: ViewState) -> None:
@@ -376,12 +488,14 @@ class Hypervisor:
         if self._started:
             from .bridge import stats
             log.debug("core statistics: %s", stats())
-            try:
-                # the pump may not have seen its cancellation yet: it must
-                # not find its fd closed under it (trio would fail inside)
-                trio.lowlevel.notify_closing(lib.umv_event_fd())
-            except RuntimeError:  # not inside trio.run
-                pass
+            if self._token is not None:
+                import trio
+                try:
+                    # the pump may not have seen its cancellation yet: it must
+                    # not find its fd closed under it (trio would fail inside)
+                    trio.lowlevel.notify_closing(lib.umv_event_fd())
+                except RuntimeError:  # not inside trio.run
+                    pass
             lib.umv_shutdown()
             self._started = False
             _current = None
@@ -390,6 +504,7 @@ class Hypervisor:
     # the pump
 
     async def _pump(self) -> None:
+        import trio
         fd = lib.umv_event_fd()
         buf = ffi.new("umv_event[256]")
         with self._pump_scope:
@@ -398,15 +513,19 @@ class Hypervisor:
                     await trio.lowlevel.wait_readable(fd)
                 except trio.ClosedResourceError:  # shutdown()
                     return
-                while True:
-                    n = lib.umv_get_events(buf, 256)
-                    if n == 0:
-                        break
-                    for i in range(n):
-                        self._event(buf[i])
+                self._drain(buf)
+
+    def _drain(self, buf) -> None:
+        while True:
+            n = lib.umv_get_events(buf, 256)
+            if n == 0:
+                return
+            for i in range(n):
+                self._event(buf[i])
 
     def stop_pump(self) -> None:
-        self._pump_scope.cancel()
+        if self._pump_scope is not None:
+            self._pump_scope.cancel()
 
     def _event(self, ev) -> None:
         kind = ev.kind
@@ -432,6 +551,9 @@ class Hypervisor:
                 waiter.set()
             if self.trace is not None:
                 self.trace.exit_line(ev.pid, ev.retval)
+            callback = self._exit_callbacks.pop(ev.pid, None)
+            if callback is not None:
+                callback(ev.retval)
             for tid, waiter in list(self._sysexit_waiters.items()):
                 if waiter[2] == ev.pid:
                     del self._sysexit_waiters[tid]
@@ -473,8 +595,7 @@ class Hypervisor:
         handlers answer here; async ones and virtual syscalls are handed to
         the trio thread and answered there with umv_reply()."""
         if ev.data == seccomp.DATA_VSYS:
-            self._token.run_sync_soon(self._nursery.start_soon, self._vsys, ev.tid, ev.pid, ev.view,
-                                      list(ev.args))
+            self._to_trio(self._vsys, ev.tid, ev.pid, ev.view, list(ev.args))
             return ACT_DEFER
         view = self.views.get(ev.view)
         handlers = view.handlers.get(ev.nr) if view else None
@@ -485,7 +606,7 @@ class Hypervisor:
                     self.memory, self._run_in_kernel, ev.sp)
         tracing = self.trace is not None
         if self.dispatch_in_trio or tracing or any(h[2] for h in handlers):
-            self._token.run_sync_soon(self._nursery.start_soon, self._serve_async, call, handlers)
+            self._to_trio(self._serve_async, call, handlers)
             return ACT_DEFER
         call._handlers = handlers
         for i, (module, fn, _) in enumerate(handlers):
@@ -560,7 +681,7 @@ class Hypervisor:
         self._reply(call, None, False)
 
     async def _run_in_kernel(self, call: Call, nr: int, args) -> int:
-        waiter = [trio.Event(), None, call.pid]
+        waiter = [_Flag(), None, call.pid]
         self._sysexit_waiters[call.tid] = waiter
         c_args = ffi.new("uint64_t[6]", [a & 0xFFFFFFFFFFFFFFFF for a in (list(args) + [0] * 6)[:6]])
         lib.umv_reply(call.tid, ACT_RUN_EXIT, 0, nr, c_args)
@@ -594,6 +715,7 @@ class Hypervisor:
             req_ptr, req_len, out_ptr, out_len = args[:4]
             if req_len > 1 << 20:
                 raise SyscallError(errno.E2BIG)
+            import json
             req = json.loads(self.memory.read(tid, req_ptr, req_len))
             if not isinstance(req, dict):
                 raise SyscallError(errno.EINVAL)

@@ -6,8 +6,6 @@ ValueError that names its line.
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib.resources
 import os
 
 __all__ = ["Syscall", "SYSCALLS", "BY_NAME", "BY_NR", "MAX_NR", "FAMILIES", "SUPPORT_LEVELS",
@@ -22,16 +20,30 @@ COLUMNS = ("nr", "name", "family", "args", "follow", "method", "support", "notes
 MAX_ARGS = 6
 
 
-@dataclasses.dataclass(frozen=True)
 class Syscall:
-    nr: int
-    name: str
-    family: str
-    args: tuple[str, ...]
-    follow: str
-    method: str
-    support: str
-    notes: str = ""
+    """One row (read-only).  A plain class, not a dataclass: the table is
+    loaded at every start, and dataclasses costs ~7 ms to import."""
+    __slots__ = COLUMNS
+
+    def __init__(self, nr: int, name: str, family: str, args: tuple[str, ...], follow: str,
+                 method: str, support: str, notes: str = ""):
+        for f, v in zip(COLUMNS, (nr, name, family, args, follow, method, support, notes)):
+            object.__setattr__(self, f, v)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a syscall row is read-only ({name})")
+
+    def _values(self):
+        return tuple(getattr(self, f) for f in COLUMNS)
+
+    def __eq__(self, other):
+        return type(other) is Syscall and other._values() == self._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        return "Syscall(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in COLUMNS) + ")"
 
     def _indexes(self, role: str) -> tuple[int, ...]:
         return tuple(i for i, r in enumerate(self.args) if r == role)
@@ -122,8 +134,7 @@ def load(path: str | os.PathLike) -> tuple[Syscall, ...]:
 
 
 def _load_builtin() -> tuple[Syscall, ...]:
-    res = importlib.resources.files(__package__).joinpath("x86_64.tsv")
-    return parse(res.read_text(encoding="utf-8"), "x86_64.tsv")
+    return load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "x86_64.tsv"))
 
 
 SYSCALLS: tuple[Syscall, ...] = _load_builtin()
