@@ -41,6 +41,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <limits.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -89,6 +90,7 @@ typedef struct proc {
     int inject_busy;            /* a thread of ours is running seccomp() for it */
     int interrupted;            /* PTRACE_INTERRUPT sent to its threads */
     uint64_t sysinsn;           /* address of a `syscall` instruction, 0 = unknown */
+    int pidfd;                  /* for pidfd_getfd (stat of an fd), -1 = not open yet */
     unsigned char installed[UMV_BITMAP_BYTES];
     struct proc *next;
 } proc;
@@ -114,6 +116,8 @@ typedef struct {
     int filter_len;
     char *paths;                /* see umv_view_set_paths; NULL = no path fast path */
     int paths_len;
+    int stat_table;             /* umv_view_set_statown: table + 1, 0 = off */
+    uint32_t stat_cfg[7];
 } view;
 
 #define HBUCKETS 4096
@@ -142,6 +146,7 @@ static proc *pnew(pid_t tgid, int viewno, const unsigned char *installed) {
     proc *p = calloc(1, sizeof *p);
     p->tgid = tgid;
     p->view = viewno;
+    p->pidfd = -1;
     if (installed) memcpy(p->installed, installed, UMV_BITMAP_BYTES);
     p->next = ptab[tgid % HBUCKETS];
     ptab[tgid % HBUCKETS] = p;
@@ -151,6 +156,7 @@ static void pdel(proc *p) {
     proc **pp = &ptab[p->tgid % HBUCKETS];
     while (*pp != p) pp = &(*pp)->next;
     *pp = p->next;
+    if (p->pidfd >= 0) close(p->pidfd);
     free(p);
 }
 static tracee *tnew(pid_t tid, proc *p, int state) {
@@ -756,6 +762,228 @@ int umv_stat_beneath(int dirfd, const char *path, uint64_t *out) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* stat calls answered in C (Claims.stat_owner)                        */
+/*
+ * A fake root shows every file with an owner of its choosing; the files it
+ * has records for (chowned, mknod'ed...) are few.  For the others the answer
+ * is the kernel's with uid and gid replaced, and that is done here, at the
+ * seccomp stop: one stop and no Python for `ls -l`, tar and find.  The
+ * module lists the keys of its recorded files (umv_stat_table_set); a stat
+ * of one of them, or any case not handled here, goes on to Python.
+ *
+ * The tables are touched by Python from any thread, hence the lock.
+ */
+#define STAT_TABLES 4096   /* one per module instance that asks (unit tests make many) */
+typedef struct { uint64_t dev, ino; int state; } skey;   /* state 0 empty, 1 full, 2 deleted */
+static struct { int used; skey *k; size_t cap, n, dead; } stables[STAT_TABLES];
+static pthread_mutex_t slock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t skey_hash(uint64_t dev, uint64_t ino) {
+    uint64_t h = (ino ^ (dev * 0x9E3779B97F4A7C15ULL)) * 0xBF58476D1CE4E5B9ULL;
+    return (size_t)(h ^ (h >> 31));
+}
+
+/* the slot of (dev, ino), or the free slot where it would go */
+static skey *sfind(int table, uint64_t dev, uint64_t ino) {
+    size_t cap = stables[table].cap, i = skey_hash(dev, ino) & (cap - 1);
+    skey *first_dead = NULL;
+    for (;;) {
+        skey *e = &stables[table].k[i];
+        if (e->state == 0) return first_dead ? first_dead : e;
+        if (e->state == 2) { if (!first_dead) first_dead = e; }
+        else if (e->dev == dev && e->ino == ino) return e;
+        i = (i + 1) & (cap - 1);
+    }
+}
+
+static int sgrow(int table) {
+    size_t cap = stables[table].cap ? stables[table].cap * 2 : 64;
+    skey *old = stables[table].k;
+    size_t oldcap = stables[table].cap;
+    skey *k = calloc(cap, sizeof *k);
+    if (!k) return -ENOMEM;
+    stables[table].k = k;
+    stables[table].cap = cap;
+    stables[table].n = stables[table].dead = 0;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].state == 1) {
+            *sfind(table, old[i].dev, old[i].ino) = old[i];
+            stables[table].n++;
+        }
+    free(old);
+    return 0;
+}
+
+int umv_stat_table_new(void) {
+    pthread_mutex_lock(&slock);
+    int table = -ENOSPC;
+    for (int i = 0; i < STAT_TABLES; i++)
+        if (!stables[i].used) {
+            stables[i].used = 1;
+            if (sgrow(i) < 0) { stables[i].used = 0; table = -ENOMEM; break; }
+            table = i;
+            break;
+        }
+    pthread_mutex_unlock(&slock);
+    return table;
+}
+
+void umv_stat_table_free(int table) {
+    if (table < 0 || table >= STAT_TABLES) return;
+    pthread_mutex_lock(&slock);
+    for (int v = 0; v < UMV_MAX_VIEWS; v++)
+        if (views[v].stat_table == table + 1) views[v].stat_table = 0;
+    free(stables[table].k);
+    memset(&stables[table], 0, sizeof stables[table]);
+    pthread_mutex_unlock(&slock);
+}
+
+int umv_stat_table_set(int table, uint64_t dev, uint64_t ino, int on) {
+    if (table < 0 || table >= STAT_TABLES) return -EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&slock);
+    if (!stables[table].used) { rc = -EINVAL; goto out; }
+    if (on && (stables[table].n + stables[table].dead + 1) * 2 > stables[table].cap &&
+        (rc = sgrow(table)) < 0)
+        goto out;
+    skey *e = sfind(table, dev, ino);
+    if (on && e->state != 1) {
+        if (e->state == 2) stables[table].dead--;
+        *e = (skey){dev, ino, 1};
+        stables[table].n++;
+    } else if (!on && e->state == 1) {
+        e->state = 2;
+        stables[table].n--;
+        stables[table].dead++;
+    }
+out:
+    pthread_mutex_unlock(&slock);
+    return rc;
+}
+
+int umv_stat_table_has(int table, uint64_t dev, uint64_t ino) {
+    if (table < 0 || table >= STAT_TABLES) return -EINVAL;
+    pthread_mutex_lock(&slock);
+    int has = stables[table].used && sfind(table, dev, ino)->state == 1;
+    pthread_mutex_unlock(&slock);
+    return has;
+}
+
+int umv_view_set_statown(int viewno, int table, const uint32_t *cfg) {
+    if (viewno < 0 || viewno >= UMV_MAX_VIEWS || table >= STAT_TABLES) return -EINVAL;
+    pthread_mutex_lock(&slock);
+    views[viewno].stat_table = table < 0 || !stables[table].used ? 0 : table + 1;
+    if (cfg) memcpy(views[viewno].stat_cfg, cfg, sizeof views[viewno].stat_cfg);
+    pthread_mutex_unlock(&slock);
+    return 0;
+}
+
+/* the kernel's encoding of a device number in struct stat (new_encode_dev) */
+static uint64_t stat_encode_dev(uint32_t maj, uint32_t min) {
+    return (min & 0xff) | ((uint64_t)maj << 8) | ((uint64_t)(min & ~0xffu) << 12);
+}
+
+/* 1: answered here; 0: let the kernel answer (what the module would also
+ * do: the call fails, or the file is on the kernel_dev); -1: ask Python. */
+static int stat_fast(tracee *t, struct user_regs_struct *r) {
+    long nr = (long)r->orig_rax;
+    int dirfd = AT_FDCWD, flags = 0, is_statx = 0;
+    uint64_t addr, buf;
+    unsigned mask = STATX_BASIC_STATS;
+    switch (nr) {
+    case SYS_stat: addr = r->rdi; buf = r->rsi; break;
+    case SYS_lstat: addr = r->rdi; buf = r->rsi; flags = AT_SYMLINK_NOFOLLOW; break;
+    case SYS_fstat: dirfd = (int)r->rdi; addr = 0; buf = r->rsi; flags = AT_EMPTY_PATH; break;
+    case SYS_newfstatat: dirfd = (int)r->rdi; addr = r->rsi; buf = r->rdx; flags = (int)r->r10; break;
+    case SYS_statx:
+        dirfd = (int)r->rdi; addr = r->rsi; flags = (int)r->rdx; mask = (unsigned)r->r10;
+        buf = r->r8; is_statx = 1; break;
+    default: return -1;
+    }
+    char path[PATH_MAX + 1];
+    long n = 0;
+    if (addr) {
+        n = umv_peek_string(t->tid, addr, path, sizeof path);
+        if (n < 0 || n >= PATH_MAX) return 0;   /* EFAULT, ENAMETOOLONG: the kernel says so */
+    }
+    path[n] = 0;
+    char host[PATH_MAX + 64];
+    int fd = -1;
+    if (n == 0) {
+        if (!(flags & AT_EMPTY_PATH)) return 0;            /* ENOENT */
+        if (dirfd == AT_FDCWD) {
+            snprintf(host, sizeof host, "/proc/%d/cwd", t->tid);
+            flags &= ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+        } else if (dirfd >= 0) {
+            /* the tracee's open file itself (an O_PATH fd of a symlink
+             * included), as the module takes it: pidfd_getfd */
+            if (t->p->pidfd < 0) t->p->pidfd = (int)syscall(SYS_pidfd_open, t->p->tgid, 0);
+            if (t->p->pidfd < 0) return -1;
+            fd = (int)syscall(SYS_pidfd_getfd, t->p->pidfd, dirfd, 0);
+            if (fd < 0) return errno == EBADF ? 0 : -1;
+            host[0] = 0;
+        } else {
+            return 0;                                       /* EBADF */
+        }
+    } else if (path[0] == '/') {
+        /* /proc/self and /dev/fd mean the tracee there: the module knows */
+        if (!strncmp(path, "/proc/", 6) || !strncmp(path, "/dev/", 5)) return -1;
+        snprintf(host, sizeof host, "/proc/%d/root%s", t->p->tgid, path);
+    } else if (dirfd == AT_FDCWD) {
+        snprintf(host, sizeof host, "/proc/%d/cwd/%s", t->tid, path);
+    } else if (dirfd >= 0) {
+        snprintf(host, sizeof host, "/proc/%d/fd/%d/%s", t->p->tgid, dirfd, path);
+    } else {
+        return 0;
+    }
+    struct statx sx;
+    int rc = fd >= 0 ? statx(fd, "", flags | AT_EMPTY_PATH, mask, &sx)
+                     : statx(AT_FDCWD, host, flags, mask, &sx);
+    if (fd >= 0) close(fd);
+    if (rc < 0) return 0;
+    uint32_t cfg[7];
+    int listed;
+    pthread_mutex_lock(&slock);
+    int table = views[t->p->view].stat_table - 1;
+    memcpy(cfg, views[t->p->view].stat_cfg, sizeof cfg);
+    listed = table < 0 || sfind(table, makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino)->state == 1;
+    pthread_mutex_unlock(&slock);
+    if (listed) return -1;
+    if (sx.stx_dev_major == cfg[5] && sx.stx_dev_minor == cfg[6]) return 0;
+    uint32_t uid = cfg[0], gid = cfg[1];
+    if (cfg[4]) {   /* keep_others: only the real user's files become the fake owner's */
+        if (sx.stx_uid != cfg[2]) uid = sx.stx_uid;
+        if (sx.stx_gid != cfg[3]) gid = sx.stx_gid;
+    }
+    int64_t wrote;
+    if (is_statx) {
+        sx.stx_uid = uid;
+        sx.stx_gid = gid;
+        wrote = umv_poke(t->tid, buf, &sx, sizeof sx) == (int64_t)sizeof sx;
+    } else {
+        struct stat st;
+        memset(&st, 0, sizeof st);
+        st.st_dev = stat_encode_dev(sx.stx_dev_major, sx.stx_dev_minor);
+        st.st_ino = sx.stx_ino;
+        st.st_nlink = sx.stx_nlink;
+        st.st_mode = sx.stx_mode;
+        st.st_uid = uid;
+        st.st_gid = gid;
+        st.st_rdev = stat_encode_dev(sx.stx_rdev_major, sx.stx_rdev_minor);
+        st.st_size = (off_t)sx.stx_size;
+        st.st_blksize = sx.stx_blksize;
+        st.st_blocks = (blkcnt_t)sx.stx_blocks;
+        st.st_atim.tv_sec = sx.stx_atime.tv_sec; st.st_atim.tv_nsec = sx.stx_atime.tv_nsec;
+        st.st_mtim.tv_sec = sx.stx_mtime.tv_sec; st.st_mtim.tv_nsec = sx.stx_mtime.tv_nsec;
+        st.st_ctim.tv_sec = sx.stx_ctime.tv_sec; st.st_ctim.tv_nsec = sx.stx_ctime.tv_nsec;
+        wrote = umv_poke(t->tid, buf, &st, sizeof st) == (int64_t)sizeof st;
+    }
+    if (!wrote) return 0;   /* a bad buffer: the kernel's EFAULT */
+    skip_with(t, r, 0);
+    return 1;
+}
+
 /* The client side of the virtual syscall (in-view commands): -errno, or the
  * answer's length.  Here rather than through ctypes, which costs ~4 ms of
  * every in-view command's start. */
@@ -819,6 +1047,15 @@ static void handle_seccomp(tracee *t) {
         stats.fast_paths++;
         resume(t, PTRACE_CONT, 0);
         return;
+    }
+    if (data == UMV_DATA_CLAIM && views[t->p->view].stat_table) {
+        int served = stat_fast(t, &r);
+        if (served >= 0) {
+            stats.fast_resumed++;
+            if (served) stats.fast_stats++;
+            else resume(t, PTRACE_CONT, 0);
+            return;
+        }
     }
     stats.to_python++;
     t->state = T_PYTHON;

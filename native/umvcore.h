@@ -65,6 +65,7 @@ typedef struct {
     uint64_t seccomp_stops;
     uint64_t fast_resumed;   /* seccomp stops resumed in C without Python */
     uint64_t fast_paths;     /* ...of which path calls outside every mount */
+    uint64_t fast_stats;     /* stat calls answered in C (umv_view_set_statown) */
     uint64_t to_python;
     uint64_t python_ns;      /* time spent in the Python callback */
     uint64_t injections;
@@ -101,6 +102,15 @@ int64_t umv_serve_here(int tid, long nr, const uint64_t *args, int path_i, const
  * -errno.  out[0..3] = st_mode, st_ino, st_dev, st_nlink. */
 int umv_stat_beneath(int dirfd, const char *path, uint64_t *out);
 long umv_vsys(const char *req, long len, char *out, long outlen);
+/* Stat calls answered in C (Claims.stat_owner): a table of the (dev, ino)
+ * keys of files that must still reach Python, and per view the owner shown
+ * for every other file.  cfg: uid, gid, real uid, real gid, keep_others,
+ * kernel_dev major, kernel_dev minor (major 0xffffffff: none). */
+int umv_stat_table_new(void);
+void umv_stat_table_free(int table);
+int umv_stat_table_set(int table, uint64_t dev, uint64_t ino, int on);
+int umv_stat_table_has(int table, uint64_t dev, uint64_t ino);
+int umv_view_set_statown(int view, int table, const uint32_t *cfg);
 int umv_view_set_paths(int view, const char *paths, int len);
 int umv_set_process_view(int pid, int view);
 int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len);

@@ -33,7 +33,7 @@ from .errors import ModuleError, SyscallError
 
 AT_FDCWD = -100
 
-__all__ = ["Module", "Option", "Claims", "Call", "SyscallError", "boolean"]
+__all__ = ["Module", "Option", "Claims", "StatOwner", "Call", "SyscallError", "boolean"]
 
 
 class _Record:
@@ -73,6 +73,30 @@ class Option(_Record):
 
 
 
+class StatOwner(_Record):
+    """Claims.stat_owner: the C core answers the stat family (stat, lstat,
+    fstat, newfstatat, statx) itself, as the kernel would but with the owner
+    replaced by uid:gid, for every file except those the module lists with
+    Module.stat_listed (and except absolute /proc and /dev paths, which mean
+    the caller there): those calls reach the module's handlers.  With
+    keep_others, only files owned by real_uid (real_gid) get uid (gid); other
+    owners are shown as they are.  Files on kernel_dev (major, minor) are
+    left to the kernel.  Used only while this module alone serves the view's
+    stat calls (no other module claims them, no tracing)."""
+    __slots__ = _fields = ("uid", "gid", "keep_others", "real_uid", "real_gid", "kernel_dev")
+
+    def __init__(self, uid: int, gid: int, keep_others: bool = False, real_uid: int = -1,
+                 real_gid: int = -1, kernel_dev: tuple[int, int] | None = None):
+        self.uid, self.gid, self.keep_others = uid, gid, keep_others
+        self.real_uid, self.real_gid, self.kernel_dev = real_uid, real_gid, kernel_dev
+
+    def config(self) -> list[int]:
+        """The seven numbers umv_view_set_statown takes."""
+        maj, mnr = self.kernel_dev if self.kernel_dev is not None else (0xFFFFFFFF, 0xFFFFFFFF)
+        return [self.uid & 0xFFFFFFFF, self.gid & 0xFFFFFFFF, self.real_uid & 0xFFFFFFFF,
+                self.real_gid & 0xFFFFFFFF, int(bool(self.keep_others)), maj, mnr]
+
+
 class Claims(_Record):
     """What a module wants trapped.
 
@@ -89,18 +113,19 @@ class Claims(_Record):
     `bases`, is resumed by the C core without reaching the module.  None
     (the default): every claimed path call reaches it."""
 
-    __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero")
+    __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner")
     __hash__ = None
 
     def __init__(self, syscalls: set[str] | None = None,
                  arg_in: dict[str, tuple[int, frozenset[int]]] | None = None, no_vdso: bool = False,
                  paths: tuple[list[str], list[str]] | None = None,
-                 arg_nonzero: dict[str, int] | None = None):
+                 arg_nonzero: dict[str, int] | None = None, stat_owner: StatOwner | None = None):
         self.syscalls = set() if syscalls is None else syscalls
         self.arg_in = {} if arg_in is None else arg_in
         self.no_vdso = no_vdso
         self.paths = paths
         self.arg_nonzero = {} if arg_nonzero is None else arg_nonzero
+        self.stat_owner = stat_owner
 
 
 def boolean(text: str) -> bool:
@@ -177,6 +202,35 @@ class Module:
 
     def unloaded(self) -> None:
         """Called when the module leaves its view."""
+
+    # -- stat calls answered in C (Claims.stat_owner) -------------------------
+    _stat_table = -1
+
+    def stat_listed(self, key: tuple[int, int], listed: bool = True) -> None:
+        """List (or unlist) the file key = (st_dev, st_ino): its stat calls
+        must reach this module's handlers (see StatOwner)."""
+        from ._native import lib
+        if self._stat_table < 0 and not listed:
+            return
+        rc = lib.umv_stat_table_set(self.stat_table(), key[0], key[1], int(listed))
+        if rc < 0:
+            raise MemoryError(f"stat table: {os.strerror(-rc)}")
+
+    def stat_table(self) -> int:
+        """The C table of listed keys (made empty on first use)."""
+        if self._stat_table < 0:
+            from ._native import lib
+            table = lib.umv_stat_table_new()
+            if table < 0:
+                raise ModuleError(f"module {self.name}: no stat table left ({os.strerror(-table)})")
+            self._stat_table = table
+        return self._stat_table
+
+    def _free_stat_table(self) -> None:
+        if self._stat_table >= 0:
+            from ._native import lib
+            lib.umv_stat_table_free(self._stat_table)
+            self._stat_table = -1
 
     def resolve_host(self, path: str) -> str | None:
         """Modules that move paths (file systems) say where a view path lives

@@ -86,7 +86,7 @@ import struct
 import threading
 import time
 
-from umview_py import Module, ModuleError, Option, SyscallError
+from umview_py import Module, ModuleError, Option, StatOwner, SyscallError
 
 log = logging.getLogger("umview.fakeroot")
 
@@ -759,6 +759,39 @@ def exec_fingerprint(pid: int) -> bytes | None:
 # ----------------------------------------------------------------------
 # the module
 
+class _Records(dict):
+    """(st_dev, st_ino) -> Record, whose keys are mirrored in the C core's
+    stat table (Module.stat_listed): the stat calls of these files reach the
+    module; those of every other file are answered in C."""
+
+    def __init__(self, module: Module, data=()):
+        super().__init__(data)
+        self.module = module
+        for key in self:
+            module.stat_listed(key)
+
+    def __setitem__(self, key, value):
+        if key not in self:
+            self.module.stat_listed(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self.module.stat_listed(key, False)
+
+    def pop(self, key, *default):
+        had = key in self
+        value = super().pop(key, *default)
+        if had:
+            self.module.stat_listed(key, False)
+        return value
+
+    def _unsupported(self, *args, **kwargs):
+        raise TypeError("records change one key at a time (the C table mirrors them)")
+
+    update = setdefault = popitem = clear = _unsupported
+
+
 class FakeRoot(Module):
     name = "fakeroot"
     description = ("fake root: uid 0, remembered chown/chmod/mknod/xattrs, set-id execs, every stat "
@@ -785,7 +818,7 @@ class FakeRoot(Module):
         uid, gid = self.config["uid"], self.config["gid"]
         self.default = Creds(uid, uid, uid, uid, gid, gid, gid, gid, (gid,))
         self.procs: dict[int, tuple[int, Creds]] = {}   # pid -> (start time, creds)
-        self.records: dict[tuple[int, int], Record] = {}
+        self.records: dict[tuple[int, int], Record] = _Records(self)
         self.store: Store | None = None
         self._pidfds: dict[int, int] = {}   # pid -> pidfd (stat handlers only: tracer thread)
         self.real_uid, self.real_gid = os.getuid(), os.getgid()
@@ -813,7 +846,7 @@ class FakeRoot(Module):
                               "its directory is not writable")
         if self.config["db"] and self.store is None:
             self.store = Store(self.config["db"])
-            self.records = self.store.load()
+            self.records = _Records(self, self.store.load())
         if self.config["load"] and not self._state_loaded:
             self._state_loaded = True
             try:
@@ -837,6 +870,11 @@ class FakeRoot(Module):
 
     def claims(self):
         c = super().claims()
+        # Files without a record are shown with the kernel's stat and our
+        # owner: the C core does that itself; _Records lists the others.
+        c.stat_owner = StatOwner(self.uid0, self.gid0, keep_others=self.others_real,
+                                 real_uid=self.real_uid, real_gid=self.real_gid,
+                                 kernel_dev=self.proc_dev)
         if not self.xattr_reads:
             c.syscalls -= XATTR_READS
         return c

@@ -83,7 +83,7 @@ class Misc(Module):
                          for i in range(len(FIELDS)))
         # The answer is packed once and reused while neither the base nor
         # our overrides change: this call is hot.
-        key = (real, tuple(self.config.get(k) for k in FIELDS))
+        key = (real, tuple(map(self.config.get, FIELDS)))
         if self._packed[0] != key:
             values = dict(zip(FIELDS, real))
             for k in FIELDS:

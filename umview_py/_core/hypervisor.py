@@ -33,6 +33,7 @@ RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT,
                  signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 VIEW_NO_VDSO = lib.UMV_VIEW_NO_VDSO
 MAX_VIEWS = lib.UMV_MAX_VIEWS
+_STAT_NRS = tuple(BY_NAME[n].nr for n in ("stat", "lstat", "fstat", "newfstatat", "statx"))
 
 
 class ModuleStats:
@@ -44,6 +45,16 @@ class ModuleStats:
         self.seconds = 0.0
 
 
+def _merge_stats(into: dict, table: dict) -> None:
+    for key, st in table.items():
+        t = into.get(key)
+        if t is None:
+            t = into[key] = ModuleStats()
+        t.calls += st.calls
+        t.errors += st.errors
+        t.seconds += st.seconds
+
+
 class ViewState:
     def __init__(self, id: int, name: str, parent: "ViewState | None"):
         self.id = id
@@ -52,6 +63,7 @@ class ViewState:
         self.modules: list[Module] = []
         self.children: list[ViewState] = []
         self.handlers: dict[int, list] = {}
+        self.dispatch: dict[int, tuple] = {}  # nr -> (handlers, any async, name)
         self.trap = b""
         self.program = None
         self.stats: dict = {}     # (module, syscall) -> ModuleStats
@@ -122,7 +134,7 @@ class Hypervisor:
         self.dispatch_in_trio = os.environ.get("UMVIEW_DISPATCH") == "trio"
         self.memory = TraceeMemory()
         self.views: dict[int, ViewState] = {}
-        self.total_stats: dict = {}  # (module, syscall) -> ModuleStats, over all views
+        self._ended_stats: dict = {}  # the statistics of views that ended (total_stats)
         self.trace = None            # a Tracer, or None
         self._next_view = 1
         self._exit_status: dict[int, int] = {}
@@ -178,25 +190,47 @@ class Hypervisor:
             raise ModuleError(f"module {name} is not loaded in view {view.name}")
         view.modules.remove(module)
         self._push(view)
+        self._unload(module)
+
+    @staticmethod
+    def _unload(module: Module) -> None:
         try:
             module.unloaded()
         except Exception:
-            log.exception("module %s raised while unloading", name)
+            log.exception("module %s raised while unloading", module.name)
+        module._free_stat_table()
 
     def _maybe_retire(self, view: ViewState) -> None:
         """A nested view ends with its last process (and its modules with it)."""
         while view is not None and view.transient and view.processes <= 0 and not view.children:
             for module in reversed(view.modules):
-                try:
-                    module.unloaded()
-                except Exception:
-                    log.exception("module %s raised while unloading", module.name)
+                self._unload(module)
             view.modules.clear()
+            lib.umv_view_set_statown(view.id, -1, ffi.NULL)
             parent = view.parent
             if parent:
                 parent.children.remove(view)
             self.views.pop(view.id, None)
+            _merge_stats(self._ended_stats, view.stats)
             view = parent
+
+    def _push_stat_owner(self, view: ViewState, claims_of: dict) -> None:
+        """Let the C core answer the view's stat calls (Claims.stat_owner)
+        when one module alone serves all of them and nothing must see them
+        (tracing, the trio dispatch kept for measurements)."""
+        owner = None
+        served = [view.dispatch[nr][0] for nr in _STAT_NRS if nr in view.dispatch]
+        if served and self.trace is None and not self.dispatch_in_trio:
+            mods = {id(h[0]) for hs in served for h in hs}
+            if len(mods) == 1 and all(len(hs) == 1 for hs in served):
+                owner = served[0][0][0]
+                if claims_of[owner].stat_owner is None:
+                    owner = None
+        if owner is None:
+            lib.umv_view_set_statown(view.id, -1, ffi.NULL)
+        else:
+            cfg = ffi.new("uint32_t[7]", claims_of[owner].stat_owner.config())
+            lib.umv_view_set_statown(view.id, owner.stat_table(), cfg)
 
     def _push(self, view: ViewState) -> None:
         """Recompute what the view traps and who serves it; tell the C core.
@@ -208,8 +242,9 @@ class Hypervisor:
         handlers: dict[int, list] = {}
         prefixes: list[str] | None = []
         bases: list[str] = []
+        claims_of = {}
         for module in view.chain():
-            c = module.claims()
+            c = claims_of[module] = module.claims()
             no_vdso |= c.no_vdso
             if any(BY_NAME[n].family == "path" for n in c.syscalls if n in BY_NAME):
                 if c.paths is None or prefixes is None:
@@ -254,6 +289,10 @@ class Hypervisor:
                     arg_in.pop(name, None)
         prog = seccomp.build(claimed, arg_in, deny_paths=deny_paths, trap_all=self.trap_all)
         view.handlers = handlers
+        # What the tracer thread looks up per call, resolved once here.
+        view.dispatch = {nr: (hs, any(h[2] for h in hs), BY_NR[nr].name if nr in BY_NR else str(nr))
+                         for nr, hs in handlers.items()}
+        self._push_stat_owner(view, claims_of)
         claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
         flags = VIEW_NO_VDSO if no_vdso else 0
         widens = not view.trap or any(n & ~o for n, o in zip(prog.trap, view.trap))
@@ -480,11 +519,9 @@ class Hypervisor:
         global _current
         for view in list(self.views.values()):
             for module in reversed(view.modules):
-                try:
-                    module.unloaded()
-                except Exception:
-                    log.exception("module %s raised while unloading", module.name)
+                self._unload(module)
             view.modules.clear()
+            lib.umv_view_set_statown(view.id, -1, ffi.NULL)
         if self._started:
             from .bridge import stats
             log.debug("core statistics: %s", stats())
@@ -598,20 +635,24 @@ class Hypervisor:
             self._to_trio(self._vsys, ev.tid, ev.pid, ev.view, list(ev.args))
             return ACT_DEFER
         view = self.views.get(ev.view)
-        handlers = view.handlers.get(ev.nr) if view else None
-        if handlers is None:
+        entry = view.dispatch.get(ev.nr) if view is not None else None
+        if entry is None:
             return ACT_CONT
-        row = BY_NR.get(ev.nr)
-        call = Call(ev.nr, row.name if row else str(ev.nr), ev.args, ev.tid, ev.pid, view,
-                    self.memory, self._run_in_kernel, ev.sp)
-        tracing = self.trace is not None
-        if self.dispatch_in_trio or tracing or any(h[2] for h in handlers):
+        # This is the hot path of every call served in Python: no helper
+        # calls, lookups hoisted (docs/design.md has the per-call costs).
+        handlers, has_async, name = entry
+        call = Call(ev.nr, name, ev.args, ev.tid, ev.pid, view, self.memory, self._run_in_kernel, ev.sp)
+        if has_async or self.dispatch_in_trio or self.trace is not None:
             self._to_trio(self._serve_async, call, handlers)
             return ACT_DEFER
         call._handlers = handlers
-        for i, (module, fn, _) in enumerate(handlers):
-            t0 = time.perf_counter()
+        stats = view.stats
+        perf = time.perf_counter
+        i = 0
+        for module, fn, _ in handlers:
             call._pos = i
+            i += 1
+            t0 = perf()
             try:
                 result = fn(call)
             except SyscallError as exc:
@@ -622,7 +663,12 @@ class Hypervisor:
                 self._module_bug(view, module, call, t0, reply=False)
                 value_ptr[0] = -errno.EIO
                 return ACT_SKIP
-            self._account(view, module, call, t0, False)
+            dt = perf() - t0
+            st = stats.get((module.name, name))
+            if st is None:
+                st = stats[(module.name, name)] = ModuleStats()
+            st.calls += 1
+            st.seconds += dt
             if result is not None:
                 value_ptr[0] = int(result)
                 return ACT_SKIP
@@ -692,13 +738,20 @@ class Hypervisor:
     def _account(self, view, module, call, t0, failed) -> None:
         dt = time.perf_counter() - t0
         key = (module.name, call.name)
-        for table in (view.stats, self.total_stats):
-            st = table.get(key)
-            if st is None:
-                st = table[key] = ModuleStats()
-            st.calls += 1
-            st.errors += failed
-            st.seconds += dt
+        st = view.stats.get(key)
+        if st is None:
+            st = view.stats[key] = ModuleStats()
+        st.calls += 1
+        st.errors += failed
+        st.seconds += dt
+
+    @property
+    def total_stats(self) -> dict:
+        """(module, syscall) -> ModuleStats over every view, ended ones too."""
+        total: dict = {}
+        for table in [self._ended_stats, *(v.stats for v in self.views.values())]:
+            _merge_stats(total, table)
+        return total
 
     def _module_bug(self, view, module, call, t0, reply=True) -> None:
         self._account(view, module, call, t0, True)
