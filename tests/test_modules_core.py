@@ -396,3 +396,37 @@ def test_widening_while_the_parent_waits():
     res = run_view(["sh", "-c", f"{steps}; echo survived"])
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     assert res.stdout == b"survived\n"
+
+
+# ---------------------------------------------------------------- the C stat table
+
+def test_stat_table_lists_and_unlists_keys():
+    """Module.stat_listed keeps the C core's table of the files whose stat
+    calls must reach the module (Claims.stat_owner); it grows, and deleted
+    slots are reused without losing the keys behind them."""
+    from umview_py._native import lib
+
+    class Lister(Module):
+        name = "lister"
+
+    m = Lister()
+    m.stat_listed((1, 1), False)           # unlisting before any table: nothing to do
+    assert m._stat_table < 0
+    keys = [(dev, ino) for dev in (2049, 64768) for ino in range(1, 3001)]
+    for k in keys:
+        m.stat_listed(k)
+    table = m.stat_table()
+    assert all(lib.umv_stat_table_has(table, *k) == 1 for k in keys)
+    assert lib.umv_stat_table_has(table, 2049, 3001) == 0
+    for k in keys[::2]:
+        m.stat_listed(k, False)
+    m.stat_listed((7, 7), False)           # never listed
+    assert [lib.umv_stat_table_has(table, *k) for k in keys[:6]] == [0, 1, 0, 1, 0, 1]
+    for k in keys[:100:2]:                 # back into deleted slots
+        m.stat_listed(k)
+    m.stat_listed(keys[1])                 # twice: still one entry
+    m.stat_listed(keys[1], False)
+    assert lib.umv_stat_table_has(table, *keys[1]) == 0
+    assert sum(lib.umv_stat_table_has(table, *k) for k in keys) == len(keys) // 2 + 50 - 1
+    m._free_stat_table()
+    assert lib.umv_stat_table_has(table, *keys[3]) == 0 and m._stat_table == -1
