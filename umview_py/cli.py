@@ -84,10 +84,28 @@ def _mount_spec(kind: str, value: str) -> list:
     return [type_, source, target, fields]
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse makes a formatter for every add_argument(), and without a
+    width each one imports shutil (bz2, lzma...) and asks the terminal: ~5 ms
+    of every start.  The width is asked once, from the environment or the
+    terminal, as shutil would."""
+    _width = None
+
+    def __init__(self, prog, **kw):
+        if _Formatter._width is None:
+            try:
+                cols = int(os.environ.get("COLUMNS", "0")) or os.get_terminal_size(sys.stdout.fileno()).columns
+            except (OSError, ValueError):
+                cols = 80
+            _Formatter._width = max(cols - 2, 20)
+        kw.setdefault("width", _Formatter._width)
+        super().__init__(prog, **kw)
+
+
 def build_parser(flags):
     p = _Parser(prog="umview", description="Run COMMAND (default: $SHELL) in a new view: "
                 "system calls that loaded modules claim are answered by them, all others run natively.",
-                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                epilog=EXAMPLES, formatter_class=_Formatter)
     p.add_argument("-p", "--preload", action="append", default=[], metavar="MODULE[,KEY=VALUE...]",
                    help="load MODULE in the view (repeatable)")
     p.add_argument("-V", "--view-name", metavar="NAME", help="name of the new view")

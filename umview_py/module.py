@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, Callable
 
 from .errors import ModuleError, SyscallError
 

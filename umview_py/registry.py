@@ -7,8 +7,6 @@ First-party modules (umview_modules) register the same way.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from .errors import ModuleError
 from .module import Module
 

@@ -80,7 +80,6 @@ import json
 import queue
 import re
 import select
-import sqlite3
 import stat as S
 import struct
 import threading
@@ -449,6 +448,9 @@ def _search_option(text):
 # ----------------------------------------------------------------------
 # persistence
 
+sqlite3 = None   # imported by the first Store
+
+
 class Store:
     """The sqlite side.  Loaded once; then written by a background thread,
     one transaction per change."""
@@ -467,6 +469,8 @@ class Store:
     """
 
     def __init__(self, path: str):
+        global sqlite3
+        import sqlite3   # here: ~8 ms of every start without db=
         self.path = path
         try:
             self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)

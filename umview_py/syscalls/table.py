@@ -21,17 +21,14 @@ MAX_ARGS = 6
 
 
 class Syscall:
-    """One row (read-only).  A plain class, not a dataclass: the table is
-    loaded at every start, and dataclasses costs ~7 ms to import."""
+    """One row.  A plain class, not a dataclass: the table is loaded at
+    every start, and dataclasses costs ~7 ms to import."""
     __slots__ = COLUMNS
 
     def __init__(self, nr: int, name: str, family: str, args: tuple[str, ...], follow: str,
                  method: str, support: str, notes: str = ""):
-        for f, v in zip(COLUMNS, (nr, name, family, args, follow, method, support, notes)):
-            object.__setattr__(self, f, v)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"a syscall row is read-only ({name})")
+        self.nr, self.name, self.family, self.args = nr, name, family, args
+        self.follow, self.method, self.support, self.notes = follow, method, support, notes
 
     def _values(self):
         return tuple(getattr(self, f) for f in COLUMNS)
