@@ -164,3 +164,18 @@ def test_console_script_exit_status_and_flushed_output(tmp_path, argv, status):
     assert run.returncode == status
     assert "core statistics" in log.read_text()
     assert run.stderr.strip(), "the --stats table was lost"
+
+
+def test_async_handler_starts_trio_at_its_first_call(tmp_path):
+    # fakeroot's mknod handler is async: a view that never calls mknod runs
+    # without trio; the first mknod waits while trio starts, and is served.
+    p = py("""
+        import sys
+        from umview_py.cli import main
+        rc = main(["-0", "--", "sh", "-c", "touch f && chown 7:8 f && stat -c '%u:%g' f"])
+        print(rc, "trio" in sys.modules)
+        rc = main(["-0", "--", "sh", "-c", "mknod d c 1 3 && stat -c '%F %t,%T %u' d"])
+        print(rc, "trio" in sys.modules)
+    """, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["7:8", "0 False", "character special file 1,3 0", "0 True"]

@@ -145,8 +145,8 @@ class Module:
     description: str = ""
     options: dict[str, Option] = {}
     # True when the module runs trio tasks of its own from loaded() (servers,
-    # timers): `umview` then starts its event loop at once.  Async handlers
-    # are noticed without it.
+    # timers): `umview` then starts its event loop at once.  Otherwise trio
+    # starts with the first call an async handler must serve.
     needs_loop: bool = False
 
     def __init__(self, **options: Any):

@@ -353,13 +353,13 @@ class Hypervisor:
 
     def needs_loop(self, modules=()) -> bool:
         """Whether trio must run from the start: for tracing, or for a module
-        (loaded, or in modules, about to be) with async handlers or trio
-        tasks of its own (Module.needs_loop), which loaded() starts."""
+        (loaded, or in modules, about to be) that starts trio tasks of its
+        own when loaded (Module.needs_loop).  Async handlers do not need it:
+        their first call is queued and starts trio (see run_light)."""
         if self.trace is not None or self.dispatch_in_trio:
             return True
         loaded = [m for v in self.views.values() for m in v.modules]
-        return any(m.needs_loop or any(_is_async(getattr(m, n, None)) for n in m.handler_names())
-                   for m in [*loaded, *modules])
+        return any(m.needs_loop for m in [*loaded, *modules])
 
     def run_light(self) -> bool:
         """Serve the core without trio while nothing needs it: the common
