@@ -34,6 +34,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,18 @@
 #define AT_SYSINFO_EHDR_ 33
 #define PTRACE_GET_SYSCALL_INFO_ 0x420e
 #define PTRACE_SYSCALL_INFO_EXIT_ 2
+#define PTRACE_SYSCALL_INFO_SECCOMP_ 3
+
+/* struct ptrace_syscall_info (Linux 5.3), as far as a seccomp stop fills it */
+struct sysinfo_seccomp {
+    uint8_t op;
+    uint8_t pad[3];
+    uint32_t arch;
+    uint64_t ip, sp;
+    uint64_t nr, args[6];
+    uint32_t ret_data;
+    uint32_t pad2;
+};
 #define AT_IGNORE_ 1
 
 /* ------------------------------------------------------------------ */
@@ -884,9 +897,10 @@ static uint64_t stat_encode_dev(uint32_t maj, uint32_t min) {
     return (min & 0xff) | ((uint64_t)maj << 8) | ((uint64_t)(min & ~0xffu) << 12);
 }
 
-/* 1: answered here; 0: let the kernel answer (what the module would also
- * do: the call fails, or the file is on the kernel_dev); -1: ask Python. */
-static int stat_fast(tracee *t, struct user_regs_struct *r) {
+/* 1: answered here (the caller skips the call with 0); 0: let the kernel
+ * answer (what the module would also do: the call fails, or the file is on
+ * the kernel_dev); -1: ask Python.  Only r's nr and arguments are read. */
+static int stat_fast(tracee *t, const struct user_regs_struct *r) {
     long nr = (long)r->orig_rax;
     int dirfd = AT_FDCWD, flags = 0, is_statx = 0;
     uint64_t addr, buf;
@@ -980,8 +994,7 @@ static int stat_fast(tracee *t, struct user_regs_struct *r) {
         wrote = umv_poke(t->tid, buf, &st, sizeof st) == (int64_t)sizeof st;
     }
     if (!wrote) return 0;   /* a bad buffer: the kernel's EFAULT */
-    skip_with(t, r, 0);
-    return 1;
+    return 1;               /* answered: the call returns 0 */
 }
 
 /* The client side of the virtual syscall (in-view commands): -errno, or the
@@ -1013,12 +1026,38 @@ static void handle_guard(tracee *t, struct user_regs_struct *r) {
     resume(t, PTRACE_CONT, 0);
 }
 
+/* The full registers, when r holds only what PTRACE_GET_SYSCALL_INFO gave
+ * (nr, arguments, ip, sp): needed to change them or to inject a call. */
+static int full_regs(tracee *t, struct user_regs_struct *r, int *have) {
+    if (*have) return 0;
+    if (ptrace(PTRACE_GETREGS, t->tid, 0, r) < 0) return -1;
+    *have = 1;
+    return 0;
+}
+
 static void handle_seccomp(tracee *t) {
     unsigned long data = 0;
     struct user_regs_struct r;
+    struct sysinfo_seccomp si;
+    int have = 0;
     stats.seccomp_stops++;
-    ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &data);
-    if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0) return;
+    /* One request for the seccomp data, the call and its arguments, instead
+     * of GETEVENTMSG + GETREGS: most stops are resumed without changing a
+     * register, and each ptrace request waits for the tracee to be off its
+     * CPU (ptrace_check_attach).  The full registers are read when needed. */
+    if (ptrace(PTRACE_GET_SYSCALL_INFO_, t->tid, sizeof si, &si) >= (long)offsetof(struct sysinfo_seccomp, pad2) &&
+        si.op == PTRACE_SYSCALL_INFO_SECCOMP_) {
+        data = si.ret_data;
+        memset(&r, 0, sizeof r);
+        r.orig_rax = si.nr;
+        r.rdi = si.args[0]; r.rsi = si.args[1]; r.rdx = si.args[2];
+        r.r10 = si.args[3]; r.r8 = si.args[4]; r.r9 = si.args[5];
+        r.rip = si.ip;
+        r.rsp = si.sp;
+    } else {
+        ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &data);
+        if (full_regs(t, &r, &have) < 0) return;
+    }
     if (t->state == T_INJECT) {  /* -S mode traps seccomp() itself */
         ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
         return;
@@ -1026,14 +1065,17 @@ static void handle_seccomp(tracee *t) {
     if (data != UMV_DATA_CLAIM && data != UMV_DATA_VSYS && data != UMV_DATA_GUARD) {
         /* RET_TRACE from the tracee's own filter: with no tracer of its own
          * the kernel would fail the call with ENOSYS, so do that. */
+        if (full_regs(t, &r, &have) < 0) return;
         skip_with(t, &r, -ENOSYS);
         return;
     }
     if (needs_filter(t->p) && !t->p->inject_busy) {
+        if (full_regs(t, &r, &have) < 0) return;
         if (inject_at_seccomp(t, &r) == 0) return;
         inject_failed(t);
     }
     if (data == UMV_DATA_GUARD) {
+        if (full_regs(t, &r, &have) < 0) return;
         handle_guard(t, &r);
         return;
     }
@@ -1052,8 +1094,13 @@ static void handle_seccomp(tracee *t) {
         int served = stat_fast(t, &r);
         if (served >= 0) {
             stats.fast_resumed++;
-            if (served) stats.fast_stats++;
-            else resume(t, PTRACE_CONT, 0);
+            if (served) {
+                stats.fast_stats++;
+                if (full_regs(t, &r, &have) < 0) return;
+                skip_with(t, &r, 0);
+            } else {
+                resume(t, PTRACE_CONT, 0);
+            }
             return;
         }
     }
@@ -1071,6 +1118,7 @@ static void handle_seccomp(tracee *t) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats.python_ns += (t1.tv_sec - t0.tv_sec) * 1000000000ULL + t1.tv_nsec - t0.tv_nsec;
     if (act == UMV_ACT_SKIP) {
+        if (full_regs(t, &r, &have) < 0) return;
         skip_with(t, &r, value);
     } else if (act == UMV_ACT_CONT) {
         resume(t, PTRACE_CONT, 0);
@@ -1082,6 +1130,7 @@ static void handle_seccomp(tracee *t) {
          * and put them back there, in C.  If the call is restarted (signal),
          * the restart runs with the program's arguments and stops again at
          * seccomp, so it is served afresh. */
+        if (full_regs(t, &r, &have) < 0) return;
         memcpy(t->orig_args, (uint64_t[6]){r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9}, sizeof t->orig_args);
         r.orig_rax = (unsigned long long)e.nr;
         r.rdi = e.args[0]; r.rsi = e.args[1]; r.rdx = e.args[2];
@@ -1090,6 +1139,7 @@ static void handle_seccomp(tracee *t) {
         t->state = T_RESTORE;
         if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) < 0) return;
     } else if (act != UMV_ACT_DEFER) {
+        if (full_regs(t, &r, &have) < 0) return;
         skip_with(t, &r, -EIO);
     }
 }
