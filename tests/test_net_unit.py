@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from umview_py import ModuleError
-from umview_py.testing import FakeProcess
+from umview_py.testing import FakeProcess, settle, settle_now
 from umview_modules import net
 from umview_modules.net import (AF_INET, AF_INET6, Addr, Net, ProxyFailure, SocketIO, parse_cidrs,
                                 parse_hostport, parse_port_map, parse_sockaddr)
@@ -160,11 +160,12 @@ def test_claims():
     assert {"sendmsg", "sendmmsg", "recvmsg", "recvmmsg"} <= c.syscalls and "accept4" not in c.syscalls
     c = Net(socks5="127.0.0.1:1", proxy_dns="yes").claims()
     assert {"sendto", "sendmsg", "recvfrom", "recvmsg", "connect"} <= c.syscalls and "accept" not in c.syscalls
-    # connect is async only with a proxy (the handshake)
+    # connect is a plain handler, with a proxy too: the handshake starts on
+    # the tracer thread and goes to trio (call.later) only when it must wait
     import inspect
     assert not inspect.iscoroutinefunction(Net(mode="deny").connect)
     assert not inspect.iscoroutinefunction(Net(port_map="1:2").connect)
-    assert inspect.iscoroutinefunction(Net(socks5="127.0.0.1:1").connect)
+    assert not inspect.iscoroutinefunction(Net(socks5="127.0.0.1:1").connect)
 
 
 # ----------------------------------------------------------------------
@@ -438,10 +439,12 @@ def silent(conn, seen):
         pass
 
 
-def _proxied_connect(program_socket, script, **opts):
+def _proxied_connect(program_socket, script, quick=None, **opts):
     proxy = FakeProxy(script)
     s = program_socket()
     m = Net(socks5=f"127.0.0.1:{proxy.port}", no_proxy="", **opts)
+    if quick is not None:
+        m.quick = quick
     proc = FakeProcess()
     raw = sin("127.0.0.1", 8000)
     buf = proc.alloc(16, raw)
@@ -463,6 +466,38 @@ def test_connect_through_socks5(program_socket):
     s.settimeout(5)
     assert s.recv(100) == b"banner"                     # nothing of the stream was eaten
     assert m.proxied[os.fstat(s.fileno()).st_ino] == Addr(AF_INET, ip("127.0.0.1"), 8000)
+
+
+@pytest.mark.parametrize("quick", [None, 0.0])
+def test_blocking_connect_handshake_at_once_or_in_trio(program_socket, quick):
+    """The handler starts the handshake on the tracer thread; when the proxy
+    does not answer within the quick budget (0 here: never) the same
+    handshake goes on in trio (call.later) and ends the same way."""
+    result, s, m, seen = _proxied_connect(program_socket, socks5_ok, quick=quick)
+    assert result == 0
+    assert seen == {"greeting": b"\x05\x01\x00", "request": b"\x05\x01\x00\x01\x7f\x00\x00\x01\x1f\x40"}
+    s.settimeout(5)
+    assert s.recv(100) == b"banner"
+    assert m.proxied[os.fstat(s.fileno()).st_ino] == Addr(AF_INET, ip("127.0.0.1"), 8000)
+
+
+def test_plain_connect_says_later_when_it_must_wait(program_socket):
+    # (whether a proxy answers within the quick budget depends on the
+    # machine's load; with no budget the handler must always hand over)
+    from umview_py import Later
+    proxy = FakeProxy(socks5_ok)
+    s = program_socket()
+    m = Net(socks5=f"127.0.0.1:{proxy.port}", no_proxy="")
+    m.quick = 0.0
+    proc = FakeProcess()
+    buf = proc.alloc(16, sin("127.0.0.1", 8000))
+    try:
+        answer = m.connect(proc.make_call("connect", 3, buf, 16))
+        assert isinstance(answer, Later), answer
+        assert settle_now(answer) == 0
+    finally:
+        s.close()
+        proxy.close()
 
 
 def _so_error(proc, m):
@@ -499,7 +534,7 @@ def test_connect_nonblocking_through_socks5(program_socket):
     out = {}
 
     async def main():
-        out["connect"] = await m.connect(proc.make_call("connect", 3, buf, 16))
+        out["connect"] = await settle(m.connect(proc.make_call("connect", 3, buf, 16)))
         out["peer-early"] = _getsockname(m, proc, "getpeername")[0]
         release.set()
         out["so_error"] = await so_error()
@@ -541,7 +576,7 @@ def test_connect_nonblocking_proxy_fails(program_socket, script, err):
     out = []
 
     async def main():
-        r = await m.connect(proc.make_call("connect", 3, buf, 16))
+        r = await settle(m.connect(proc.make_call("connect", 3, buf, 16)))
         out.append(r)
         if r == -errno.EINPROGRESS:
             out.append(await so_error())
@@ -567,8 +602,8 @@ def test_connect_nonblocking_second_connect_waits(program_socket):
     out = []
 
     async def main():
-        out.append(await m.connect(proc.make_call("connect", 3, buf, 16)))
-        out.append(await m.connect(proc.make_call("connect", 3, buf, 16)))
+        out.append(await settle(m.connect(proc.make_call("connect", 3, buf, 16))))
+        out.append(await settle(m.connect(proc.make_call("connect", 3, buf, 16))))
 
     trio.run(main)
     assert out == [-errno.EINPROGRESS, 0]

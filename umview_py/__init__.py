@@ -5,7 +5,7 @@ modules); `umview_py.testing` (testing them without ptrace)."""
 __version__ = "0.1.0"
 
 from .errors import ModuleError, SyscallError, UmviewError  # noqa: E402
-from .module import Call, Claims, Module, Option, StatOwner, boolean  # noqa: E402
+from .module import Call, Claims, Later, Module, Option, StatOwner, boolean  # noqa: E402
 
 
 def __getattr__(name):
@@ -17,5 +17,5 @@ def __getattr__(name):
         return getattr(view, name)
     raise AttributeError(f"module 'umview_py' has no attribute {name!r}")
 
-__all__ = ["Module", "Option", "Claims", "StatOwner", "Call", "SyscallError", "UmviewError", "ModuleError",
+__all__ = ["Module", "Option", "Claims", "StatOwner", "Call", "Later", "SyscallError", "UmviewError", "ModuleError",
            "boolean", "View", "Result", "run", "__version__"]

@@ -248,6 +248,15 @@ class Module:
         return " ".join(f"{k}={v}" for k, v in self.config.items() if v != self.options[k].default)
 
 
+class Later:
+    """What Call.later returns: the rest of a plain handler's work, to be
+    finished as a trio task."""
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable):
+        self.awaitable = awaitable
+
+
 class Call:
     """One intercepted system call, as a handler sees it.
 
@@ -332,6 +341,15 @@ class Call:
         if nr is not None:
             self.nr = nr
         self.rewritten = True
+
+    def later(self, awaitable) -> Later:
+        """From a plain handler: `return call.later(coro)` finishes the call
+        as a trio task, which awaits coro; its result is the call's (None:
+        the kernel runs the call, as rewritten if it was).  The program's
+        thread waits; every other process goes on.  For handlers that can
+        usually answer at once and must sometimes wait (a proxy handshake):
+        the common case then costs no trip through trio."""
+        return Later(awaitable)
 
     # the stack ----------------------------------------------------------
     def next(self):

@@ -20,7 +20,7 @@ import os
 import trio
 
 from .errors import SyscallError
-from .module import Call
+from .module import Call, Later
 from .syscalls.table import BY_NAME
 
 
@@ -75,6 +75,7 @@ class FakeProcess:
         raise SyscallError(errno.EFAULT)
 
     # calls --------------------------------------------------------------
+    # (a plain handler may return call.later(coro): see settle/settle_now)
     def make_call(self, name: str, *args: int, view=None) -> Call:
         row = BY_NAME[name]
 
@@ -91,6 +92,21 @@ class FakeProcess:
         try:
             if inspect.iscoroutinefunction(handler):
                 return trio.run(handler, c)
-            return handler(c)
+            return settle_now(handler(c))
         except SyscallError as exc:
             return -exc.errno
+
+
+async def settle(result):
+    """A handler's answer as the program would get it: a plain handler's
+    call.later(coro) is awaited (inside a trio run, as in a real view)."""
+    if isinstance(result, Later):
+        return await result.awaitable
+    return result
+
+
+def settle_now(result):
+    """settle() outside trio: a Later is run to the end in trio.run."""
+    if isinstance(result, Later):
+        return trio.run(settle, result)
+    return result

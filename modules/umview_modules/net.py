@@ -52,7 +52,7 @@ import struct
 
 import trio
 
-from umview_py import Claims, Module, ModuleError, Option, SyscallError, boolean
+from umview_py import Claims, Later, Module, ModuleError, Option, SyscallError, boolean
 
 log = logging.getLogger("umview.net")
 
@@ -450,6 +450,43 @@ def quick_wait(fd: int, writable: bool, budget: float) -> bool:
     return bool(r or w)
 
 
+class FdWait:
+    """Awaited by a coroutine that run_eager drives (no event loop) when it
+    must wait for fd: the driver hands the coroutine, stopped there, to
+    finish_in_trio."""
+    __slots__ = ("fd", "writable")
+
+    def __init__(self, fd: int, writable: bool):
+        self.fd, self.writable = fd, writable
+
+    def __await__(self):
+        yield self
+
+
+def run_eager(coro):
+    """Run coro on this thread until it ends, (True, its value), or must
+    wait for an fd, (False, the FdWait).  Its exceptions go through."""
+    try:
+        return False, coro.send(None)
+    except StopIteration as stop:
+        return True, stop.value
+
+
+async def finish_in_trio(coro, waiting: FdWait):
+    """Go on with a coroutine that run_eager left waiting, in trio."""
+    while True:
+        if not isinstance(waiting, FdWait):
+            raise RuntimeError(f"an eager coroutine awaited {waiting!r}")
+        if waiting.writable:
+            await trio.lowlevel.wait_writable(waiting.fd)
+        else:
+            await trio.lowlevel.wait_readable(waiting.fd)
+        try:
+            waiting = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+
 class SocketIO:
     """send/recv on a socket shared with the program (a socket object or a
     file descriptor), without ever blocking for long and without changing
@@ -459,13 +496,17 @@ class SocketIO:
 
     HEAD_MAX = 16384
 
-    def __init__(self, sock, quick: float = 0.0):
+    def __init__(self, sock, quick: float = 0.0, eager: bool = False):
         self.fd = sock if isinstance(sock, int) else sock.fileno()
         self.quick = quick
+        self.eager = eager
         self._buf = ctypes.create_string_buffer(4096)
 
     async def _wait(self, writable: bool) -> None:
         if quick_wait(self.fd, writable, self.quick):
+            return
+        if self.eager:   # driven by run_eager: hand the wait to its driver
+            await FdWait(self.fd, writable)
             return
         if writable:
             await trio.lowlevel.wait_writable(self.fd)
@@ -1243,7 +1284,10 @@ class Net(Module):
             return None
         return rc
 
-    async def connect(self, call):
+    def connect(self, call):
+        # Plain: the proxy handshake is tried at once on the tracer thread
+        # (a local proxy answers in microseconds) and the call goes to trio
+        # (call.later) only when it must wait (_connect_via_proxy).
         got = self._read_connect(call)
         if got is None:
             return None
@@ -1260,7 +1304,10 @@ class Net(Module):
                 if name is not None:       # a placeholder: through the proxy by name
                     if stype != SOCK_STREAM:
                         return -errno.ENETUNREACH   # no UDP through the proxy
-                    return await self._connect_via_proxy(call, dup, raw, addr, name)
+                    answer = self._connect_via_proxy(call, dup, raw, addr, name)
+                    if isinstance(answer, Later):
+                        dup = None   # the continuation owns it now
+                    return answer
                 if stype in (SOCK_STREAM, SOCK_DGRAM):   # a DNS query: the view answers it
                     front = self._front_for(addr)
                     if front is None:
@@ -1275,7 +1322,10 @@ class Net(Module):
                             return None
                     stype = _getsockopt_int(dup, socket.SOL_SOCKET, socket.SO_TYPE)
                 if stype == SOCK_STREAM:
-                    return await self._connect_via_proxy(call, dup, raw, dest)
+                    answer = self._connect_via_proxy(call, dup, raw, dest)
+                    if isinstance(answer, Later):
+                        dup = None   # the continuation owns it now
+                    return answer
             self._deny_dest(dest)
             if dest == addr:
                 return None
@@ -1283,20 +1333,21 @@ class Net(Module):
         except OSError:
             return None
         finally:
-            if dup is not None:
-                trio.lowlevel.notify_closing(dup)
+            if dup is not None:   # never waited on through trio: just closed
                 os.close(dup)
 
     def _is_proxy(self, dest: Addr) -> bool:
         p = self.proxy.addr
         return dest.port == p.port and (dest.ip == p.ip or (dest.v4 is not None and dest.v4 == p.v4))
 
-    async def _connect_via_proxy(self, call, dup: int, raw: bytes, target: Addr, host: str | None = None) -> int:
+    def _connect_via_proxy(self, call, dup: int, raw: bytes, target: Addr, host: str | None = None):
         """Connect the program's socket to the proxy and through it to
         target (or to `host` by name, on target's port), from the hypervisor.
 
         A blocking socket: the program's thread waits at its connect until
-        the tunnel is up (0) or failed (-errno).  A non-blocking one: the
+        the tunnel is up (0) or failed (-errno); the handshake runs here
+        while the proxy answers at once, and goes on in trio (call.later,
+        which then owns dup) when it must wait.  A non-blocking one: the
         program gets EINPROGRESS at once and the handshake goes on behind
         it; getsockopt(SO_ERROR), a second connect and getpeername wait for
         it or say it is not over, as for a connect under way (docs/net.md)."""
@@ -1314,51 +1365,95 @@ class Net(Module):
             # connect again while (or after) the first one was under way: its
             # outcome, once (SO_ERROR would have said it otherwise)
             if not pend.done:
-                await pend.event.wait()
+                return call.later(self._pending_outcome(dup, ino, pend))
             if self.pending.pop(ino, None) is pend:
                 return pend.result
         rc = _connect_nonblocking(dup, packed)
         if rc not in (0, -errno.EINPROGRESS):
             log.info("net: proxy %s: %s", self.proxy, os.strerror(-rc))
             return rc
-        if os.get_blocking(dup):
-            return await self._tunnel(dup, rc, target, host, ino, self.quick)
-        pend = _Pending()
-        self.pending[ino] = pend
-        trio.lowlevel.spawn_system_task(self._tunnel_behind, os.dup(dup), rc, target, host, ino, pend)
+        if not os.get_blocking(dup):
+            pend = _Pending()
+            self.pending[ino] = pend
+            return call.later(self._start_behind(dup, rc, target, host, ino, pend))
+        steps = self._tunnel_steps(dup, rc, target, host, SocketIO(dup, self.quick, eager=True))
+        try:
+            done, waiting = run_eager(steps)
+        except ProxyFailure as exc:
+            return self._tunnel_failed(dup, target, host, exc)
+        if done:
+            self.proxied[ino] = target
+            return 0
+        return call.later(self._tunnel_rest(steps, waiting, dup, target, host, ino))
+
+    # (every call.later of _connect_via_proxy owns dup, and closes it)
+    async def _pending_outcome(self, fd: int, ino: int, pend) -> int:
+        try:
+            if not pend.done:
+                await pend.event.wait()
+        finally:
+            os.close(fd)
+        if self.pending.pop(ino, None) is pend:
+            return pend.result
+        return 0
+
+    async def _start_behind(self, fd, rc, target, host, ino, pend) -> int:
+        trio.lowlevel.spawn_system_task(self._tunnel_behind, fd, rc, target, host, ino, pend)
         return -errno.EINPROGRESS
+
+    async def _tunnel_steps(self, fd: int, rc: int, target: Addr, host: str | None, io) -> None:
+        """Wait for the connection to the proxy, then the handshake, on our
+        duplicate fd; ProxyFailure when either fails."""
+        if rc == -errno.EINPROGRESS:
+            await io._wait(True)
+            err = _getsockopt_int(fd, socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise ProxyFailure(err, os.strerror(err))
+        if self.proxy_kind == "socks5":
+            await socks5_handshake(io, target, self.proxy.user, self.proxy.password, host)
+        else:
+            await http_connect_handshake(io, target, self.proxy.user, self.proxy.password, host)
+
+    def _tunnel_failed(self, fd: int, target: Addr, host: str | None, exc: ProxyFailure) -> int:
+        _disconnect(fd)
+        log.info("net: proxy %s for %s: %s", self.proxy, host or target, exc)
+        return -exc.errno
+
+    def _tunnel_timeout(self, fd: int, target: Addr, host: str | None) -> int:
+        _disconnect(fd)
+        log.info("net: proxy %s: no answer for %s", self.proxy, host or target)
+        return -errno.ETIMEDOUT
+
+    async def _tunnel_rest(self, steps, waiting, fd: int, target: Addr, host: str | None, ino: int) -> int:
+        """The part of a blocking socket's handshake that had to wait (fd
+        is ours, closed at the end)."""
+        try:
+            with trio.fail_after(self.config["proxy_timeout"]):
+                await finish_in_trio(steps, waiting)
+        except trio.TooSlowError:
+            return self._tunnel_timeout(fd, target, host)
+        except ProxyFailure as exc:
+            return self._tunnel_failed(fd, target, host, exc)
+        finally:
+            steps.close()
+            trio.lowlevel.notify_closing(fd)
+            os.close(fd)
+        self.proxied[ino] = target
+        return 0
 
     async def _tunnel(self, fd: int, rc: int, target: Addr, host: str | None, ino: int,
                       quick: float = 0.0) -> int:
-        """The rest of a proxied connect on our duplicate fd: wait for the
-        connection to the proxy, then the handshake.  0 or -errno; after a
-        failure the socket is disconnected (it may be connected again).
-        quick: see quick_wait (for a program's thread waiting in connect;
-        handshakes behind non-blocking sockets wait through trio only, so
-        that many of them go on at once)."""
-        what = host or target
+        """The rest of a proxied connect on our duplicate fd, in trio: wait
+        for the connection to the proxy, then the handshake.  0 or -errno;
+        after a failure the socket is disconnected (it may be connected
+        again).  quick: see quick_wait."""
         try:
             with trio.fail_after(self.config["proxy_timeout"]):
-                if rc == -errno.EINPROGRESS:
-                    if not quick_wait(fd, True, quick):
-                        await trio.lowlevel.wait_writable(fd)
-                    err = _getsockopt_int(fd, socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        log.info("net: proxy %s: %s", self.proxy, os.strerror(err))
-                        return -err
-                io = SocketIO(fd, quick)
-                if self.proxy_kind == "socks5":
-                    await socks5_handshake(io, target, self.proxy.user, self.proxy.password, host)
-                else:
-                    await http_connect_handshake(io, target, self.proxy.user, self.proxy.password, host)
+                await self._tunnel_steps(fd, rc, target, host, SocketIO(fd, quick))
         except trio.TooSlowError:
-            _disconnect(fd)
-            log.info("net: proxy %s: no answer for %s", self.proxy, what)
-            return -errno.ETIMEDOUT
+            return self._tunnel_timeout(fd, target, host)
         except ProxyFailure as exc:
-            _disconnect(fd)
-            log.info("net: proxy %s for %s: %s", self.proxy, what, exc)
-            return -exc.errno
+            return self._tunnel_failed(fd, target, host, exc)
         self.proxied[ino] = target
         return 0
 

@@ -17,7 +17,7 @@ import threading
 import time
 
 from ..errors import ModuleError, SyscallError, UmviewError
-from ..module import Call, Module
+from ..module import Call, Later, Module
 from ..syscalls.table import BY_NAME, BY_NR
 from . import seccomp
 from .bridge import (ACT_CONT, ACT_DEFER, ACT_REWRITE, ACT_RUN_EXIT, ACT_SET_RESULT, ACT_SKIP, EV_ALLGONE,
@@ -670,6 +670,9 @@ class Hypervisor:
             st.calls += 1
             st.seconds += dt
             if result is not None:
+                if type(result) is Later:
+                    self._to_trio(self._serve_later, call, module, result.awaitable)
+                    return ACT_DEFER
                 value_ptr[0] = int(result)
                 return ACT_SKIP
             # A rewritten call (a path moved by a file system) goes on down
@@ -725,6 +728,25 @@ class Hypervisor:
             trace.call_line(call, kernel_result, "kernel")
             return
         self._reply(call, None, False)
+
+    async def _serve_later(self, call: Call, module: Module, awaitable) -> None:
+        """The rest of a plain handler's call (Call.later), as a trio task."""
+        t0 = time.perf_counter()
+        try:
+            result = await awaitable
+        except SyscallError as exc:
+            self._account(call.view, module, call, t0, True)
+            self._reply(call, -exc.errno, call.ran)
+            return
+        except Exception:
+            self._module_bug(call.view, module, call, t0)
+            return
+        self._account(call.view, module, call, t0, False)
+        if result is None and call.rewritten and not call.ran:
+            c_args = ffi.new("uint64_t[6]", call.args[:6])
+            lib.umv_reply(call.tid, ACT_RUN_EXIT, 0, call.nr, c_args)
+            return
+        self._reply(call, None if result is None else int(result), call.ran)
 
     async def _run_in_kernel(self, call: Call, nr: int, args) -> int:
         waiter = [_Flag(), None, call.pid]
