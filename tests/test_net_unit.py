@@ -934,3 +934,35 @@ def test_proxy_dns_server_answers_udp_and_tcp():
     assert _parse(got["tcp"][2:2 + n])[:3] == (7, 0, 1) and got["tcp"][2 + n - 4:2 + n] == bytes([240, 0, 0, 1])
     assert len(got["tcp"]) == 2 * (2 + n)
     assert front.udp.fileno() == -1 and front.tcp.fileno() == -1     # closed when it stops
+
+
+@pytest.mark.parametrize("dest,mapped", [
+    (("127.0.0.1", 8000), 18000), (("127.9.8.7", 8000), 18000), (("0.0.0.0", 8000), 18000),
+    (("127.0.0.1", 8001), None), (("10.0.0.1", 8000), None), (("8.8.8.8", 53), None)])
+def test_port_map_fast_path_agrees_with_the_general_one(dest, mapped):
+    """The byte-level road of a port map (an AF_INET loopback sockaddr) and
+    the general one (parse, Addr, pack) rewrite the same calls the same way."""
+    answers = []
+    for fast in (True, False):
+        m = Net(port_map="8000:18000")
+        assert m._v4_map is not None
+        if not fast:
+            m._v4_map = None
+        proc = FakeProcess()
+        raw = sin(*dest)
+        buf = proc.alloc(16, raw)
+        stack = proc.alloc(4096)
+        c = proc.make_call("connect", 3, buf, 16)
+        c.sp = stack + 4096
+        assert m.connect(c) is None
+        new = proc.read(c.args[1], c.args[2]) if c.rewritten else None
+        answers.append((c.rewritten, new))
+        assert proc.read(buf, 16) == raw                       # the program's own sockaddr untouched
+    assert answers[0] == answers[1]
+    assert answers[0] == ((True, sin(dest[0], mapped)) if mapped else (False, None))
+
+
+def test_port_map_fast_path_only_without_policy_or_netcoop():
+    assert Net(port_map="1:2")._v4_map == {b"\x00\x01": b"\x00\x02"}
+    for opts in ({"mode": "loopback"}, {"netcoop": "yes"}, {"socks5": "127.0.0.1:1"}):
+        assert Net(port_map="1:2", **opts)._v4_map is None, opts

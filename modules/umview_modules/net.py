@@ -890,10 +890,14 @@ class Net(Module):
         self.fronts: dict = {}      # name server ip -> DnsFront
         self.front_at: dict = {}    # (our ip, our port) -> DnsFront
         self._token = None
-        # connect is async only with a proxy (the handshake); otherwise it
-        # stays on the fast road, a plain handler
+        # Without a proxy, connect takes the shorter road of _connect_plain;
+        # with a port map alone (no policy, no netcoop), an IPv4 loopback
+        # destination is looked up by its port's bytes (_connect_mapped_v4).
         if not self.proxy:
             self.connect = self._connect_plain
+        self._v4_map = ({struct.pack("!H", g): struct.pack("!H", h) for g, h in self.port_map.items()}
+                        if self.port_map and not self.proxy and not self.netcoop and not self.restricted
+                        else None)
 
     def claims(self):
         c = Claims()
@@ -1228,7 +1232,27 @@ class Net(Module):
         host = self._host_port(stype, addr.port)
         return (addr if host is None else addr.replace(port=host)), dup, stype
 
+    def _connect_mapped_v4(self, call):
+        """The port map's common case, on bytes: an AF_INET sockaddr to
+        127.0.0.0/8 or 0.0.0.0 on a mapped port, nobody below to ask.  The
+        sockaddr is rewritten with the host port; anything else (or None
+        when this is not that case) goes the general way."""
+        length = call.args[2] & 0xFFFFFFFF
+        if not 16 <= length <= SOCKADDR_MAX or not call.args[1] or not self._alone(call):
+            return None
+        raw = call.read(call.args[1], length)
+        if raw[:2] != b"\x02\x00" or not (raw[4] == 127 or raw[4:8] == b"\0\0\0\0"):
+            return None
+        host = self._v4_map.get(raw[2:4])
+        if host is None:
+            return None
+        new = raw[:2] + host + raw[4:]
+        call.rewrite(arg1=call.scratch(new), arg2=len(new))
+        return True
+
     def _connect_plain(self, call):
+        if self._v4_map is not None and self._connect_mapped_v4(call):
+            return None
         got = self._read_connect(call)
         if got is None:
             return None
