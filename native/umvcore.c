@@ -2,9 +2,8 @@
  *
  * Shape: one tracer thread, created by umv_init(), owns every tracee (the
  * kernel insists that all ptrace requests for a tracee come from the thread
- * that attached it).  It sleeps in poll() on a signalfd for SIGCHLD and on an
- * eventfd carrying commands from Python, drains all pending stops with
- * waitpid(WNOHANG), and
+ * that attached it).  It sleeps in waitid() until a tracee changes state
+ * (see tracer_main for how a command from Python wakes it), and
  *   - handles lifecycle stops itself (fork/clone/exec/exit, group-stops,
  *     signal delivery),
  *   - resumes seccomp stops that no module of the tracee's view claims (the
@@ -31,6 +30,7 @@
 #include <sys/ptrace.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -40,7 +40,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <limits.h>
@@ -239,24 +238,28 @@ static pthread_cond_t qcond = PTHREAD_COND_INITIALIZER;
 static cmd *cmd_head, *cmd_tail;
 static umv_event *evq;
 static size_t ev_head, ev_count, ev_cap;
-static int ev_fd = -1, cmd_fd = -1, sig_fd = -1, wake_fd = -1;
-static struct sigaction old_chld;
+static int ev_fd = -1, cmd_fd = -1;
 
-/* SIGCHLD is blocked in the tracer thread, so that its signalfd sees it.
- * But a process-directed signal goes to any thread that does not block it,
- * and threads the host program started before us (pytest's, a script's)
- * do not: there the signal would be lost and a stop never seen.  So it gets
- * a handler that wakes the tracer through an eventfd, then does whatever
- * the program's own handler did. */
-static void on_sigchld(int sig, siginfo_t *si, void *uc) {
-    int saved = errno;
-    uint64_t one = 1;
-    if (write(wake_fd, &one, 8) < 0) {}
-    errno = saved;
-    if (old_chld.sa_flags & SA_SIGINFO) {
-        if (old_chld.sa_sigaction) old_chld.sa_sigaction(sig, si, uc);
-    } else if (old_chld.sa_handler != SIG_DFL && old_chld.sa_handler != SIG_IGN) {
-        old_chld.sa_handler(sig);
+/* Waking the tracer for a command.  It sleeps in waitid(), which no fd can
+ * interrupt, so push_cmd() sets cmd_kick and sends the tracer thread
+ * KICK_SIG.  Its handler leaves the wait with siglongjmp, but only while
+ * wait_armed says the thread is at the wait (nowhere else can it be
+ * interrupted halfway), and the wait uses WNOWAIT: a status it saw just
+ * before the jump is still there for the next one, never lost.  (A signal
+ * arriving before the wait begins is seen by the cmd_kick check that comes
+ * after arming.)  One syscall per stop to sleep and one to reap, where the
+ * poll() on a signalfd took four. */
+#define KICK_SIG (SIGRTMAX - 3)
+static sigjmp_buf wait_jb;
+static volatile sig_atomic_t wait_armed;
+static int cmd_kick;
+static struct sigaction old_kick;
+
+static void on_kick(int sig) {
+    (void)sig;
+    if (wait_armed) {
+        wait_armed = 0;
+        siglongjmp(wait_jb, 1);
     }
 }
 static pthread_t tracer;
@@ -305,8 +308,10 @@ static void push_cmd(cmd *c) {
     if (cmd_tail) cmd_tail->next = c; else cmd_head = c;
     cmd_tail = c;
     pthread_mutex_unlock(&qlock);
+    __atomic_store_n(&cmd_kick, 1, __ATOMIC_SEQ_CST);
     uint64_t one = 1;
     if (write(cmd_fd, &one, 8) < 0) {}
+    pthread_kill(tracer, KICK_SIG);
 }
 
 /* Commands that return a result: wait for the tracer thread to finish them. */
@@ -1316,14 +1321,12 @@ static void handle_stop(pid_t tid, int status) {
     if (retry && needs_filter(t->p)) maybe_interrupt(t->p);
 }
 
-static void reap(void) {
-    for (;;) {
-        int status;
-        pid_t tid = waitpid(-1, &status, WNOHANG | __WALL);
-        if (tid <= 0) return;
-        if (WIFEXITED(status) || WIFSIGNALED(status)) handle_exit(tid, status);
-        else if (WIFSTOPPED(status)) handle_stop(tid, status);
-    }
+/* The status of tid, which waitid() said has one. */
+static void reap_one(pid_t tid) {
+    int status;
+    if (waitpid(tid, &status, WNOHANG | __WALL) != tid) return;
+    if (WIFEXITED(status) || WIFSIGNALED(status)) handle_exit(tid, status);
+    else if (WIFSTOPPED(status)) handle_stop(tid, status);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1509,26 +1512,43 @@ static void run_commands(void) {
 
 static void *tracer_main(void *arg) {
     (void)arg;
-    struct pollfd fds[3] = {{sig_fd, POLLIN, 0}, {cmd_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    sigset_t kick;
+    sigemptyset(&kick);
+    sigaddset(&kick, KICK_SIG);
+    pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
     while (!stopping) {
-        if (poll(fds, 3, -1) < 0 && errno != EINTR) break;
-        if (fds[2].revents) {
-            uint64_t v;
-            if (read(wake_fd, &v, 8) < 0) {}
-        }
-        /* Only what poll reported: each stop wakes us, so every syscall
-         * saved here is saved per stop.  One read clears SIGCHLD (standard
-         * signals do not queue); reap() then takes every waiting status. */
-        if (fds[0].revents) {
-            struct signalfd_siginfo si;
-            if (read(sig_fd, &si, sizeof si) < 0) {}
-        }
-        if (fds[1].revents) {
+        if (__atomic_exchange_n(&cmd_kick, 0, __ATOMIC_SEQ_CST)) {
             uint64_t v;
             if (read(cmd_fd, &v, 8) < 0) {}
             run_commands();
+            continue;
         }
-        reap();
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        long r = -1;
+        int e = 0;
+        if (sigsetjmp(wait_jb, 1) != 0) continue;   /* kicked out of the wait */
+        wait_armed = 1;
+        if (!__atomic_load_n(&cmd_kick, __ATOMIC_SEQ_CST)) {
+            /* the raw syscall: glibc's waitid is a cancellation point with
+             * state around the call, not a place to jump out of */
+            r = syscall(SYS_waitid, P_ALL, 0, &si, WEXITED | WSTOPPED | WNOWAIT | __WALL, NULL);
+            e = errno;
+        }
+        wait_armed = 0;
+        if (r == 0 && si.si_pid > 0 && si.si_code == CLD_STOPPED) {
+            /* a job-control stop of a child that is not a tracee (tracees'
+             * stops are CLD_TRAPPED): nothing of ours, but WNOWAIT would
+             * report it again and again, so take it */
+            int status;
+            if (waitpid(si.si_pid, &status, WNOHANG | WUNTRACED | __WALL) < 0) {}
+        } else if (r == 0 && si.si_pid > 0) {
+            reap_one(si.si_pid);
+        } else if (r < 0 && e == ECHILD) {
+            /* no tracee yet (or any more): only a command can change that */
+            struct pollfd pf = {cmd_fd, POLLIN, 0};
+            if (poll(&pf, 1, -1) < 0) {}
+        }
     }
     return NULL;
 }
@@ -1538,24 +1558,18 @@ static void *tracer_main(void *arg) {
 
 int umv_init(void) {
     if (started) return 0;
-    /* SIGCHLD must be blocked in every thread for the signalfd to see it;
-     * threads created later inherit the mask of the thread creating them. */
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    if (pthread_sigmask(SIG_BLOCK, &chld, &orig_mask) < 0) return -errno;
-    sigdelset(&orig_mask, SIGCHLD);
-    sig_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+    /* The mask the first process gets (do_spawn), as the program had it. */
+    pthread_sigmask(SIG_SETMASK, NULL, &orig_mask);
     ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     cmd_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (sig_fd < 0 || ev_fd < 0 || cmd_fd < 0 || wake_fd < 0) return -errno;
+    if (ev_fd < 0 || cmd_fd < 0) return -errno;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sigchld;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sa.sa_handler = on_kick;
+    sa.sa_flags = 0;   /* no SA_RESTART: the waits must end */
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGCHLD, &sa, &old_chld) < 0) return -errno;
+    if (sigaction(KICK_SIG, &sa, &old_kick) < 0) return -errno;
+    __atomic_store_n(&cmd_kick, 0, __ATOMIC_SEQ_CST);
     self_pid = getpid();
     stopping = 0;
     /* Not dumpable: /proc/OURPID/mem and friends are closed to the view's
@@ -1678,13 +1692,10 @@ int umv_shutdown(void) {
     c.kind = CMD_STOP;
     push_cmd_wait(&c);
     pthread_join(tracer, NULL);
-    sigaction(SIGCHLD, &old_chld, NULL);
-    close(sig_fd);
+    sigaction(KICK_SIG, &old_kick, NULL);
     close(ev_fd);
     close(cmd_fd);
-    close(wake_fd);
-    sig_fd = ev_fd = cmd_fd = wake_fd = -1;
-    pthread_sigmask(SIG_SETMASK, &orig_mask, NULL);
+    ev_fd = cmd_fd = -1;
     started = 0;
     return 0;
 }

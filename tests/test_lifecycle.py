@@ -521,3 +521,37 @@ def test_module_reaches_running_process(tmp_path, mode):
         f"main {real} 7.7.7", f"thread {real} 7.7.7", "loop: 0", "7.7.7"], r.stderr
     assert r.returncode == 0
     assert r.stderr == b""
+
+
+STOPPED_NEIGHBOUR = r"""
+import os, signal, subprocess, sys, time, trio, umview_py
+# A child of the script's process that is not in any view, stopped by job
+# control while the view runs: the tracer's wait must pass over it.
+other = subprocess.Popen(["sleep", "60"])
+os.kill(other.pid, signal.SIGSTOP)
+
+async def main():
+    async with umview_py.View(modules=["misc"]) as view:
+        await view.run(["true"])
+        cpu = time.process_time()
+        # an idle second in the view: the tracer must sleep through it, not
+        # spin on the neighbour's stop (that would burn a CPU for a second)
+        r = await view.run(["sh", "-c", "sleep 1; for i in 1 2 3; do uname -r; done"],
+                           capture_output=True)
+        print(r.returncode, r.stdout.decode().split())
+        print("cpu", time.process_time() - cpu)
+
+trio.run(main)
+os.kill(other.pid, signal.SIGKILL)
+print("neighbour", other.wait())
+"""
+
+
+def test_a_stopped_child_outside_the_view_is_passed_over():
+    r = subprocess.run([sys.executable, "-c", STOPPED_NEIGHBOUR], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"0 {[os.uname().release] * 3}"
+    assert float(lines[1].split()[1]) < 0.5, lines[1]
+    assert lines[2].startswith("neighbour ")
