@@ -16,6 +16,12 @@ SlowUname   async uname and sethostname handlers that wait for each other:
             blocked handler does not block the serving of other processes.
             The uname answer is the kernel's, with the release replaced by the
             name given to sethostname (the real host name is never changed).
+Later       a plain uname handler that answers with call.later(...): the
+            continuation runs as a trio task (it awaits a checkpoint) and
+            then answers as its option `then` says: "release" (write the
+            kernel's uname with release "later-N", N counting the calls),
+            "errno" (SyscallError EPERM), "raise" (a bug: EIO), "kernel"
+            (None: the kernel runs the call).
 Claimer     claims the one syscall its option names and lets it through.
 PathClaimer claims openat (and lets every call through): a module of the
             path family, which makes the view deny io_uring and friends.
@@ -135,3 +141,32 @@ class Claimer(Module):
         if method.startswith("_"):
             raise AttributeError(method)
         return lambda call: None
+
+
+class Later(Module):
+    name = "later"
+    description = "uname answered by a continuation in trio (call.later, for tests)"
+    options = {"then": Option(str, "release", "release, errno, raise or kernel")}
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.calls = 0
+
+    def uname(self, call):
+        self.calls += 1
+        return call.later(self._finish(call, self.calls))
+
+    async def _finish(self, call, n):
+        await trio.lowlevel.checkpoint()   # only a running trio loop gets past this
+        then = self.config["then"]
+        if then == "errno":
+            raise SyscallError(errno.EPERM)
+        if then == "raise":
+            raise RuntimeError("later boom")
+        if then == "kernel":
+            return None
+        import os
+        fields = [f.encode() for f in os.uname()]
+        fields[2] = b"later-%d" % n
+        call.write(call.args[0], b"".join(f.ljust(UTS_LEN, b"\0") for f in fields) + bytes(UTS_LEN))
+        return 0

@@ -101,6 +101,22 @@ def test_async_kernel_call_and_result_rewrite():
     assert view.stderr == b"" and view.returncode == 0
 
 
+@pytest.mark.parametrize("then,expect", [
+    ("release", "later-1\nlater-2\n"), ("errno", f"errno {errno.EPERM}\n"),
+    ("raise", "errno 5\n"), ("kernel", f"{os.uname().release}\n")])
+def test_plain_handler_finishing_in_trio(then, expect):
+    """call.later: a plain handler hands the rest of the call to a trio task,
+    whose answer (a value, an errno, a bug's EIO, or None: the kernel runs
+    the call) is the program's; the view goes on."""
+    script = ("import os\nfor i in range(2 if %r == 'release' else 1):\n"
+              "    try:\n        print(os.uname().release)\n"
+              "    except OSError as e:\n        print('errno', e.errno)\n") % then
+    res = run_view([PY, "-c", script], "-p", mod("Later", f"then={then}"), timeout=GUARD)
+    assert out(res) == expect, res.stderr.decode()
+    assert res.returncode == 0
+    assert ("RuntimeError: later boom" in res.stderr.decode()) == (then == "raise")
+
+
 def test_async_kernel_call_passes_kernel_errors_through():
     # uname(1): the kernel says EFAULT, the module passes it on
     script = ("import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
