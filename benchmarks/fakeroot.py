@@ -34,57 +34,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (REPO, RESULTS, fmt_cmdline, loadavg, machine_lines, median,  # noqa: E402
                      resolve_program, wait_for_idle)
 
-from run import HEADERS, NFILES, generate_make_project  # noqa: E402  (the same project as run.py)
-IMPORTS = "import json, email, http.client, asyncio, decimal"
+# the same workloads, modes and runner as run.py
+from run import Mode, Workload, make_workloads, pick_names, run_once  # noqa: E402
 ALL_WORKLOADS = ["python", "tar", "make", "ls", "startup"]
 ALL_MODES = ["native", "view", "umview-0", "fakeroot", "pseudo"]
 
 
-# ---------------------------------------------------------------- workloads
-
-@dataclass
-class Workload:
-    name: str
-    desc: str
-    argv: list[str]
-    cwd: str | None = None
-    before: list[str] | None = None   # untimed, natively, before each run
-    after: object = None              # untimed callable after each run
-
-
-def make_workloads(tmp: Path) -> dict[str, Workload]:
-    py = resolve_program("python3") or sys.executable
-    tar_out = tmp / "out.tar"
-    proj = tmp / "proj"
-    generate_make_project(proj)
-    return {
-        "python": Workload("python", f"`python3 -c '{IMPORTS}'`", [py, "-c", IMPORTS]),
-        "tar": Workload("tar", "`tar cf OUT -C /usr include` (OUT deleted after each run)",
-                        ["tar", "cf", str(tar_out), "-C", "/usr", "include"],
-                        after=lambda: tar_out.unlink(missing_ok=True)),
-        "make": Workload("make", f"`make -s -j2` ({NFILES} files x {len(HEADERS)} headers + main.c "
-                                 "+ link; `make clean` untimed before each build)",
-                         ["make", "-s", "-j2"], cwd=str(proj), before=["make", "-s", "clean"]),
-        "ls": Workload("ls", "`ls -lR /usr/share > /dev/null`", ["ls", "-lR", "/usr/share"]),
-        "startup": Workload("startup", "`true`", ["true"]),
-    }
-
-
 # -------------------------------------------------------------------- modes
-
-@dataclass
-class Mode:
-    name: str
-    desc: str
-    prefix: list[str] = field(default_factory=list)
-
 
 def umview_here() -> list[str]:
     """umview from this repository, whatever package is installed."""
@@ -130,28 +92,6 @@ def make_modes(umview: list[str]) -> tuple[dict[str, Mode], list[str]]:
 
 # ------------------------------------------------------------------ running
 
-def run_once(wl: Workload, mode: Mode, timeout: float) -> tuple[float | None, str]:
-    if wl.before:
-        subprocess.run(wl.before, cwd=wl.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True)
-    with tempfile.TemporaryFile() as err:
-        try:
-            t0 = time.perf_counter()
-            p = subprocess.run(mode.prefix + wl.argv, cwd=wl.cwd, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=err, timeout=timeout)
-            dt = time.perf_counter() - t0
-        except subprocess.TimeoutExpired:
-            return None, f"timed out after {timeout:.0f} s"
-        finally:
-            if callable(wl.after):
-                wl.after()
-        if p.returncode != 0:
-            err.seek(0)
-            tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
-            return None, f"exit status {p.returncode}" + (": " + " / ".join(tail) if tail else "")
-    return dt, ""
-
-
 def where_time_goes(wl: Workload, umview: list[str], tmp: Path, timeout: float):
     """One untimed `umview --stats -0 -vv` run: (core counters, --stats table
     text, wall seconds) or None."""
@@ -193,16 +133,8 @@ def main() -> int:
     try:
         workloads = make_workloads(tmp)
         modes, notes = make_modes(umview)
-        wl_names = [w for w in args.workloads.split(",") if w]
-        mode_names = [m for m in args.modes.split(",") if m]
-        for w in wl_names:
-            if w not in workloads:
-                ap.error(f"unknown workload {w!r} (known: {', '.join(workloads)})")
-        for m in list(mode_names):
-            if m not in ALL_MODES:
-                ap.error(f"unknown mode {m!r} (known: {', '.join(ALL_MODES)})")
-            if m not in modes:
-                mode_names.remove(m)          # not installed: said in the notes
+        wl_names = pick_names(ap, args.workloads, workloads, what="workload")
+        mode_names = pick_names(ap, args.modes, ALL_MODES, available=modes)  # not installed: in the notes
         if "native" not in mode_names:
             mode_names.insert(0, "native")
         rng = random.Random(args.seed)

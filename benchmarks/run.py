@@ -150,6 +150,17 @@ def make_modes(umview: list[str]) -> tuple[dict[str, Mode], list[str]]:
     return modes, notes
 
 
+def pick_names(ap, text: str, known, available=None, what: str = "mode") -> list[str]:
+    """The comma-separated names of text, in order.  A name not in known is
+    an argparse error; one that is known but not in available (a peer tool
+    not installed here, which the notes then say) is dropped."""
+    names = [n for n in text.split(",") if n]
+    for n in names:
+        if n not in known:
+            ap.error(f"unknown {what} {n!r} (known: {', '.join(known)})")
+    return [n for n in names if available is None or n in available]
+
+
 def umview_interpreter(umview: list[str]) -> str | None:
     """The Python that runs umview: the console script's #! line, or the
     interpreter of `python3 -m umview_py`."""
@@ -319,16 +330,9 @@ def main() -> int:
     try:
         all_wl = make_workloads(tmp)
         all_modes, notes = make_modes(umview)
-        wl_names = [w for w in args.workloads.split(",") if w]
-        mode_names = [m for m in args.modes.split(",") if m]
-        for w in wl_names:
-            if w not in all_wl:
-                ap.error(f"unknown workload {w!r} (known: {', '.join(all_wl)})")
-        for m in list(mode_names):
-            if m in ("proot", "interp") and m not in all_modes:
-                mode_names.remove(m)
-            elif m not in all_modes:
-                ap.error(f"unknown mode {m!r} (known: {', '.join(all_modes)}, proot)")
+        wl_names = pick_names(ap, args.workloads, all_wl, what="workload")
+        mode_names = pick_names(ap, args.modes, [*all_modes, *({"proot", "interp"} - set(all_modes))],
+                                available=all_modes)
         if "native" not in mode_names:
             mode_names.insert(0, "native")      # ratios need it
         rounds = args.rounds

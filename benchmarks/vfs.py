@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, git_state, median, resolve_program, umview_command  # noqa: E402
-from run import (HEADERS, NFILES, Mode, Workload, core_stats, generate_make_project,  # noqa: E402
+from run import (HEADERS, NFILES, Mode, Workload, core_stats, generate_make_project, pick_names,  # noqa: E402
                  render, run_rounds, slow_round_set)
 
 GUEST = "/umvtest/w"          # where the input is seen in the *-inside and cow modes
@@ -504,16 +504,8 @@ def main() -> int:
     try:
         all_wl = make_workloads(tmp)
         all_modes, notes, proot = make_modes(umview)
-        wl_names = [w for w in args.workloads.split(",") if w]
-        mode_names = [m for m in args.modes.split(",") if m]
-        for w in wl_names:
-            if w not in all_wl:
-                ap.error(f"unknown workload {w!r} (known: {', '.join(all_wl)})")
-        for m in list(mode_names):
-            if m == "proot-bind-inside" and m not in all_modes:
-                mode_names.remove(m)
-            elif m not in all_modes:
-                ap.error(f"unknown mode {m!r} (known: {', '.join(ALL_MODES)})")
+        wl_names = pick_names(ap, args.workloads, all_wl, what="workload")
+        mode_names = pick_names(ap, args.modes, ALL_MODES, available=all_modes)
         if "native" not in mode_names:
             mode_names.insert(0, "native")
         rounds = args.rounds

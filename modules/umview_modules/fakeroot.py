@@ -265,6 +265,17 @@ def identify(path, nofollow: bool):
         os.close(fd)
 
 
+def _answer_buffer(call, addr: int, size: int, data: bytes, limit: int) -> int:
+    """getxattr/listxattr's answer: the length when asked (size 0), else
+    data copied to the caller's buffer, or ERANGE when it does not fit."""
+    if size == 0:
+        return len(data)
+    if len(data) > min(size, limit):
+        raise SyscallError(errno.ERANGE)
+    call.write(addr, data)
+    return len(data)
+
+
 def file_key(f) -> tuple[int, int]:
     return (os.makedev(f[X_DEV_MAJ], f[X_DEV_MIN]), f[X_INO])
 
@@ -1886,12 +1897,7 @@ class FakeRoot(Module):
         value = rec.xattrs[name]
         if value is None or (name.startswith(b"trusted.") and self._creds(call.pid).euid != 0):
             raise SyscallError(errno.ENODATA)
-        if size == 0:
-            return len(value)
-        if len(value) > min(size, XATTR_SIZE_MAX):
-            raise SyscallError(errno.ERANGE)
-        call.write(value_addr, value)
-        return len(value)
+        return _answer_buffer(call, value_addr, size, value, XATTR_SIZE_MAX)
 
     def listxattr(self, call):
         """listxattr, llistxattr, listxattrat (claimed once the view keeps an attribute)."""
@@ -1927,12 +1933,7 @@ class FakeRoot(Module):
         names += [n for n, v in rec.xattrs.items()
                   if v is not None and (root or not n.startswith(b"trusted."))]
         data = b"".join(n + b"\0" for n in names)
-        if size == 0:
-            return len(data)
-        if len(data) > min(size, XATTR_LIST_MAX):
-            raise SyscallError(errno.ERANGE)
-        call.write(list_addr, data)
-        return len(data)
+        return _answer_buffer(call, list_addr, size, data, XATTR_LIST_MAX)
 
     # -- fakeroot's state files (load=, save=) -----------------------------
     def load_state(self, path: str) -> None:

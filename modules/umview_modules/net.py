@@ -513,17 +513,21 @@ class SocketIO:
         else:
             await trio.lowlevel.wait_readable(self.fd)
 
+    async def _again(self, writable: bool) -> None:
+        """After a send or recv that failed: wait if it would block, go on
+        after EINTR; any other error is the proxy's failure."""
+        err = ctypes.get_errno()
+        if err in (errno.EAGAIN, errno.EWOULDBLOCK):
+            await self._wait(writable)
+        elif err != errno.EINTR:
+            raise ProxyFailure(errno.ECONNREFUSED, f"proxy: {os.strerror(err)}")
+
     async def send(self, data: bytes) -> None:
         while data:
             n = _libc.send(self.fd, data, len(data), MSG_DONTWAIT | MSG_NOSIGNAL)
             if n < 0:
-                err = ctypes.get_errno()
-                if err in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    await self._wait(True)
-                    continue
-                if err == errno.EINTR:
-                    continue
-                raise ProxyFailure(errno.ECONNREFUSED, f"proxy: {os.strerror(err)}")
+                await self._again(True)
+                continue
             data = data[n:]
 
     async def _recv(self, n: int, flags: int = 0) -> bytes:
@@ -531,13 +535,8 @@ class SocketIO:
         while True:
             got = _libc.recv(self.fd, self._buf, n, MSG_DONTWAIT | flags)
             if got < 0:
-                err = ctypes.get_errno()
-                if err in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    await self._wait(False)
-                    continue
-                if err == errno.EINTR:
-                    continue
-                raise ProxyFailure(errno.ECONNREFUSED, f"proxy: {os.strerror(err)}")
+                await self._again(False)
+                continue
             if got == 0:
                 raise ProxyFailure(errno.ECONNREFUSED, "the proxy closed the connection")
             return self._buf.raw[:got]
