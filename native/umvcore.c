@@ -119,6 +119,14 @@ typedef struct tracee {
     struct tracee *next;
 } tracee;
 
+/* A directory the view shows at `guest` that is the plain host directory
+ * `host` (a bind or tmpfs mount): see pass_beneath. */
+struct pass {
+    char *guest, *host;
+    size_t glen, hlen;
+    int hfd;                    /* O_PATH fd of host */
+};
+
 typedef struct {
     int active;
     int flags;
@@ -128,6 +136,8 @@ typedef struct {
     int filter_len;
     char *paths;                /* see umv_view_set_paths; NULL = no path fast path */
     int paths_len;
+    struct pass *passes;        /* plain host directories shown elsewhere ('P' entries) */
+    int npasses;
     int stat_table;             /* umv_view_set_statown: table + 1, 0 = off */
     uint32_t stat_cfg[7];
 } view;
@@ -625,7 +635,13 @@ static pid_t pidfd_target(pid_t tid, int fd) {
 /* ------------------------------------------------------------------ */
 /* path fast path                                                      */
 
-typedef struct { signed char p0, d0, p1, d1, ok; } path_rule;
+/* Per syscall: where its paths are (p0/p1, their dirfds d0/d1, -1 none),
+ * whether the fast path may look at it (ok), whether a pass may run it on
+ * the host (pass), and whether it follows a symlink as last component of
+ * its first path: fmode 0 never, 1 always (or cannot tell), 2 unless
+ * arg[farg] & fmask, 3 only if arg[farg] & fmask, 4 open flags in
+ * arg[farg] (O_NOFOLLOW, or O_CREAT|O_EXCL, do not follow). */
+typedef struct { signed char p0, d0, p1, d1, ok, pass, fmode, farg; uint32_t fmask; } path_rule;
 static path_rule prules[UMV_BITMAP_BYTES * 8];
 
 static int prefix_of(const char *pre, size_t n, const char *p) {
@@ -656,80 +672,188 @@ static int fd_path(int fd, char *out, size_t len) {
     return 0;
 }
 
-/* Does (dirfd, path) lead outside everything the view changes?  Asked of
- * the kernel, not of the text: open the path O_PATH here (our file system
- * view is the tracee's, outside the view's mounts) and read back where it
- * landed, so symlinks and '..' that would lead into a mount are seen.  A
- * symlink as last component is checked both as itself and followed (the
- * call may do either).  Anything unclear goes to Python. */
-static int path_outside_one(tracee *t, const view *v, uint64_t ptr, long dirfd) {
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_BENEATH_ 0x08
+
+/* Would the kernel, walking rest from the pass's host directory, meet
+ * nothing that a view walking it from the guest directory would see
+ * differently?  Both walks are the same as long as they stay below the
+ * directory: no '..' above it, no absolute symlink, no relative one that
+ * climbs out, no magic /proc link (openat2 RESOLVE_BENEATH refuses each
+ * of these with EXDEV or ELOOP).  A walk that ends in ENOENT or ENOTDIR
+ * stayed below up to there, and the call run by the kernel fails (or
+ * creates its name) at the same place.  follow: the last component is
+ * followed when a symlink; checking with it followed covers both.  Any
+ * other answer (EXDEV, ELOOP, EACCES...) goes to Python. */
+static int pass_beneath(const struct pass *ps, const char *rest, int follow) {
+    while (*rest == '/') rest++;
+    if (!*rest) return 1;
+    struct { uint64_t flags, mode, resolve; } how = {
+        O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW), 0, RESOLVE_BENEATH_ | RESOLVE_NO_MAGICLINKS_};
+    long fd = syscall(SYS_openat2, ps->hfd, rest, &how, sizeof how);
+    if (fd >= 0) { close((int)fd); return 1; }
+    return errno == ENOENT || errno == ENOTDIR;
+}
+
+/* The pass whose directory (guest side, or host side) holds p, the
+ * deepest; -1 none. */
+static int pass_of(const view *v, const char *p, int host) {
+    int best = -1;
+    size_t blen = 0;
+    for (int i = 0; i < v->npasses; i++) {
+        const struct pass *ps = &v->passes[i];
+        const char *d = host ? ps->host : ps->guest;
+        size_t n = host ? ps->hlen : ps->glen;
+        if (n >= blen && prefix_of(d, n, p)) { best = i; blen = n; }
+    }
+    return best;
+}
+
+/* Where does (dirfd, path) lead?  PATH_PY: to the view's business (or we
+ * cannot tell): Python serves the call.  PATH_OUT: outside everything the
+ * view changes: the kernel runs the call as it is.  PATH_PASS + k: below
+ * pass k, as a relative path the kernel resolves to the same file: the
+ * kernel runs it as it is.  PATH_MOVE + k: below pass k, written as a guest
+ * path: the kernel runs it on the host path left in host[].
+ *
+ * Outside is asked of the kernel, not of the text: open the path O_PATH
+ * here (our file system view is the tracee's, outside the view's mounts)
+ * and read back where it landed, so symlinks and '..' that would lead into
+ * a mount are seen.  A symlink as last component is checked both as itself
+ * and followed (the call may do either).  Anything unclear goes to Python. */
+enum { PATH_PY = -1, PATH_OUT = 0, PATH_PASS = 1, PATH_MOVE = 0x1001 };  /* & 0xfff: 0 or 1 + k */
+
+static int path_class(tracee *t, const view *v, uint64_t ptr, long dirfd, int follow,
+                      char *host, size_t hostlen) {
     static char path[PATH_MAX], full[2 * PATH_MAX + 2], real[PATH_MAX];
-    if (!ptr) return 1;  /* NULL: the fd itself (utimensat) */
+    if (!ptr) return PATH_OUT;  /* NULL: the fd itself (utimensat) */
     int64_t n = umv_peek_string(t->tid, ptr, path, sizeof path);
-    if (n < 0) return 0;
-    if (n == 0) return 1;  /* "": AT_EMPTY_PATH on the fd, or ENOENT */
+    if (n < 0) return PATH_PY;
+    if (n == 0) return PATH_OUT;  /* "": AT_EMPTY_PATH on the fd, or ENOENT */
     if (path[0] == '/') {
+        int k = v->npasses ? pass_of(v, path, 0) : -1;
+        if (k >= 0) {
+            const struct pass *ps = &v->passes[k];
+            const char *rest = path + ps->glen;
+            if (!host || !pass_beneath(ps, rest, follow)) return PATH_PY;
+            if (ps->hlen + strlen(rest) + 1 > hostlen) return PATH_PY;
+            memcpy(host, ps->host, ps->hlen);
+            strcpy(host + ps->hlen, rest);
+            return PATH_MOVE + k;
+        }
         memcpy(full, path, n + 1);
     } else {
         char link[64];
         if ((int)dirfd == AT_FDCWD) snprintf(link, sizeof link, "/proc/%d/cwd", t->tid);
         else snprintf(link, sizeof link, "/proc/%d/fd/%d", t->p->tgid, (int)dirfd);
         ssize_t b = readlink(link, full, PATH_MAX - 1);
-        if (b <= 0 || full[0] != '/') return 0;
+        if (b <= 0 || full[0] != '/') return PATH_PY;
         full[b] = 0;
-        if (in_view(v, full, 1)) return 0;
+        int k = v->npasses ? pass_of(v, full, 1) : -1;
+        if (k >= 0) {
+            /* relative to a directory below a pass: the kernel walks it
+             * from there, as the view would */
+            const struct pass *ps = &v->passes[k];
+            full[b] = '/';
+            memcpy(full + b + 1, path, n + 1);
+            return pass_beneath(ps, full + ps->hlen, follow) ? PATH_PASS + k : PATH_PY;
+        }
+        if (in_view(v, full, 1)) return PATH_PY;
         full[b] = '/';
         memcpy(full + b + 1, path, n + 1);
     }
     int fd = open(full, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        if (errno != ENOENT) return 0;
-        /* a new name: where would it be created? */
-        size_t len = strlen(full);
-        while (len > 1 && full[len - 1] == '/') full[--len] = 0;
-        char *slash = strrchr(full, '/');
-        if (!slash) return 0;
+        if (errno != ENOENT) return PATH_PY;
+        /* A name that is not there: the kernel's walk stops at the first
+         * missing component (or creates it, if it is the last).  The view
+         * sees the same unless a mount is at or below that component: find
+         * the deepest directory that exists (a few levels up at most) and
+         * ask about its real path plus the first missing name. */
         char name[NAME_MAX + 2];
-        snprintf(name, sizeof name, "%s", slash + 1);
-        if (slash == full) slash[1] = 0; else slash[0] = 0;
-        fd = open(full, O_PATH | O_CLOEXEC);
-        if (fd < 0 || fd_path(fd, real, sizeof real - NAME_MAX - 2) < 0) return 0;
+        for (int up = 0;; up++) {
+            size_t len = strlen(full);
+            while (len > 1 && full[len - 1] == '/') full[--len] = 0;
+            char *slash = strrchr(full, '/');
+            if (!slash || up == 8 || strlen(slash + 1) > NAME_MAX) return PATH_PY;
+            snprintf(name, sizeof name, "%s", slash + 1);
+            if (!strcmp(name, "..") || !strcmp(name, ".")) return PATH_PY;
+            if (slash == full) slash[1] = 0; else slash[0] = 0;
+            fd = open(full, O_PATH | O_CLOEXEC);
+            if (fd >= 0) break;
+            if (errno != ENOENT) return PATH_PY;
+            /* a dangling symlink on the way may lead into a mount */
+            fd = open(full, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0) { close(fd); return PATH_PY; }
+        }
+        if (fd_path(fd, real, sizeof real - NAME_MAX - 2) < 0) return PATH_PY;
         size_t rl = strlen(real);
         snprintf(real + rl, sizeof real - rl, "%s%s", rl > 1 ? "/" : "", name);
-        return !in_view(v, real, 0);
+        return in_view(v, real, 0) ? PATH_PY : PATH_OUT;
     }
     struct stat st;
-    if (fstat(fd, &st) < 0) { close(fd); return 0; }
-    if (fd_path(fd, real, sizeof real) < 0 || in_view(v, real, 0)) return 0;
+    if (fstat(fd, &st) < 0) { close(fd); return PATH_PY; }
+    if (fd_path(fd, real, sizeof real) < 0 || in_view(v, real, 0)) return PATH_PY;
     if (S_ISLNK(st.st_mode)) {
         fd = open(full, O_PATH | O_CLOEXEC);
-        if (fd < 0 || fd_path(fd, real, sizeof real) < 0 || in_view(v, real, 0)) return 0;
+        if (fd < 0 || fd_path(fd, real, sizeof real) < 0 || in_view(v, real, 0)) return PATH_PY;
     }
-    return 1;
+    return PATH_OUT;
 }
 
-static int paths_outside(tracee *t, const struct user_regs_struct *r) {
+static int follows(const path_rule *pr, const uint64_t *a) {
+    uint32_t f = (pr->farg >= 0 && pr->farg < 6) ? (uint32_t)a[(int)pr->farg] : 0;
+    switch (pr->fmode) {
+    case 0: return 0;
+    case 2: return !(f & pr->fmask);
+    case 3: return !!(f & pr->fmask);
+    case 4: return !(f & O_NOFOLLOW) && (f & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
+    default: return 1;
+    }
+}
+
+/* The path fast path for a claimed call: FAST_PY (Python serves it),
+ * FAST_RUN (the kernel runs it as it is), or FAST_MOVE: the kernel runs it
+ * with the path arguments listed in moved[] (argument index, -1 = none)
+ * pointing at the host paths in hosts[]. */
+enum { FAST_PY, FAST_RUN, FAST_MOVE };
+static char pass_hosts[2][PATH_MAX];
+
+static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) {
     long nr = (long)r->orig_rax;
-    if (nr < 0 || nr >= UMV_BITMAP_BYTES * 8 || !prules[nr].ok) return 0;
+    if (nr < 0 || nr >= UMV_BITMAP_BYTES * 8 || !prules[nr].ok) return FAST_PY;
     const path_rule *pr = &prules[nr];
     const view *v = &views[t->p->view];
     uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
-    if (!path_outside_one(t, v, a[(int)pr->p0], pr->d0 >= 0 ? (long)(int)a[(int)pr->d0] : AT_FDCWD))
-        return 0;
-    if (pr->p1 >= 0 &&
-        !path_outside_one(t, v, a[(int)pr->p1], pr->d1 >= 0 ? (long)(int)a[(int)pr->d1] : AT_FDCWD))
-        return 0;
-    return 1;
+    int pass = pr->pass && v->npasses;
+    int c0 = path_class(t, v, a[(int)pr->p0], pr->d0 >= 0 ? (long)(int)a[(int)pr->d0] : AT_FDCWD,
+                        follows(pr, a), pass ? pass_hosts[0] : NULL, PATH_MAX);
+    if (c0 == PATH_PY) return FAST_PY;
+    int c1 = PATH_OUT;
+    if (pr->p1 >= 0) {
+        c1 = path_class(t, v, a[(int)pr->p1], pr->d1 >= 0 ? (long)(int)a[(int)pr->d1] : AT_FDCWD,
+                        0, pass ? pass_hosts[1] : NULL, PATH_MAX);
+        if (c1 == PATH_PY) return FAST_PY;
+        /* two names (rename, link): both outside, or both below the same
+         * pass; across a mount boundary the kernel would say EXDEV where
+         * the host sees one file system */
+        if ((c0 & 0xfff) != (c1 & 0xfff)) return FAST_PY;
+    }
+    moved[0] = c0 >= PATH_MOVE ? pr->p0 : -1;
+    moved[1] = c1 >= PATH_MOVE ? pr->p1 : -1;
+    return moved[0] >= 0 || moved[1] >= 0 ? FAST_MOVE : FAST_RUN;
 }
 
-int umv_set_path_rules(const signed char *rules, int n) {
+int umv_set_path_rules(const int32_t *rules, int n) {
     if (n > UMV_BITMAP_BYTES * 8) return -EINVAL;
     memset(prules, 0, sizeof prules);
     for (int i = 0; i < n; i++) {
         path_rule *pr = &prules[i];
-        pr->p0 = rules[5 * i]; pr->d0 = rules[5 * i + 1];
-        pr->p1 = rules[5 * i + 2]; pr->d1 = rules[5 * i + 3];
-        pr->ok = rules[5 * i + 4] > 0 && pr->p0 >= 0 && pr->p0 < 6;
+        const int32_t *x = rules + UMV_PATH_RULE_INTS * i;
+        pr->p0 = x[0]; pr->d0 = x[1]; pr->p1 = x[2]; pr->d1 = x[3];
+        pr->ok = x[4] > 0 && pr->p0 >= 0 && pr->p0 < 6 && pr->p1 < 6 && pr->d0 < 6 && pr->d1 < 6;
+        pr->pass = x[5] > 0;
+        pr->fmode = x[6]; pr->farg = x[7]; pr->fmask = (uint32_t)x[8];
     }
     return 0;
 }
@@ -1040,6 +1164,22 @@ static int full_regs(tracee *t, struct user_regs_struct *r, int *have) {
     return 0;
 }
 
+/* Let the kernel run the call at a seccomp stop with arguments a.  The
+ * kernel keeps every register but rax, rcx and r11 across a syscall, and
+ * compiled code relies on that: the arguments we change (a path pointing
+ * into the red zone, a dirfd) must be the program's again when the call
+ * returns, so stop at its exit (PTRACE_SYSCALL) and put them back there.
+ * If the call is restarted (signal), the restart runs with the program's
+ * arguments and stops again at seccomp, so it is served afresh. */
+static void run_rewritten(tracee *t, struct user_regs_struct *r, const uint64_t *a) {
+    memcpy(t->orig_args, (uint64_t[6]){r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9}, sizeof t->orig_args);
+    r->rdi = a[0]; r->rsi = a[1]; r->rdx = a[2];
+    r->r10 = a[3]; r->r8 = a[4]; r->r9 = a[5];
+    if (ptrace(PTRACE_SETREGS, t->tid, 0, r) < 0) return;
+    t->state = T_RESTORE;
+    ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
+}
+
 static void handle_seccomp(tracee *t) {
     unsigned long data = 0;
     struct user_regs_struct r;
@@ -1089,11 +1229,35 @@ static void handle_seccomp(tracee *t) {
         resume(t, PTRACE_CONT, 0);
         return;
     }
-    if (data == UMV_DATA_CLAIM && views[t->p->view].paths && paths_outside(t, &r)) {
-        stats.fast_resumed++;
-        stats.fast_paths++;
-        resume(t, PTRACE_CONT, 0);
-        return;
+    if (data == UMV_DATA_CLAIM && views[t->p->view].paths) {
+        int moved[2];
+        int how = path_fast(t, &r, moved);
+        if (how == FAST_RUN) {
+            stats.fast_resumed++;
+            stats.fast_paths++;
+            resume(t, PTRACE_CONT, 0);
+            return;
+        }
+        if (how == FAST_MOVE) {
+            /* the host paths go below the red zone, as Python's do */
+            if (full_regs(t, &r, &have) < 0) return;
+            uint64_t a[6] = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
+            uint64_t at = r.rsp - 128;
+            int ok = 1;
+            for (int i = 0; i < 2 && ok; i++) {
+                if (moved[i] < 0) continue;
+                size_t len = strlen(pass_hosts[i]) + 1;
+                at = (at - len) & ~(uint64_t)15;
+                ok = umv_poke(t->tid, at, pass_hosts[i], len) == (int64_t)len;
+                a[moved[i]] = at;
+            }
+            if (ok) {
+                stats.fast_resumed++;
+                stats.fast_moved++;
+                run_rewritten(t, &r, a);
+                return;
+            }
+        }
     }
     if (data == UMV_DATA_CLAIM && views[t->p->view].stat_table) {
         int served = stat_fast(t, &r);
@@ -1128,21 +1292,9 @@ static void handle_seccomp(tracee *t) {
     } else if (act == UMV_ACT_CONT) {
         resume(t, PTRACE_CONT, 0);
     } else if (act == UMV_ACT_REWRITE) {
-        /* The kernel keeps every register but rax, rcx and r11 across a
-         * syscall, and compiled code relies on that: the arguments we change
-         * (a path pointing into the red zone, a dirfd) must be the program's
-         * again when the call returns, so stop at its exit (PTRACE_SYSCALL)
-         * and put them back there, in C.  If the call is restarted (signal),
-         * the restart runs with the program's arguments and stops again at
-         * seccomp, so it is served afresh. */
         if (full_regs(t, &r, &have) < 0) return;
-        memcpy(t->orig_args, (uint64_t[6]){r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9}, sizeof t->orig_args);
         r.orig_rax = (unsigned long long)e.nr;
-        r.rdi = e.args[0]; r.rsi = e.args[1]; r.rdx = e.args[2];
-        r.r10 = e.args[3]; r.r8 = e.args[4]; r.r9 = e.args[5];
-        if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) < 0) return;
-        t->state = T_RESTORE;
-        if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) < 0) return;
+        run_rewritten(t, &r, e.args);
     } else if (act != UMV_ACT_DEFER) {
         if (full_regs(t, &r, &have) < 0) return;
         skip_with(t, &r, -EIO);
@@ -1642,9 +1794,49 @@ int umv_view_set(int viewno, const unsigned char *bitmap, int flags,
 
 static void do_view_paths(struct cmd *c) {
     view *v = &views[c->tid];
+    for (int i = 0; i < v->npasses; i++) {
+        free(v->passes[i].guest);
+        free(v->passes[i].host);
+        if (v->passes[i].hfd >= 0) close(v->passes[i].hfd);
+    }
+    free(v->passes);
+    v->passes = NULL;
+    v->npasses = 0;
     free(v->paths);
-    v->paths = (char *)c->filter;  /* the blob travels in the filter field */
-    v->paths_len = c->filter_len;
+    v->paths = NULL;
+    v->paths_len = 0;
+    char *blob = (char *)c->filter;  /* the blob travels in the filter field */
+    if (!blob) return;
+    /* 'P' entries (two strings) go to the pass table, the rest stay */
+    int len = c->filter_len, out = 0, np = 0;
+    for (const char *e = blob; e < blob + len; e += strlen(e) + 1)
+        if (e[0] == 'P') np++;
+    v->passes = np ? calloc(np, sizeof *v->passes) : NULL;
+    for (char *e = blob; e < blob + len;) {
+        size_t n = strlen(e) + 1;
+        if (e[0] == 'P' && e + n < blob + len) {
+            char *host = e + n;
+            size_t hn = strlen(host) + 1;
+            struct pass *ps = &v->passes[v->npasses];
+            ps->hfd = open(host, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (ps->hfd >= 0 && e[1] == '/' && host[0] == '/') {
+                ps->guest = strdup(e + 1);
+                ps->host = strdup(host);
+                ps->glen = strlen(ps->guest);
+                ps->hlen = strlen(ps->host);
+                v->npasses++;
+            } else if (ps->hfd >= 0) {
+                close(ps->hfd);
+            }
+            e = host + hn;
+            continue;
+        }
+        memmove(blob + out, e, n);
+        out += n;
+        e += n;
+    }
+    v->paths = blob;
+    v->paths_len = out;
 }
 
 int umv_view_set_paths(int viewno, const char *paths, int len) {

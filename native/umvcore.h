@@ -64,7 +64,8 @@ typedef struct {
     uint64_t stops;          /* all ptrace stops seen */
     uint64_t seccomp_stops;
     uint64_t fast_resumed;   /* seccomp stops resumed in C without Python */
-    uint64_t fast_paths;     /* ...of which path calls outside every mount */
+    uint64_t fast_paths;     /* ...of which path calls run by the kernel as they are */
+    uint64_t fast_moved;     /* ...of which path calls run on a pass's host path */
     uint64_t fast_stats;     /* stat calls answered in C (umv_view_set_statown) */
     uint64_t to_python;
     uint64_t python_ns;      /* time spent in the Python callback */
@@ -82,12 +83,18 @@ int umv_get_events(umv_event *buf, int max);
 int umv_reply(int tid, int action, int64_t value, long nr, const uint64_t *args);
 int umv_view_set(int view, const unsigned char *bitmap, int flags,
                  const void *filter, int filter_len);
-/* Path fast path.  rules: 5 bytes per syscall number (path arg, its dirfd
- * arg, second path arg, its dirfd arg, eligible), -1 = none.  paths: the
- * view's prefixes, each "C/prefix\0" (a path at, under or above it is the
- * view's business) or "B/prefix\0" (a cwd or dirfd in it makes the call the
- * view's business); NULL = every path call goes to Python. */
-int umv_set_path_rules(const signed char *rules, int n);
+/* Path fast path.  rules: UMV_PATH_RULE_INTS ints per syscall number:
+ * path arg, its dirfd arg, second path arg, its dirfd arg (-1 = none),
+ * eligible, may run below a pass, follow mode of the first path (0 never,
+ * 1 always or cannot tell, 2 unless arg & mask, 3 only if arg & mask,
+ * 4 open flags), its flags arg, mask.  paths: the view's prefixes, each
+ * "C/prefix\0" (a path at, under or above it is the view's business),
+ * "B/prefix\0" (a cwd or dirfd in it makes the call the view's business)
+ * or "P/guest\0/host\0" (a pass: guest shows the plain host directory
+ * host, and a call whose path stays below it, as openat2 RESOLVE_BENEATH
+ * walks it, runs on the host path); NULL = every path call goes to Python. */
+#define UMV_PATH_RULE_INTS 9
+int umv_set_path_rules(const int32_t *rules, int n);
 /* Run syscall nr here for tracee tid (a call that only reads, on a path the
  * view moved): args as the tracee gave them, but arg path_i is host (and
  * dirfd_i, if >= 0, AT_FDCWD), the string at str_i (if >= 0) is copied from

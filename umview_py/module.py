@@ -104,13 +104,20 @@ class Claims(_Record):
     of the values (checked by the seccomp filter itself, so other calls of
     that syscall never stop).  `no_vdso`: programs exec'd in the view get no
     vDSO, so their clock reads become real syscalls.  `paths`: for modules
-    that serve path calls only in some places: (prefixes, bases).
+    that serve path calls only in some places: (prefixes, bases) or
+    (prefixes, bases, passes).
     `arg_nonzero`: syscall name -> argument index: trap the call only when
     that (64-bit) argument is not 0, e.g. an optional address.  A path
     call whose paths lead (as the kernel resolves them) to none of
     `prefixes`, nor above one, and that is not relative to a cwd or dirfd in
-    `bases`, is resumed by the C core without reaching the module.  None
-    (the default): every claimed path call reaches it."""
+    `bases`, is resumed by the C core without reaching the module.
+    `passes`: (guest, host) pairs, where the view shows the plain host
+    directory `host` at `guest` (a bind mount): a call that only names files
+    (stat, open, mkdir, rename..., not exec, chdir or statfs) whose paths
+    stay below one such directory (no '..' above it, no symlink out of it)
+    is run by the kernel on the host path, without reaching the module; a
+    pass with anything else of the view at or below either directory is
+    ignored.  None (the default): every claimed path call reaches it."""
 
     __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner")
     __hash__ = None

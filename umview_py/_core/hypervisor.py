@@ -242,6 +242,7 @@ class Hypervisor:
         handlers: dict[int, list] = {}
         prefixes: list[str] | None = []
         bases: list[str] = []
+        passes: list[tuple[str, str]] = []
         claims_of = {}
         for module in view.chain():
             c = claims_of[module] = module.claims()
@@ -252,6 +253,7 @@ class Hypervisor:
                 else:
                     prefixes += c.paths[0]
                     bases += c.paths[1]
+                    passes += c.paths[2] if len(c.paths) > 2 else ()
             for name in c.syscalls:
                 row = BY_NAME.get(name)
                 if row is None:
@@ -307,7 +309,9 @@ class Hypervisor:
             lib.umv_view_set_paths(view.id, ffi.NULL, 0)
         else:
             blob = b"".join(b"C" + os.fsencode(p) + b"\0" for p in prefixes) + \
-                b"".join(b"B" + os.fsencode(p) + b"\0" for p in bases)
+                b"".join(b"B" + os.fsencode(p) + b"\0" for p in bases) + \
+                b"".join(b"P" + os.fsencode(g) + b"\0" + os.fsencode(h) + b"\0"
+                         for g, h in _passes(passes, prefixes, bases))
             lib.umv_view_set_paths(view.id, blob, len(blob))
         for child in view.children:
             self._push(child)
@@ -330,7 +334,7 @@ class Hypervisor:
         if _current is not None and _current is not self:
             raise UmviewError("one hypervisor per process")
         check(lib.umv_init(), "umv_init")
-        lib.umv_set_path_rules(_PATH_RULES, len(_PATH_RULES) // 5)
+        lib.umv_set_path_rules(ffi.from_buffer("int32_t[]", _PATH_RULES), len(_PATH_RULES) // _RULE_INTS)
         lib.umv_set_flags(lib.UMV_REPORT_SIGNALS if self.trace is not None else 0)
         if self.pin_cpu is not None:
             for tid in os.listdir("/proc/self/task"):
@@ -927,12 +931,44 @@ class Hypervisor:
 _current: Hypervisor | None = None
 
 
-def _path_rules() -> bytes:
-    """Per syscall number: where its paths and their dirfds are, for the C
-    fast path (see umv_set_path_rules).  Calls whose path arguments mean
-    more than a file to look up stay with Python: exec (its script's
-    interpreter), mount and umount."""
-    out = bytearray([0xFF, 0xFF, 0xFF, 0xFF, 0] * 1024)
+def _under(path: str, top: str) -> bool:
+    return top == "/" or path == top or path.startswith(top + "/")
+
+
+def _passes(passes, prefixes, bases):
+    """The passes that stay true with every module's prefixes: nothing else
+    of the view (another mount, a module's own directory) at or below the
+    guest directory or the host directory, and neither is the root."""
+    for g, h in passes:
+        others = list(prefixes) + list(bases)
+        for own in (g, h):
+            if own in others:
+                others.remove(own)
+        if "/" in (g, h) or not g.startswith("/") or not h.startswith("/"):
+            continue
+        if any(_under(o, g) or _under(o, h) for o in others):
+            continue
+        yield g, h
+
+
+# Path calls the C core may run on a pass's host path (see Claims.paths):
+# those that only name a file.  chdir stays with Python (it remembers the
+# view's cwd), as do statfs (a tmpfs's size), watches and openat2 (its
+# RESOLVE_* flags).
+_PASS_METHODS = frozenset(("open", "stat", "access", "readlink", "getxattr", "listxattr",
+                           "setxattr", "removexattr", "mkdir", "mknod", "unlink", "rename",
+                           "link", "symlink", "chmod", "chown", "truncate", "utimens"))
+_RULE_INTS = 9
+
+
+def _path_rules():
+    """Per syscall number: where its paths and their dirfds are, and
+    whether its first path's last symlink is followed, for the C fast path
+    (see umv_set_path_rules).  Calls whose path arguments mean more than a
+    file to look up stay with Python: exec (its script's interpreter),
+    mount and umount."""
+    from array import array
+    out = array("i", [-1, -1, -1, -1, 0, 0, 1, -1, 0] * 1024)
     for row in BY_NR.values():
         if row.family != "path" or row.nr >= 1024 or row.method in ("execve", "mount", "umount"):
             continue
@@ -947,8 +983,20 @@ def _path_rules() -> bytes:
                 rec += [p, d]
             else:
                 rec += [-1, -1]
-        out[5 * row.nr:5 * row.nr + 5] = bytes(x & 0xFF for x in rec) + b"\1"
-    return bytes(out)
+        flags = row.args.index("flags") if "flags" in row.args else -1
+        fmode, fmask = 1, 0  # follows, or we cannot tell: the safe side
+        if row.follow == "no":
+            fmode = 0
+        elif row.follow == "flag" and row.method == "open" and row.name != "openat2":
+            fmode = 4
+        elif row.follow == "flag" and row.name == "linkat":
+            fmode, fmask = 3, 0x400  # AT_SYMLINK_FOLLOW
+        elif row.follow == "flag" and flags >= 0 and "AT_SYMLINK_NOFOLLOW" in row.notes:
+            fmode, fmask = 2, 0x100
+        passes = row.method in _PASS_METHODS and row.name != "openat2"
+        out[_RULE_INTS * row.nr:_RULE_INTS * (row.nr + 1)] = \
+            array("i", rec + [1, int(passes), fmode, flags, fmask])
+    return out
 
 
 _PATH_RULES = _path_rules()

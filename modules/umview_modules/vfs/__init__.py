@@ -126,7 +126,14 @@ class Vfs(Module):
         prefixes += [layer for m in t.mounts for layer in m.layers]
         if t.private_root:
             prefixes.append(t.private_root)
-        c.paths = (prefixes, [])
+        # A writable bind or tmpfs directory is a plain host directory: a call
+        # whose path stays inside it can be run by the kernel on the host
+        # path (the core checks that it does, and that no other mount is
+        # inside; see Claims.paths).
+        passes = [(m.target, m.layers[0]) for m in t.mounts
+                  if m.type in ("bind", "tmpfs") and not m.readonly and len(t.by_target[m.target]) == 1
+                  and os.path.isdir(m.layers[0])]
+        c.paths = (prefixes, [], passes)
         return c
 
     def describe(self) -> str:

@@ -1,0 +1,139 @@
+"""Path calls below a writable bind or tmpfs mount run by the kernel.
+
+The C core runs such a call on the host path without asking the vfs module
+when the path, walked from the mount's host directory, stays below it
+(Claims.paths passes).  These tests check both halves: the work done in
+such a mount matches the same work done natively (and the core's
+statistics show the calls did not reach Python), and every way out of the
+directory (`..` above the mount, a symlink to an absolute path or climbing
+out, a mount inside, a rename to elsewhere) is still resolved as the view
+sees it, not as the host does.
+"""
+import re
+import stat
+
+from conftest import run_view
+from test_vfs_programs import TOP, no_top, same, sh
+
+WORK = r"""
+set -e
+cd "$BASE"
+mkdir -p d/e
+echo one > d/e/f
+ln -s e/f d/rel
+ln -s .. d/e/back
+cat d/rel d/e/back/e/f
+mv d/e/f d/e/g
+ln d/e/g d/hard
+stat -c '%n %h %s %F' d/e/g d/hard d/rel
+chmod 640 d/hard
+touch -d @946782245 d/e/g
+stat -c '%n %a %Y' d/e/g "$BASE/d/hard"
+python3 -c 'import os; os.rename("d/e/g", "d/e/h"); print(sorted(os.listdir("d/e")))'
+cat "$BASE/d/e/h" "$BASE/d/e/back/e/h"
+readlink d/rel "$BASE/d/e/back"
+rm d/hard; rm -r d/e; ls -a d; stat -c '%A %N' d/rel
+test -e d/rel || echo dangling
+rmdir d 2>&1 || true
+ls
+"""
+
+
+def tree(top):
+    """(path, file type) of everything below top."""
+    return sorted((str(p.relative_to(top)), stat.S_IFMT(p.lstat().st_mode)) for p in top.rglob("*"))
+
+
+def core_stats(log):
+    text = log.read_text()
+    return {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", text.split("core statistics:")[-1])}
+
+
+def test_work_in_bind_and_tmpfs_matches_native_without_python(tmp_path):
+    native_dir = tmp_path / "native"
+    native_dir.mkdir()
+    native = sh(WORK, base=native_dir)
+    for kind in ("bind", "tmpfs"):
+        src = tmp_path / f"src-{kind}"
+        src.mkdir()
+        mount = ["-b", f"{src}:{TOP}/w"] if kind == "bind" else ["--tmpfs", f"{TOP}/w"]
+        log = tmp_path / f"{kind}.log"
+        view = sh(WORK, *mount, "-vv", "--log", str(log), base=f"{TOP}/w")
+        same(native, view)
+        st = core_stats(log)
+        # absolute paths under the mount ran on the host path, relative ones
+        # as they were; only a few calls (chdir, exec...) reached Python
+        assert st["fast_moved"] >= 4, st
+        assert st["fast_paths"] >= 20, st
+        assert st["to_python"] < st["fast_paths"] / 10, st
+        if kind == "bind":
+            # the work landed in the bound host directory, as natively
+            assert tree(src) == tree(native_dir) == [("d", stat.S_IFDIR), ("d/rel", stat.S_IFLNK)]
+
+
+def test_ways_out_of_a_bind_are_the_views(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_text("hi\n")
+    (src / "self").symlink_to(f"{TOP}/w/sub")      # absolute, into the guest side
+    (src / "up").symlink_to("../..")                # climbs out of the mount
+    (src / "hostabs").symlink_to(str(src / "sub"))  # absolute, host side
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "l").symlink_to(f"{TOP}/w")              # a host link into the mount
+    script = f"""
+cd {TOP}/w/sub && ls ../.. && ls ..
+cat {TOP}/w/self/f && cd {TOP}/w && cat self/f
+test -d {TOP}/w/up/umvtest/w && echo up-is-root
+cd {TOP}/w && test -d up/umvtest/w && echo up-is-root-again
+cat hostabs/f
+cat {out}/l/sub/f
+cd {out} && cat l/sub/f && cat l/self/../sub/f
+cat {out}/l/sub/nope/x 2>/dev/null || echo missing
+cd {TOP}/w/sub && python3 -c '
+import errno, os
+for fn in (os.rename, os.link):
+    try:
+        fn("f", "{out}/moved")
+    except OSError as e:
+        print(fn.__name__, errno.errorcode[e.errno])
+'
+"""
+    r = run_view(["sh", "-ec", script], "-b", f"{src}:{TOP}/w")
+    no_top()
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().split("\n") == [
+        "w", "hostabs", "self", "sub", "up",
+        "hi", "hi",
+        "up-is-root", "up-is-root-again",
+        "hi", "hi", "hi", "hi",
+        "missing",
+        "rename EXDEV", "link EXDEV", ""]
+    assert not (out / "moved").exists()
+
+
+def test_a_mount_inside_a_bind_is_not_passed_over(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_text("host\n")
+    script = f"""
+ls {TOP}/w/sub; cd {TOP}/w && ls sub && echo new > sub/n && cat sub/n {TOP}/w/sub/n
+cd sub && ls && cd .. && ls sub
+"""
+    r = run_view(["sh", "-ec", script], "-b", f"{src}:{TOP}/w", "--tmpfs", f"{TOP}/w/sub")
+    no_top()
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().split() == ["new", "new", "n", "n"]
+    assert sorted(p.name for p in (src / "sub").iterdir()) == ["f"]
+
+
+def test_read_only_bind_still_refuses_writes(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x\n")
+    r = run_view(["sh", "-c", f"cd {TOP}/w; cat f; touch g; mkdir h; rm f; echo y > {TOP}/w/f; ls"],
+                 "--ro-bind", f"{src}:{TOP}/w", env={"LC_ALL": "C"})
+    no_top()
+    assert r.stdout.decode().split() == ["x", "f"]
+    assert r.stderr.decode().count("Read-only file system") == 4, r.stderr.decode()
+    assert sorted(p.name for p in src.iterdir()) == ["f"]
