@@ -641,7 +641,11 @@ static pid_t pidfd_target(pid_t tid, int fd) {
  * its first path: fmode 0 never, 1 always (or cannot tell), 2 unless
  * arg[farg] & fmask, 3 only if arg[farg] & fmask, 4 open flags in
  * arg[farg] (O_NOFOLLOW, or O_CREAT|O_EXCL, do not follow). */
-typedef struct { signed char p0, d0, p1, d1, ok, pass, fmode, farg; uint32_t fmask; } path_rule;
+typedef struct {
+    signed char p0, d0, p1, d1, ok, pass, fmode, farg;
+    uint32_t fmask;
+    int buf_i, size, size_i, str_i;  /* a call that only reads (buf_i > -2) */
+} path_rule;
 static path_rule prules[UMV_BITMAP_BYTES * 8];
 
 static int prefix_of(const char *pre, size_t n, const char *p) {
@@ -854,6 +858,7 @@ int umv_set_path_rules(const int32_t *rules, int n) {
         pr->ok = x[4] > 0 && pr->p0 >= 0 && pr->p0 < 6 && pr->p1 < 6 && pr->d0 < 6 && pr->d1 < 6;
         pr->pass = x[5] > 0;
         pr->fmode = x[6]; pr->farg = x[7]; pr->fmask = (uint32_t)x[8];
+        pr->buf_i = x[9]; pr->size = x[10]; pr->size_i = x[11]; pr->str_i = x[12];
     }
     return 0;
 }
@@ -1236,6 +1241,18 @@ static void handle_seccomp(tracee *t) {
             stats.fast_resumed++;
             stats.fast_paths++;
             resume(t, PTRACE_CONT, 0);
+            return;
+        }
+        if (how == FAST_MOVE && prules[r.orig_rax].buf_i > -2 && moved[1] < 0) {
+            const path_rule *pr = &prules[r.orig_rax];  /* path_fast checked the number */
+            /* a call that only reads: run here on the host path, one stop */
+            uint64_t a[6] = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
+            int64_t res = umv_serve_here(t->tid, (long)r.orig_rax, a, moved[0], pass_hosts[0], pr->d0,
+                                         pr->str_i, pr->buf_i, pr->size, pr->size_i);
+            if (full_regs(t, &r, &have) < 0) return;
+            stats.fast_resumed++;
+            stats.fast_served++;
+            skip_with(t, &r, res);
             return;
         }
         if (how == FAST_MOVE) {

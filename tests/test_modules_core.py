@@ -446,3 +446,23 @@ def test_stat_table_lists_and_unlists_keys():
     assert sum(lib.umv_stat_table_has(table, *k) for k in keys) == len(keys) // 2 + 50 - 1
     m._free_stat_table()
     assert lib.umv_stat_table_has(table, *keys[3]) == 0 and m._stat_table == -1
+
+
+def test_host_stat_beneath(tmp_path):
+    """umview_py.host.stat_beneath: one walk that refuses what would need
+    the long way (a symlink, '..' above the directory)."""
+    import errno as _errno
+    from umview_py.host import stat_beneath
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    (tmp_path / "d" / "l").symlink_to("f")
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        st = os.lstat(tmp_path / "d" / "f")
+        assert stat_beneath(fd, "d/f") == (st.st_mode, st.st_ino, st.st_dev, st.st_nlink)
+        assert stat_beneath(fd, "d/l")[0] & 0o170000 == 0o120000  # the link itself
+        assert stat_beneath(fd, "d/l/x") == -_errno.ELOOP          # through a symlink
+        assert stat_beneath(fd, "../x") == -_errno.EXDEV           # above the directory
+        assert stat_beneath(fd, "d/missing") == -_errno.ENOENT
+    finally:
+        os.close(fd)

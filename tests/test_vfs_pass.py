@@ -61,9 +61,10 @@ def test_work_in_bind_and_tmpfs_matches_native_without_python(tmp_path):
         view = sh(WORK, *mount, "-vv", "--log", str(log), base=f"{TOP}/w")
         same(native, view)
         st = core_stats(log)
-        # absolute paths under the mount ran on the host path, relative ones
-        # as they were; only a few calls (chdir, exec...) reached Python
-        assert st["fast_moved"] >= 4, st
+        # absolute paths under the mount ran on the host path (stat and
+        # readlink run by the hypervisor itself), relative ones as they
+        # were; only a few calls (chdir, exec...) reached Python
+        assert st["fast_moved"] >= 2 and st["fast_served"] >= 2, st
         assert st["fast_paths"] >= 20, st
         assert st["to_python"] < st["fast_paths"] / 10, st
         if kind == "bind":

@@ -18,7 +18,7 @@ import time
 
 from ..errors import ModuleError, SyscallError, UmviewError
 from ..module import Call, Later, Module
-from ..syscalls.table import BY_NAME, BY_NR
+from ..syscalls.table import BY_NAME, BY_NR, READS
 from . import seccomp
 from .bridge import (ACT_CONT, ACT_DEFER, ACT_REWRITE, ACT_RUN_EXIT, ACT_SET_RESULT, ACT_SKIP, EV_ALLGONE,
                      EV_EXIT, EV_FORK, EV_GROUPSTOP, EV_LOG, EV_SIGNAL, EV_SYSEXIT, TraceeMemory, check,
@@ -958,17 +958,18 @@ def _passes(passes, prefixes, bases):
 _PASS_METHODS = frozenset(("open", "stat", "access", "readlink", "getxattr", "listxattr",
                            "setxattr", "removexattr", "mkdir", "mknod", "unlink", "rename",
                            "link", "symlink", "chmod", "chown", "truncate", "utimens"))
-_RULE_INTS = 9
+_RULE_INTS = 13
 
 
 def _path_rules():
     """Per syscall number: where its paths and their dirfds are, and
-    whether its first path's last symlink is followed, for the C fast path
+    whether its first path's last symlink is followed, and where the output
+    of a call that only reads goes (READS; -2: not such a call), for the C fast path
     (see umv_set_path_rules).  Calls whose path arguments mean more than a
     file to look up stay with Python: exec (its script's interpreter),
     mount and umount."""
     from array import array
-    out = array("i", [-1, -1, -1, -1, 0, 0, 1, -1, 0] * 1024)
+    out = array("i", [-1, -1, -1, -1, 0, 0, 1, -1, 0, -2, 0, -1, -1] * 1024)
     for row in BY_NR.values():
         if row.family != "path" or row.nr >= 1024 or row.method in ("execve", "mount", "umount"):
             continue
@@ -995,7 +996,7 @@ def _path_rules():
             fmode, fmask = 2, 0x100
         passes = row.method in _PASS_METHODS and row.name != "openat2"
         out[_RULE_INTS * row.nr:_RULE_INTS * (row.nr + 1)] = \
-            array("i", rec + [1, int(passes), fmode, flags, fmask])
+            array("i", rec + [1, int(passes), fmode, flags, fmask, *READS.get(row.name, (-2, 0, -1, -1))])
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 __all__ = ["Syscall", "SYSCALLS", "BY_NAME", "BY_NR", "MAX_NR", "FAMILIES", "SUPPORT_LEVELS",
-           "ROLES", "FOLLOW", "lookup", "parse", "load"]
+           "ROLES", "FOLLOW", "READS", "lookup", "parse", "load"]
 
 FAMILIES = ("path", "fd", "net", "id", "proc", "sig", "time", "mem", "ipc", "sys", "other")
 SUPPORT_LEVELS = ("virtual", "kernel", "deny", "core")
@@ -18,6 +18,19 @@ ROLES = ("path", "dirfd", "fd", "ptr", "len", "flags", "mode", "uid", "gid", "pi
 FOLLOW = ("yes", "no", "flag", "-")
 COLUMNS = ("nr", "name", "family", "args", "follow", "method", "support", "notes")
 MAX_ARGS = 6
+
+# Path calls that only read, and where their output goes, for running them
+# on another path on the program's behalf: (index of the output buffer,
+# its fixed size, index of the argument that gives its size, index of a
+# name string the call also reads), -1 = none.
+READS = {
+    "stat": (1, 144, -1, -1), "lstat": (1, 144, -1, -1), "newfstatat": (2, 144, -1, -1),
+    "statx": (4, 256, -1, -1),
+    "getxattr": (2, 0, 3, 1), "lgetxattr": (2, 0, 3, 1), "listxattr": (1, 0, 2, -1),
+    "llistxattr": (1, 0, 2, -1),
+    "access": (-1, 0, -1, -1), "faccessat": (-1, 0, -1, -1), "faccessat2": (-1, 0, -1, -1),
+    "readlink": (1, 0, 2, -1), "readlinkat": (2, 0, 3, -1),
+}
 
 
 class Syscall:

@@ -10,7 +10,6 @@ here, translated back to view paths.
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import json
@@ -20,7 +19,7 @@ import stat
 import struct
 
 from umview_py.module import AT_FDCWD, Call, Claims, Module, Option, SyscallError
-from umview_py.syscalls.table import BY_NAME
+from umview_py.syscalls.table import BY_NAME, READS
 
 from .backend import MirrorBackend, MountError
 from .mounts import TYPES, Mount, MountTable, Resolved, join, norm, under
@@ -41,7 +40,19 @@ MS_RDONLY = 1
 UMOUNT_NOFOLLOW = 8
 RENAME_EXCHANGE = 2
 SUN_PATH_MAX = 108
-_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _libc():
+    """libc through ctypes, for the two calls os lacks (statfs, renameat2
+    with flags); imported when first needed (ctypes costs ~3 ms at start)."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        _LIBC = ctypes, ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+_LIBC = None
 
 # where the flags that decide symlink following are, for rows with follow=flag
 _FLAG_ARG = {"inotify_add_watch": 2, "fanotify_mark": 1, "name_to_handle_at": 4, "newfstatat": 3, "statx": 2, "fchownat": 4, "utimensat": 3, "faccessat2": 3,
@@ -333,7 +344,7 @@ class Vfs(Module):
         instead of the two a rewritten call costs.  The hypervisor has the
         program's credentials.  Rewritten instead when a module below this
         one also serves the call (it must see it), or outside a real view."""
-        out = _READS.get(call.name)
+        out = READS.get(call.name)
         serve = getattr(call.memory, "serve_here", None)
         if out is None or serve is None or call._pos < len(call._handlers) - 1:
             self._put(call, idx, dirfd_idx, host)
@@ -1176,8 +1187,9 @@ class Vfs(Module):
         if fields is None:
             self._put(call, idx, dirfd_idx, res.host)
             return None
+        ctypes, libc = _libc()
         buf = ctypes.create_string_buffer(120)
-        if _libc.statfs(os.fsencode(res.host), buf) != 0:
+        if libc.statfs(os.fsencode(res.host), buf) != 0:
             raise SyscallError(ctypes.get_errno())
         raw = bytearray(buf.raw)
         offsets = {"f_type": 0, "f_bsize": 8, "f_blocks": 16, "f_bfree": 24, "f_bavail": 32,
@@ -1298,13 +1310,6 @@ class Vfs(Module):
 # calls _here runs itself: name -> (output buffer arg, its size in bytes,
 # the arg holding its size instead (the result is then the length), the
 # xattr name arg); -1: none
-_READS = {
-    "stat": (1, 144, -1, -1), "lstat": (1, 144, -1, -1), "newfstatat": (2, 144, -1, -1),
-    "statx": (4, 256, -1, -1),
-    "getxattr": (2, 0, 3, 1), "lgetxattr": (2, 0, 3, 1), "listxattr": (1, 0, 2, -1),
-    "llistxattr": (1, 0, 2, -1),
-    "access": (-1, 0, -1, -1), "faccessat": (-1, 0, -1, -1), "faccessat2": (-1, 0, -1, -1),
-}
 
 
 @functools.lru_cache(maxsize=None)
@@ -1365,6 +1370,7 @@ def _renameat2(src: str, dst: str, flags: int) -> None:
     if flags == 0:
         os.rename(src, dst)
         return
-    fn = _libc.renameat2
+    ctypes, libc = _libc()
+    fn = libc.renameat2
     if fn(AT_FDCWD, os.fsencode(src), AT_FDCWD, os.fsencode(dst), flags) != 0:
         raise SyscallError(ctypes.get_errno())

@@ -13,15 +13,11 @@ directory of that mount.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
-import shutil
 import stat
-import tempfile
-from dataclasses import dataclass, field
 
-from umview_py._core.bridge import ffi as _ffi, lib as _lib
+from umview_py.host import stat_beneath
 from umview_py.module import SyscallError
 
 from .backend import MirrorBackend, MountError
@@ -78,20 +74,25 @@ def join(base: str, rel: str) -> str:
     return f"{base}/{rel}" if rel else base
 
 
-@dataclass(eq=False)
 class Mount:
-    id: int
-    type: str
-    source: str
-    target: str
-    options: dict
-    readonly: bool
-    layers: list[str]                      # host directories, first wins
-    backend: MirrorBackend | None = None
-    private: str | None = None            # our directory, removed at umount
-    whiteouts: set = field(default_factory=set)   # cow: deleted rel paths
-    opaque: set = field(default_factory=set)      # cow: dirs whose lower part is gone
-    size: int | None = None                # tmpfs size= (shown by statfs)
+    """One mount of the view.  (A plain class: dataclasses costs ~10 ms to
+    import, paid at every start of a view with a mount.)"""
+    __slots__ = ("id", "type", "source", "target", "options", "readonly", "layers", "backend",
+                 "private", "whiteouts", "opaque", "size")
+
+    def __init__(self, id: int, type: str, source: str, target: str, options: dict,
+                 readonly: bool, layers: list[str]):
+        self.id, self.type, self.source, self.target = id, type, source, target
+        self.options, self.readonly = options, readonly
+        self.layers = layers                          # host directories, first wins
+        self.backend: MirrorBackend | None = None
+        self.private: str | None = None              # our directory, removed at umount
+        self.whiteouts: set = set()                   # cow: deleted rel paths
+        self.opaque: set = set()                      # cow: dirs whose lower part is gone
+        self.size: int | None = None                  # tmpfs size= (shown by statfs)
+
+    def __repr__(self):
+        return f"Mount({self.id}, {self.type!r}, {self.source!r}, {self.target!r})"
 
     def describe_options(self) -> str:
         opts = ["ro" if self.readonly else "rw"]
@@ -102,6 +103,7 @@ class Mount:
     def cow_save(self) -> None:
         if self.type != "cow" or self.private:  # an in-memory upper dies with us
             return
+        import json
         data = json.dumps({"whiteouts": sorted(self.whiteouts), "opaque": sorted(self.opaque)})
         tmp = join(self.layers[0], COW_STATE + ".tmp")
         with open(tmp, "w") as f:
@@ -110,6 +112,7 @@ class Mount:
 
     def cow_load(self) -> None:
         try:
+            import json
             with open(join(self.layers[0], COW_STATE)) as f:
                 data = json.load(f)
             self.whiteouts = set(data.get("whiteouts", []))
@@ -120,16 +123,30 @@ class Mount:
             raise MountError(f"cow: {self.layers[0]}/{COW_STATE}: unreadable ({exc})") from None
 
 
-@dataclass
 class Resolved:
     """Where a view path leads."""
-    vpath: str                  # the view path, symlinks resolved (the last one as asked)
-    mount: Mount | None
-    rel: str                    # path inside the mount
-    host: str | None            # the host path that holds it (None: hidden)
-    st: os.stat_result | None   # lstat of host, None when it does not exist
-    layer: int = 0              # cow/merge: the layer index holding it
-    implicit: bool = False      # a directory that exists only to hold mount points
+    __slots__ = ("vpath", "mount", "rel", "host", "st", "layer", "implicit")
+
+    def __init__(self, vpath: str, mount: Mount | None, rel: str, host: str | None, st,
+                 layer: int = 0, implicit: bool = False):
+        self.vpath = vpath          # the view path, symlinks resolved (the last one as asked)
+        self.mount = mount
+        self.rel = rel              # path inside the mount
+        self.host = host            # the host path that holds it (None: hidden)
+        self.st = st                # lstat of host, None when it does not exist
+        self.layer = layer          # cow/merge: the layer index holding it
+        self.implicit = implicit    # a directory that exists only to hold mount points
+
+    def _key(self):
+        return (self.vpath, self.mount, self.rel, self.host, self.st, self.layer, self.implicit)
+
+    def __eq__(self, other):
+        return type(other) is Resolved and other._key() == self._key()
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "Resolved(" + ", ".join(repr(x) for x in self._key()) + ")"
 
     @property
     def exists(self) -> bool:
@@ -159,13 +176,13 @@ class MountTable:
         at the first mount: the core must know the root from the start (a
         listing made later lives there, and calls relative to it are ours)."""
         if self._private_root is None:
-            base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+            base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else \
+                os.environ.get("TMPDIR", "/tmp")
             _remove_stale(base)
-            self._private_root = tempfile.mkdtemp(prefix=f"umview-{os.getpid()}-", dir=base)
-            os.chmod(self._private_root, 0o700)
+            self._private_root = _mkdtemp(f"umview-{os.getpid()}-", base)
         if what is None:
             return self._private_root
-        return tempfile.mkdtemp(prefix=what + "-", dir=self._private_root)
+        return _mkdtemp(what + "-", self._private_root)
 
     @property
     def private_root(self) -> str | None:
@@ -706,6 +723,7 @@ class MountTable:
             os.chmod(dst, stat.S_IMODE(mode))
             os.utime(dst, ns=(res.st.st_atime_ns, res.st.st_mtime_ns))
         elif stat.S_ISREG(mode):
+            import shutil  # here: a copy-up is rare, and shutil costs ~4 ms at start
             if content:
                 shutil.copy2(src, dst)
             else:
@@ -759,6 +777,19 @@ class MountTable:
             m.cow_save()
 
 
+def _mkdtemp(prefix: str, parent: str) -> str:
+    """A new directory of ours (mode 700) named prefix + random hex, as
+    tempfile.mkdtemp makes (without importing tempfile, ~9 ms)."""
+    for _ in range(100):
+        path = os.path.join(parent, prefix + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free name for a private directory", parent)
+
+
 def _remove_stale(base: str) -> None:
     """Private directories of hypervisors that were killed (SIGKILL leaves
     no time to clean up) go when the next one starts."""
@@ -803,11 +834,10 @@ def _beneath(root: int, rel: str, host: str):
     on the way (through the C core, one call): the result, False if it does
     not exist, None if the kernel could not tell (a symlink, a mount
     crossing...).  host: the same file's host path, for fields wanted later."""
-    out = _ffi.new("uint64_t[4]")
-    r = _lib.umv_stat_beneath(root, os.fsencode(rel), out)
-    if r < 0:
+    r = stat_beneath(root, rel)
+    if type(r) is int:
         return False if r == -errno.ENOENT else None
-    return _Stat(out[0], out[1], out[2], out[3], host)
+    return _Stat(*r, host)
 
 
 def _lstat(path: str):
