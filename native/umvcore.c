@@ -645,6 +645,7 @@ typedef struct {
     signed char p0, d0, p1, d1, ok, pass, fmode, farg;
     uint32_t fmask;
     int buf_i, size, size_i, str_i;  /* a call that only reads (buf_i > -2) */
+    int exec;                        /* execve, execveat: see exec_outside */
 } path_rule;
 static path_rule prules[UMV_BITMAP_BYTES * 8];
 
@@ -718,7 +719,9 @@ static int pass_of(const view *v, const char *p, int host) {
  * view changes: the kernel runs the call as it is.  PATH_PASS + k: below
  * pass k, as a relative path the kernel resolves to the same file: the
  * kernel runs it as it is.  PATH_MOVE + k: below pass k, written as a guest
- * path: the kernel runs it on the host path left in host[].
+ * path: the kernel runs it on the host path left in host[].  host is NULL
+ * for calls no pass may run (chdir, statfs...): those go to Python when
+ * below a pass.
  *
  * Outside is asked of the kernel, not of the text: open the path O_PATH
  * here (our file system view is the tracee's, outside the view's mounts)
@@ -727,13 +730,12 @@ static int pass_of(const view *v, const char *p, int host) {
  * and followed (the call may do either).  Anything unclear goes to Python. */
 enum { PATH_PY = -1, PATH_OUT = 0, PATH_PASS = 1, PATH_MOVE = 0x1001 };  /* & 0xfff: 0 or 1 + k */
 
-static int path_class(tracee *t, const view *v, uint64_t ptr, long dirfd, int follow,
-                      char *host, size_t hostlen) {
-    static char path[PATH_MAX], full[2 * PATH_MAX + 2], real[PATH_MAX];
-    if (!ptr) return PATH_OUT;  /* NULL: the fd itself (utimensat) */
-    int64_t n = umv_peek_string(t->tid, ptr, path, sizeof path);
-    if (n < 0) return PATH_PY;
-    if (n == 0) return PATH_OUT;  /* "": AT_EMPTY_PATH on the fd, or ENOENT */
+static char last_real[PATH_MAX];  /* where the last PATH_OUT path landed; "" = nowhere */
+
+static int path_class_text(tracee *t, const view *v, const char *path, size_t n, long dirfd,
+                           int follow, char *host, size_t hostlen) {
+    static char full[2 * PATH_MAX + 2], real[PATH_MAX];
+    last_real[0] = 0;
     if (path[0] == '/') {
         int k = v->npasses ? pass_of(v, path, 0) : -1;
         if (k >= 0) {
@@ -756,7 +758,8 @@ static int path_class(tracee *t, const view *v, uint64_t ptr, long dirfd, int fo
         int k = v->npasses ? pass_of(v, full, 1) : -1;
         if (k >= 0) {
             /* relative to a directory below a pass: the kernel walks it
-             * from there, as the view would */
+             * from there, as the view would (for calls a pass may run) */
+            if (!host) return PATH_PY;
             const struct pass *ps = &v->passes[k];
             full[b] = '/';
             memcpy(full + b + 1, path, n + 1);
@@ -802,7 +805,62 @@ static int path_class(tracee *t, const view *v, uint64_t ptr, long dirfd, int fo
         fd = open(full, O_PATH | O_CLOEXEC);
         if (fd < 0 || fd_path(fd, real, sizeof real) < 0 || in_view(v, real, 0)) return PATH_PY;
     }
+    memcpy(last_real, real, strlen(real) + 1);
     return PATH_OUT;
+}
+
+static int path_class(tracee *t, const view *v, uint64_t ptr, long dirfd, int follow,
+                      char *host, size_t hostlen) {
+    static char path[PATH_MAX];
+    last_real[0] = 0;
+    if (!ptr) return PATH_OUT;  /* NULL: the fd itself (utimensat) */
+    int64_t n = umv_peek_string(t->tid, ptr, path, sizeof path);
+    if (n < 0) return PATH_PY;
+    if (n == 0) return PATH_OUT;  /* "": AT_EMPTY_PATH on the fd, or ENOENT */
+    return path_class_text(t, v, path, (size_t)n, dirfd, follow, host, hostlen);
+}
+
+/* May the kernel exec file (outside every mount) as it is?  Not when the
+ * exec needs something the view changes: a #! interpreter, or an ELF
+ * interpreter (PT_INTERP), that is not outside too; the kernel would look
+ * for it on the host, so the module starts those itself.  Read as vfs
+ * reads them (the first line of 256 bytes; one level of #!). */
+static int exec_outside(tracee *t, const view *v, const char *file) {
+    char head[257], interp[PATH_MAX];
+    interp[0] = 0;
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 1;  /* the kernel fails the same way */
+    ssize_t n = pread(fd, head, 256, 0);
+    if (n >= 2 && head[0] == '#' && head[1] == '!') {
+        head[n] = 0;
+        char *p = head + 2;
+        while (*p == ' ' || *p == '\t') p++;
+        size_t len = strcspn(p, " \t\n");
+        if (len < sizeof interp) { memcpy(interp, p, len); interp[len] = 0; }
+    } else if (n >= 64 && !memcmp(head, "\177ELF", 4) && head[4] == 2) {
+        uint64_t phoff;
+        uint16_t phentsize, phnum;
+        memcpy(&phoff, head + 32, 8);
+        memcpy(&phentsize, head + 54, 2);
+        memcpy(&phnum, head + 56, 2);
+        unsigned char ph[64];
+        for (int i = 0; i < phnum && i < 256 && phentsize >= 56 && phentsize <= sizeof ph; i++) {
+            if (pread(fd, ph, phentsize, (off_t)(phoff + (uint64_t)i * phentsize)) != phentsize) break;
+            uint32_t type;
+            uint64_t off, size;
+            memcpy(&type, ph, 4);
+            if (type != 3) continue;  /* PT_INTERP */
+            memcpy(&off, ph + 8, 8);
+            memcpy(&size, ph + 32, 8);
+            if (size >= sizeof interp) size = sizeof interp - 1;
+            ssize_t got = pread(fd, interp, size, (off_t)off);
+            interp[got > 0 ? got : 0] = 0;
+            break;
+        }
+    }
+    close(fd);
+    if (interp[0] != '/') return 1;  /* none, or relative: the kernel's business */
+    return path_class_text(t, v, interp, strlen(interp), AT_FDCWD, 1, NULL, 0) == PATH_OUT;
 }
 
 static int follows(const path_rule *pr, const uint64_t *a) {
@@ -833,6 +891,11 @@ static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) 
     int c0 = path_class(t, v, a[(int)pr->p0], pr->d0 >= 0 ? (long)(int)a[(int)pr->d0] : AT_FDCWD,
                         follows(pr, a), pass ? pass_hosts[0] : NULL, PATH_MAX);
     if (c0 == PATH_PY) return FAST_PY;
+    if (pr->exec && c0 == PATH_OUT && last_real[0]) {
+        char file[PATH_MAX];
+        memcpy(file, last_real, sizeof file);
+        if (!exec_outside(t, v, file)) return FAST_PY;
+    }
     int c1 = PATH_OUT;
     if (pr->p1 >= 0) {
         c1 = path_class(t, v, a[(int)pr->p1], pr->d1 >= 0 ? (long)(int)a[(int)pr->d1] : AT_FDCWD,
@@ -859,6 +922,7 @@ int umv_set_path_rules(const int32_t *rules, int n) {
         pr->pass = x[5] > 0;
         pr->fmode = x[6]; pr->farg = x[7]; pr->fmask = (uint32_t)x[8];
         pr->buf_i = x[9]; pr->size = x[10]; pr->size_i = x[11]; pr->str_i = x[12];
+        pr->exec = x[13];
     }
     return 0;
 }

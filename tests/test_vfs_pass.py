@@ -138,3 +138,34 @@ def test_read_only_bind_still_refuses_writes(tmp_path):
     assert r.stdout.decode().split() == ["x", "f"]
     assert r.stderr.decode().count("Read-only file system") == 4, r.stderr.decode()
     assert sorted(p.name for p in src.iterdir()) == ["f"]
+
+
+def test_calls_a_pass_may_not_run_still_reach_the_module(tmp_path):
+    """statfs shows a tmpfs's size=, chdir is remembered: both reach the
+    module however the path is written."""
+    script = f"""
+cd {TOP}/t && mkdir d && stat -f -c %b . d {TOP}/t {TOP}/t/d
+cd d && pwd && cd .. && pwd && /bin/pwd
+"""
+    r = run_view(["sh", "-ec", script], "--mount", f"type=tmpfs,target={TOP}/t,size=1m")
+    no_top()
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().split() == ["256"] * 4 + [f"{TOP}/t/d", f"{TOP}/t", f"{TOP}/t"]
+
+
+def test_exec_outside_with_an_interpreter_inside(tmp_path):
+    """Programs outside every mount are exec'd by the kernel without the
+    module, unless their #! interpreter is the view's: a script on the host
+    whose interpreter is a copy of sh in a tmpfs still runs."""
+    script = tmp_path / "s.sh"
+    script.write_text(f"#!{TOP}/t/mysh\necho \"interp: $0 $*\"\n")
+    script.chmod(0o755)
+    plain = tmp_path / "p.sh"
+    plain.write_text("#!/bin/sh\necho plain\n")
+    plain.chmod(0o755)
+    cmd = f"cp /bin/sh {TOP}/t/mysh && {script} one && cd {tmp_path} && ./s.sh two && ./p.sh && /bin/true"
+    r = run_view(["sh", "-ec", cmd], "--tmpfs", f"{TOP}/t")
+    no_top()
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == f"interp: {script} one\ninterp: ./s.sh two\nplain\n"
+    assert run_view(["sh", "-c", str(script)]).returncode == 127  # no mount: the host has no interpreter

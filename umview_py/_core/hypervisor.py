@@ -958,7 +958,7 @@ def _passes(passes, prefixes, bases):
 _PASS_METHODS = frozenset(("open", "stat", "access", "readlink", "getxattr", "listxattr",
                            "setxattr", "removexattr", "mkdir", "mknod", "unlink", "rename",
                            "link", "symlink", "chmod", "chown", "truncate", "utimens"))
-_RULE_INTS = 13
+_RULE_INTS = 14
 
 
 def _path_rules():
@@ -966,12 +966,12 @@ def _path_rules():
     whether its first path's last symlink is followed, and where the output
     of a call that only reads goes (READS; -2: not such a call), for the C fast path
     (see umv_set_path_rules).  Calls whose path arguments mean more than a
-    file to look up stay with Python: exec (its script's interpreter),
-    mount and umount."""
+    file to look up stay with Python: mount and umount.  An exec is checked
+    with its #! or ELF interpreter (exec_outside in C)."""
     from array import array
-    out = array("i", [-1, -1, -1, -1, 0, 0, 1, -1, 0, -2, 0, -1, -1] * 1024)
+    out = array("i", [-1, -1, -1, -1, 0, 0, 1, -1, 0, -2, 0, -1, -1, 0] * 1024)
     for row in BY_NR.values():
-        if row.family != "path" or row.nr >= 1024 or row.method in ("execve", "mount", "umount"):
+        if row.family != "path" or row.nr >= 1024 or row.method in ("mount", "umount"):
             continue
         paths = row.path_args[:2]
         if len(row.path_args) > 2:
@@ -996,7 +996,8 @@ def _path_rules():
             fmode, fmask = 2, 0x100
         passes = row.method in _PASS_METHODS and row.name != "openat2"
         out[_RULE_INTS * row.nr:_RULE_INTS * (row.nr + 1)] = \
-            array("i", rec + [1, int(passes), fmode, flags, fmask, *READS.get(row.name, (-2, 0, -1, -1))])
+            array("i", rec + [1, int(passes), fmode, flags, fmask, *READS.get(row.name, (-2, 0, -1, -1)),
+                              int(row.method == "execve")])
     return out
 
 

@@ -731,7 +731,7 @@ class Vfs(Module):
     def execve(self, call: Call):
         res, idx, dirfd_idx = self._target(call)
         if res is None:
-            return None
+            return self._exec_outside(call, idx)
         self._visible(res)
         if not res.exists:
             raise SyscallError(errno.ENOENT)
@@ -751,18 +751,45 @@ class Vfs(Module):
             # host path as $0; an interpreter in a mount: it would look for
             # it on the host
             if moved or ires.host != os.path.realpath(interp[0]):
-                # The kernel would look the interpreter up on the host: run
-                # it ourselves as the kernel would: INTERP [ARG] SCRIPT ARGS
-                im = ires.mount
-                if im is not None and im.backend is not None:
-                    im.backend.fill(ires.rel)
-                head = [os.fsencode(interp[0])] + ([interp[1]] if interp[1] else [])
-                return self._exec_as(call, idx, ires, head + [call.args[idx]], 1)
+                return self._exec_script(call, idx, ires, interp)
         loader = self._foreign_loader(host)
         if loader is not None:
             return self._exec_as(call, idx, res, [], 0, loader)
         self._put(call, idx, dirfd_idx, host)
         return None
+
+    def _exec_outside(self, call: Call, idx: int):
+        """A program outside every mount whose #! interpreter is the view's:
+        the kernel would look for the interpreter on the host, so run it as
+        the kernel would.  Anything else: the kernel's."""
+        try:
+            host = _kernel_path(self._full(call, 0), True) if call.args[idx] else None
+        except SyscallError:
+            return None
+        interp = self._script_interpreter(host) if host else None
+        if interp is None:
+            return None
+        try:
+            ires = self.table.resolve(norm(interp[0]))
+        except SyscallError:
+            return None
+        if ires.mount is None and ires.host == os.path.realpath(interp[0]):
+            return None
+        self._visible(ires)
+        if not ires.exists:
+            raise SyscallError(errno.ENOENT)
+        if not os.access(host, os.X_OK):
+            raise SyscallError(errno.EACCES)
+        return self._exec_script(call, idx, ires, interp)
+
+    def _exec_script(self, call: Call, idx: int, ires: Resolved, interp):
+        """The kernel would look the interpreter up on the host: run it
+        ourselves as the kernel would: INTERP [ARG] SCRIPT ARGS."""
+        im = ires.mount
+        if im is not None and im.backend is not None:
+            im.backend.fill(ires.rel)
+        head = [os.fsencode(interp[0])] + ([interp[1]] if interp[1] else [])
+        return self._exec_as(call, idx, ires, head + [call.args[idx]], 1)
 
     @staticmethod
     def _script_interpreter(host: str):
