@@ -39,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -104,6 +106,8 @@ typedef struct proc {
     uint64_t sysinsn;           /* address of a `syscall` instruction, 0 = unknown */
     int pidfd;                  /* for pidfd_getfd (stat of an fd), -1 = not open yet */
     unsigned char installed[UMV_BITMAP_BYTES];
+    unsigned char notify[UMV_BITMAP_BYTES];  /* calls its listener filter notifies */
+    int has_notify;
     struct proc *next;
 } proc;
 
@@ -114,6 +118,8 @@ typedef struct tracee {
     int inj_restart;            /* injection replaced a syscall that must run again */
     int inj_sig;                /* signal to deliver when the injection ends */
     int restore_args;           /* the call ran with rewritten arguments */
+    long bounce_nr;             /* 1 + a notified call sent on to ptrace (see notif_bounce) */
+    long notif_pass;            /* 1 + a call let run from a seccomp stop: see let_run */
     uint64_t orig_args[6];      /* ...these were the program's */
     struct user_regs_struct saved;
     struct tracee *next;
@@ -216,7 +222,7 @@ static int needs_filter(proc *p) {
 /* ------------------------------------------------------------------ */
 /* queues between the tracer thread and Python                         */
 
-enum { CMD_REPLY = 1, CMD_VIEW_SET, CMD_SET_VIEW, CMD_SPAWN, CMD_KILL, CMD_STOP, CMD_VIEW_PATHS };
+enum { CMD_REPLY = 1, CMD_VIEW_SET, CMD_SET_VIEW, CMD_SPAWN, CMD_KILL, CMD_STOP, CMD_VIEW_PATHS, CMD_BOUNCE };
 
 typedef struct cmd {
     int kind, tid, action;
@@ -229,7 +235,9 @@ typedef struct cmd {
     unsigned char claims[UMV_BITMAP_BYTES];
     struct sock_filter *filter;
     int filter_len;
-    /* spawn */
+    /* spawn: the same filter notifying (SECCOMP_RET_USER_NOTIF) some calls */
+    struct sock_filter *nfilter;
+    int nfilter_len;
     const char *path;
     char *const *argv, *const *envp;
     const char *cwd;
@@ -350,7 +358,15 @@ int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len) {
     return n < 0 ? -errno : n;
 }
 
+/* Set on the notifier thread while it serves a notification: a write into
+ * the caller must not happen once the notification is gone (the call was
+ * interrupted, the thread killed, its memory reused). */
+static __thread int notif_cur_fd = -1;
+static __thread uint64_t notif_cur_id;
+
 int64_t umv_poke(int pid, uint64_t addr, const void *buf, size_t len) {
+    if (notif_cur_fd >= 0 && ioctl(notif_cur_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &notif_cur_id) < 0)
+        return -ESRCH;
     struct iovec l = {(void *)buf, len}, r = {(void *)(uintptr_t)addr, len};
     ssize_t n = process_vm_writev(pid, &l, 1, &r, 1, 0);
     return n < 0 ? -errno : n;
@@ -410,9 +426,19 @@ static void resume(tracee *t, int req, int sig) {
     if (t->state == T_RUNNING && t->p && needs_filter(t->p)) maybe_interrupt(t->p);
 }
 
+/* A call resumed from its seccomp stop to be run by the kernel goes
+ * through the filters again (Linux >= 4.8 rechecks after a tracer's
+ * seccomp stop, since the tracer may have changed it).  If the notifying
+ * filter takes it there, the notifier must let it run: it answers
+ * CONTINUE to the first notification of this thread with this number. */
+static void let_run(tracee *t, long nr) {
+    __atomic_store_n(&t->notif_pass, nr + 1, __ATOMIC_RELEASE);
+}
+
 /* Skip the syscall at a seccomp stop: the kernel does not run a syscall whose
  * number the tracer set to -1, and returns whatever the tracer put in rax. */
 static void skip_with(tracee *t, struct user_regs_struct *r, int64_t result) {
+    __atomic_store_n(&t->notif_pass, 0, __ATOMIC_RELEASE);
     r->orig_rax = (unsigned long long)-1;
     r->rax = (unsigned long long)result;
     ptrace(PTRACE_SETREGS, t->tid, 0, r);
@@ -730,11 +756,11 @@ static int pass_of(const view *v, const char *p, int host) {
  * and followed (the call may do either).  Anything unclear goes to Python. */
 enum { PATH_PY = -1, PATH_OUT = 0, PATH_PASS = 1, PATH_MOVE = 0x1001 };  /* & 0xfff: 0 or 1 + k */
 
-static char last_real[PATH_MAX];  /* where the last PATH_OUT path landed; "" = nowhere */
+static __thread char last_real[PATH_MAX];  /* where the last PATH_OUT path landed; "" = nowhere */
 
 static int path_class_text(tracee *t, const view *v, const char *path, size_t n, long dirfd,
                            int follow, char *host, size_t hostlen) {
-    static char full[2 * PATH_MAX + 2], real[PATH_MAX];
+    static __thread char full[2 * PATH_MAX + 2], real[PATH_MAX];
     last_real[0] = 0;
     if (path[0] == '/') {
         int k = v->npasses ? pass_of(v, path, 0) : -1;
@@ -811,7 +837,7 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
 
 static int path_class(tracee *t, const view *v, uint64_t ptr, long dirfd, int follow,
                       char *host, size_t hostlen) {
-    static char path[PATH_MAX];
+    static __thread char path[PATH_MAX];
     last_real[0] = 0;
     if (!ptr) return PATH_OUT;  /* NULL: the fd itself (utimensat) */
     int64_t n = umv_peek_string(t->tid, ptr, path, sizeof path);
@@ -879,7 +905,7 @@ static int follows(const path_rule *pr, const uint64_t *a) {
  * with the path arguments listed in moved[] (argument index, -1 = none)
  * pointing at the host paths in hosts[]. */
 enum { FAST_PY, FAST_RUN, FAST_MOVE };
-static char pass_hosts[2][PATH_MAX];
+static __thread char pass_hosts[2][PATH_MAX];
 
 static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) {
     long nr = (long)r->orig_rax;
@@ -1130,9 +1156,15 @@ static int stat_fast(tracee *t, const struct user_regs_struct *r) {
         } else if (dirfd >= 0) {
             /* the tracee's open file itself (an O_PATH fd of a symlink
              * included), as the module takes it: pidfd_getfd */
-            if (t->p->pidfd < 0) t->p->pidfd = (int)syscall(SYS_pidfd_open, t->p->tgid, 0);
-            if (t->p->pidfd < 0) return -1;
-            fd = (int)syscall(SYS_pidfd_getfd, t->p->pidfd, dirfd, 0);
+            int pfd = __atomic_load_n(&t->p->pidfd, __ATOMIC_ACQUIRE);
+            if (pfd < 0) {  /* the tracer and the notifier may both get here */
+                int fresh = (int)syscall(SYS_pidfd_open, t->p->tgid, 0), none = -1;
+                if (fresh < 0) return -1;
+                if (__atomic_compare_exchange_n(&t->p->pidfd, &none, fresh, 0, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE)) pfd = fresh;
+                else { close(fresh); pfd = none; }
+            }
+            fd = (int)syscall(SYS_pidfd_getfd, pfd, dirfd, 0);
             if (fd < 0) return errno == EBADF ? 0 : -1;
             host[0] = 0;
         } else {
@@ -1198,6 +1230,269 @@ static int stat_fast(tracee *t, const struct user_regs_struct *r) {
 /* The client side of the virtual syscall (in-view commands): -errno, or the
  * answer's length.  Here rather than through ctypes, which costs ~4 ms of
  * every in-view command's start. */
+/* ------------------------------------------------------------------ */
+/* seccomp user notification                                           */
+/*
+ * A ptrace stop costs ~18 µs here (two wake-ups across CPUs, the ptrace
+ * requests, the tracer's waitid), and a path or stat call that the C core
+ * answers at once still pays all of it.  So the filter installed at spawn
+ * returns SECCOMP_RET_USER_NOTIF, not RET_TRACE, for the calls the C fast
+ * paths usually answer (the path calls of a view whose modules narrow
+ * them, the stat family under Claims.stat_owner), and a thread of ours
+ * serves them from the listener fd: CONTINUE (the kernel runs the call as
+ * it is), or an answer (a stat written into the caller, a call run here on
+ * a pass's host path).  Nothing else differs: the answers are those of
+ * the ptrace road (path_fast, stat_fast, umv_serve_here).
+ *
+ * What the notifier cannot serve (a call for Python, a rewritten path)
+ * must reach the ptrace road, but RET_USER_NOTIF outranks RET_TRACE, and
+ * a call the notifier answers CONTINUE runs with no further filtering.  So
+ * the notifier *bounces* it (notif_bounce): it leaves the notification
+ * unanswered and has the tracer PTRACE_INTERRUPT the thread.  The thread
+ * sleeps interruptibly for our answer; the interrupt wakes it, the kernel
+ * withdraws the notification and ends the call with -ERESTARTSYS, and the
+ * thread stops (PTRACE_EVENT_STOP) on its way back to user space, before
+ * the restart.  There the tracer changes orig_rax to UMV_NR_BOUNCE, a
+ * number no kernel has, that every filter of ours traps with RET_TRACE
+ * (UMV_DATA_BOUNCE); the restart makes that call, and at its seccomp stop
+ * the tracer puts the real number back and serves the call as if it had
+ * trapped there: the kernel does not run the filters again after a
+ * tracer's seccomp stop (Linux >= 4.8), so the real call is not notified
+ * a second time.
+ *
+ * One listener per spawned process tree (a task can have only one, and
+ * filters cannot be removed, so the set notified is fixed at spawn; a
+ * module loaded later that wants one of those calls gets it through a
+ * bounce).  The notifier reads the tracer's tables under tlock, which the
+ * tracer holds for writing while it handles stops and commands.
+ */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP_ 1
+#define MAX_LISTENERS 64
+
+static pthread_rwlock_t tlock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t nlock = PTHREAD_MUTEX_INITIALIZER;
+static int nl_fds[MAX_LISTENERS], nl_count;
+static int nl_wake[2] = {-1, -1};
+static pthread_t notifier;
+static int nl_sock[MAX_LISTENERS], nl_nsock;  /* sockets a listener comes through */
+static int notifier_started, notifier_stop;
+static int recv_fd(int sock);
+
+static void notif_bounce(tracee *t, long nr) {
+    __atomic_store_n(&t->bounce_nr, nr + 1, __ATOMIC_RELEASE);
+    cmd *c = calloc(1, sizeof *c);
+    c->kind = CMD_BOUNCE;
+    c->tid = t->tid;
+    push_cmd(c);
+    stats.notif_bounced++;
+}
+
+/* Serve one notification: 0 = answered in resp, 1 = bounced (no answer). */
+static int notif_serve(int fd, const struct seccomp_notif *req, struct seccomp_notif_resp *resp) {
+    tracee *t = NULL;
+    /* A thread makes calls only after the tracer has seen it (a new one
+     * starts stopped), so it is in the table; a few tries cover an exec
+     * that the tracer is still taking in. */
+    for (int tries = 0; tries < 1000; tries++) {
+        pthread_rwlock_rdlock(&tlock);
+        t = tfind((pid_t)req->pid);
+        if (t && t->p) break;
+        pthread_rwlock_unlock(&tlock);
+        t = NULL;
+        if (ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0) return 1;  /* gone */
+        usleep(100);
+    }
+    resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    if (!t) { stats.notif_unknown++; return 0; }
+    long mark = __atomic_exchange_n(&t->notif_pass, 0, __ATOMIC_ACQ_REL);
+    if (mark == (long)req->data.nr + 1) {
+        /* the recheck of a call the tracer let run (let_run) */
+        pthread_rwlock_unlock(&tlock);
+        return 0;
+    }
+    const view *v = &views[t->p->view];
+    long nr = req->data.nr;
+    int how = -1;  /* -1 bounce, 0 answered */
+    struct user_regs_struct r;
+    memset(&r, 0, sizeof r);
+    r.orig_rax = (unsigned long long)nr;
+    r.rdi = req->data.args[0]; r.rsi = req->data.args[1]; r.rdx = req->data.args[2];
+    r.r10 = req->data.args[3]; r.r8 = req->data.args[4]; r.r9 = req->data.args[5];
+    notif_cur_fd = fd;
+    notif_cur_id = req->id;
+    if (nr < 0 || nr >= UMV_BITMAP_BYTES * 8 || req->data.arch != AUDIT_ARCH_X86_64) {
+        how = -1;
+    } else if (needs_filter(t->p)) {
+        how = -1;  /* the tracer widens its filter at the bounce's stop */
+    } else if (!bit(v->claims, nr)) {
+        how = 0;   /* no module wants it (any more): CONTINUE */
+    } else {
+        if (v->paths) {
+            int moved[2];
+            int fast = path_fast(t, &r, moved);
+            if (fast == FAST_RUN) {
+                how = 0;
+                stats.notif_paths++;
+            } else if (fast == FAST_MOVE && prules[nr].buf_i > -2 && moved[1] < 0) {
+                const path_rule *pr = &prules[nr];
+                int64_t res = umv_serve_here(t->tid, nr, req->data.args, moved[0], pass_hosts[0],
+                                             pr->d0, pr->str_i, pr->buf_i, pr->size, pr->size_i);
+                resp->flags = 0;
+                if (res < 0) resp->error = (int32_t)res; else resp->val = res;
+                how = 0;
+                stats.notif_served++;
+            }
+        }
+        if (how < 0 && v->stat_table) {
+            int served = stat_fast(t, &r);
+            if (served == 1) { resp->flags = 0; resp->val = 0; how = 0; stats.notif_stats++; }
+            else if (served == 0) how = 0;  /* the kernel answers (an error) */
+        }
+    }
+    notif_cur_fd = -1;
+    if (how < 0) notif_bounce(t, nr);
+    pthread_rwlock_unlock(&tlock);
+    return how < 0;
+}
+
+static void notif_add(int fd, int is_sock);
+
+static void *notifier_main(void *arg) {
+    (void)arg;
+    struct pollfd pf[2 * MAX_LISTENERS + 1];
+    int fds[MAX_LISTENERS], socks[MAX_LISTENERS];
+    while (!__atomic_load_n(&notifier_stop, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&nlock);
+        int n = nl_count, ns = nl_nsock;
+        memcpy(fds, nl_fds, n * sizeof *fds);
+        memcpy(socks, nl_sock, ns * sizeof *socks);
+        pthread_mutex_unlock(&nlock);
+        pf[0].fd = nl_wake[0];
+        pf[0].events = POLLIN;
+        for (int i = 0; i < n; i++) { pf[i + 1].fd = fds[i]; pf[i + 1].events = POLLIN; }
+        for (int i = 0; i < ns; i++) { pf[n + 1 + i].fd = socks[i]; pf[n + 1 + i].events = POLLIN; }
+        if (poll(pf, n + ns + 1, -1) < 0) continue;
+        if (pf[0].revents) {
+            char b[64];
+            if (read(nl_wake[0], b, sizeof b) < 0) {}
+        }
+        for (int i = 0; i < ns; i++) {
+            if (!pf[n + 1 + i].revents) continue;
+            int lfd = recv_fd(socks[i]);
+            pthread_mutex_lock(&nlock);
+            for (int j = 0; j < nl_nsock; j++)
+                if (nl_sock[j] == socks[i]) { nl_sock[j] = nl_sock[--nl_nsock]; break; }
+            pthread_mutex_unlock(&nlock);
+            close(socks[i]);
+            if (lfd >= 0) notif_add(lfd, 0);
+        }
+        for (int i = 0; i < n; i++) {
+            short ev = pf[i + 1].revents;
+            if (ev & POLLIN) {
+                struct seccomp_notif req;
+                memset(&req, 0, sizeof req);
+                if (ioctl(fds[i], SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) continue;
+                stats.notif_calls++;
+                struct seccomp_notif_resp resp;
+                memset(&resp, 0, sizeof resp);
+                resp.id = req.id;
+                if (notif_serve(fds[i], &req, &resp) == 0)
+                    if (ioctl(fds[i], SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0) {}  /* ENOENT: gone */
+            } else if (ev & (POLLHUP | POLLERR | POLLNVAL)) {
+                /* no task uses this filter any more */
+                pthread_mutex_lock(&nlock);
+                for (int j = 0; j < nl_count; j++)
+                    if (nl_fds[j] == fds[i]) { nl_fds[j] = nl_fds[--nl_count]; break; }
+                pthread_mutex_unlock(&nlock);
+                close(fds[i]);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* A listener (or, is_sock, the socket it will come through) for the
+ * notifier, which is started at the first. */
+static void notif_add(int fd, int is_sock) {
+    __u64 flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP_;
+    /* Linux >= 6.6: the caller and we wake each other on one CPU */
+    if (!is_sock && ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) < 0) {}
+    pthread_mutex_lock(&nlock);
+    if (is_sock && nl_nsock < MAX_LISTENERS) { nl_sock[nl_nsock++] = fd; fd = -1; }
+    if (!is_sock && nl_count < MAX_LISTENERS) { nl_fds[nl_count++] = fd; fd = -1; }
+    if (!notifier_started && nl_wake[0] < 0 && pipe2(nl_wake, O_CLOEXEC | O_NONBLOCK) == 0) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        notifier_started = pthread_create(&notifier, NULL, notifier_main, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    pthread_mutex_unlock(&nlock);
+    /* Too many trees at once: a listener nobody reads would hang its
+     * calls, but closing it makes them fail (ENOSYS), so the first check
+     * is in umv_spawn (no nfilter past MAX_LISTENERS). */
+    if (fd >= 0) close(fd);
+    if (nl_wake[1] >= 0 && write(nl_wake[1], "a", 1) < 0) {}
+}
+
+static void notif_shutdown(void) {
+    if (!notifier_started) return;
+    __atomic_store_n(&notifier_stop, 1, __ATOMIC_RELEASE);
+    if (write(nl_wake[1], "q", 1) < 0) {}
+    pthread_join(notifier, NULL);
+    notifier_started = 0;
+    notifier_stop = 0;
+    pthread_mutex_lock(&nlock);
+    for (int i = 0; i < nl_count; i++) close(nl_fds[i]);
+    for (int i = 0; i < nl_nsock; i++) close(nl_sock[i]);
+    nl_count = nl_nsock = 0;
+    pthread_mutex_unlock(&nlock);
+    close(nl_wake[0]);
+    close(nl_wake[1]);
+    nl_wake[0] = nl_wake[1] = -1;
+}
+
+/* The listener fd travels from the child to us over a socketpair. */
+static void send_fd(int sock, int fd) {
+    char c = 'L';
+    struct iovec iov = {&c, 1};
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof u.buf;
+    struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &fd, sizeof(int));
+    if (sendmsg(sock, &m, 0) < 0) {}
+}
+
+static int recv_fd(int sock) {
+    char c;
+    struct iovec iov = {&c, 1};
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof u.buf;
+    ssize_t n;
+    do n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); while (n < 0 && errno == EINTR);
+    if (n <= 0) return -1;
+    struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+    if (!h || h->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(h), sizeof fd);
+    return fd;
+}
+
 long umv_vsys(const char *req, long len, char *out, long outlen) {
     long r = syscall(UMV_NR_VSYS, req, len, out, outlen);
     return r < 0 ? -errno : r;
@@ -1245,6 +1540,7 @@ static void run_rewritten(tracee *t, struct user_regs_struct *r, const uint64_t 
     r->rdi = a[0]; r->rsi = a[1]; r->rdx = a[2];
     r->r10 = a[3]; r->r8 = a[4]; r->r9 = a[5];
     if (ptrace(PTRACE_SETREGS, t->tid, 0, r) < 0) return;
+    let_run(t, (long)r->orig_rax);
     t->state = T_RESTORE;
     ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
 }
@@ -1276,6 +1572,17 @@ static void handle_seccomp(tracee *t) {
         ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
         return;
     }
+    if (data == UMV_DATA_BOUNCE) {
+        /* a notified call sent on to us: the real number back, then served
+         * as if it had stopped here (the filters do not run again) */
+        long nr = t->bounce_nr - 1;
+        t->bounce_nr = 0;
+        if (full_regs(t, &r, &have) < 0) return;
+        if (nr < 0) { skip_with(t, &r, -ENOSYS); return; }  /* the program's own call */
+        r.orig_rax = (unsigned long long)nr;
+        if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) < 0) return;
+        data = UMV_DATA_CLAIM;
+    }
     if (data != UMV_DATA_CLAIM && data != UMV_DATA_VSYS && data != UMV_DATA_GUARD) {
         /* RET_TRACE from the tracee's own filter: with no tracer of its own
          * the kernel would fail the call with ENOSYS, so do that. */
@@ -1295,6 +1602,7 @@ static void handle_seccomp(tracee *t) {
     }
     if (data == UMV_DATA_CLAIM && !bit(views[t->p->view].claims, (long)r.orig_rax)) {
         stats.fast_resumed++;
+        let_run(t, (long)r.orig_rax);
         resume(t, PTRACE_CONT, 0);
         return;
     }
@@ -1304,6 +1612,7 @@ static void handle_seccomp(tracee *t) {
         if (how == FAST_RUN) {
             stats.fast_resumed++;
             stats.fast_paths++;
+            let_run(t, (long)r.orig_rax);
             resume(t, PTRACE_CONT, 0);
             return;
         }
@@ -1349,6 +1658,7 @@ static void handle_seccomp(tracee *t) {
                 if (full_regs(t, &r, &have) < 0) return;
                 skip_with(t, &r, 0);
             } else {
+                let_run(t, (long)r.orig_rax);
                 resume(t, PTRACE_CONT, 0);
             }
             return;
@@ -1364,13 +1674,18 @@ static void handle_seccomp(tracee *t) {
     int64_t value = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Python may take its time: the notifier may read our tables meanwhile
+     * (only this thread changes them, and it is here) */
+    pthread_rwlock_unlock(&tlock);
     int act = umv_py_syscall(&e, &value);
+    pthread_rwlock_wrlock(&tlock);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats.python_ns += (t1.tv_sec - t0.tv_sec) * 1000000000ULL + t1.tv_nsec - t0.tv_nsec;
     if (act == UMV_ACT_SKIP) {
         if (full_regs(t, &r, &have) < 0) return;
         skip_with(t, &r, value);
     } else if (act == UMV_ACT_CONT) {
+        let_run(t, (long)r.orig_rax);
         resume(t, PTRACE_CONT, 0);
     } else if (act == UMV_ACT_REWRITE) {
         if (full_regs(t, &r, &have) < 0) return;
@@ -1419,6 +1734,8 @@ static void adopt_child(tracee *parent, pid_t child, int thread) {
     proc *p = thread ? parent->p : pfind(child);
     if (!p) {
         p = pnew(child, parent->p->view, parent->p->installed);
+        memcpy(p->notify, parent->p->notify, sizeof p->notify);  /* filters are inherited */
+        p->has_notify = parent->p->has_notify;
         umv_event e = {0};
         e.kind = UMV_EV_FORK;
         e.tid = child;
@@ -1459,6 +1776,43 @@ static void handle_exit(pid_t tid, int status) {
 
 static int is_stop_signal(int sig) {
     return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+/* A signal that comes while a call waits for the notifier's answer ends
+ * the wait with -ERESTARTSYS, and a handler without SA_RESTART would then
+ * see EINTR from a call (stat, open of a file) that never gives it
+ * natively.  Make it restart whatever the handler (-ERESTARTNOINTR).  The
+ * same -ERESTARTSYS can come from the call's own body, after a CONTINUE:
+ * of the calls we notify, only an open can wait there (a FIFO, a device),
+ * so an open of one of those keeps the kernel's answer. */
+static void notif_interrupted(tracee *t) {
+    struct user_regs_struct r;
+    if (!t->p || !t->p->has_notify) return;  /* no listener filter */
+    /* a recheck the tracer let run (let_run) that the signal interrupted
+     * before the notifier saw it: the restart is a new call, served anew */
+    __atomic_store_n(&t->notif_pass, 0, __ATOMIC_RELEASE);
+    if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0) return;
+    long nr = (long)r.orig_rax;
+    if ((long long)r.rax != -ERESTARTSYS && (long long)r.rax != -ERESTARTNOHAND) return;
+    if (nr == UMV_NR_BOUNCE) {
+        /* a bounce on its way to its seccomp stop (the restart we set up
+         * at its interrupt stop): it must happen */
+    } else if (nr < 0 || nr >= UMV_BITMAP_BYTES * 8 || !bit(t->p->notify, nr)) {
+        return;
+    } else if (nr == SYS_open || nr == SYS_openat || nr == SYS_creat || nr == SYS_openat2) {
+        uint64_t a[6] = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
+        const path_rule *pr = &prules[nr];
+        char path[PATH_MAX], where[PATH_MAX + 64];
+        struct stat st;
+        if (pr->p0 < 0 || umv_peek_string(t->tid, a[(int)pr->p0], path, sizeof path) <= 0) return;
+        long dirfd = pr->d0 >= 0 ? (long)(int)a[(int)pr->d0] : AT_FDCWD;
+        if (path[0] == '/') snprintf(where, sizeof where, "%s", path);
+        else if (dirfd == AT_FDCWD) snprintf(where, sizeof where, "/proc/%d/cwd/%s", t->tid, path);
+        else snprintf(where, sizeof where, "/proc/%d/fd/%d/%s", t->p->tgid, (int)dirfd, path);
+        if (stat(where, &st) == 0 && !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) return;
+    }
+    r.rax = (unsigned long long)-ERESTARTNOINTR;
+    ptrace(PTRACE_SETREGS, t->tid, 0, &r);
 }
 
 static void handle_stop(pid_t tid, int status) {
@@ -1528,6 +1882,26 @@ static void handle_stop(pid_t tid, int status) {
             return;
         }
         /* PTRACE_INTERRUPT, or the end of a listened group-stop */
+        if (t->bounce_nr && sig == SIGTRAP) {
+            /* A notified call we sent on (see "seccomp user notification"):
+             * interrupted out of its wait for our answer, it returns
+             * -ERESTARTSYS and is about to be restarted.  Restart it as
+             * UMV_NR_BOUNCE instead, which stops at seccomp. */
+            struct user_regs_struct r;
+            long nr = t->bounce_nr - 1;
+            if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0 && (long long)r.orig_rax == nr &&
+                ((long long)r.rax == -ERESTARTSYS || (long long)r.rax == -ERESTARTNOINTR ||
+                 (long long)r.rax == -ERESTARTNOHAND)) {
+                r.orig_rax = UMV_NR_BOUNCE;
+                ptrace(PTRACE_SETREGS, tid, 0, &r);
+                resume(t, PTRACE_CONT, 0);
+                return;
+            }
+            /* Not (or no longer) waiting: a signal ended the wait first and
+             * the call, restarted, was notified and bounced again (this is
+             * the first interrupt, the second comes), or it is already on
+             * its way to UMV_NR_BOUNCE.  bounce_nr stays for that stop. */
+        }
         if (needs_filter(t->p) && !t->p->inject_busy) {
             if (inject_generic(t, 0) == 0) return;
             inject_failed(t);
@@ -1543,6 +1917,7 @@ static void handle_stop(pid_t tid, int status) {
         return;
     }
     /* signal-delivery-stop: deliver the signal unchanged */
+    notif_interrupted(t);
     int retry = 0;
     if (t->state == T_INJECT) {
         inject_abort(t);
@@ -1606,6 +1981,7 @@ static void do_reply(cmd *c) {
             r.r10 = c->args[3]; r.r8 = c->args[4]; r.r9 = c->args[5];
             ptrace(PTRACE_SETREGS, t->tid, 0, &r);
         }
+        let_run(t, (long)r.orig_rax);
         resume(t, c->action == UMV_ACT_RUN_EXIT ? PTRACE_SYSCALL : PTRACE_CONT, 0);
         return;
     default:
@@ -1634,7 +2010,9 @@ static void do_view_set(cmd *c) {
  * at a seccomp stop that only this thread can resume.  So an exec failure is
  * reported by the child itself, as a shell would: a message and 126/127. */
 static void do_spawn(cmd *c) {
-    int go[2], ready[2];
+    int go[2], ready[2], lsock[2] = {-1, -1};
+    if (c->nfilter && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, lsock) < 0)
+        lsock[0] = lsock[1] = -1;
     if (pipe2(go, O_CLOEXEC) < 0) { cmd_done(c, -errno); return; }
     if (pipe2(ready, O_CLOEXEC) < 0) {
         close(go[0]); close(go[1]);
@@ -1674,7 +2052,21 @@ static void do_spawn(cmd *c) {
             subject = c->cwd;
         }
         struct sock_fprog prog = {(unsigned short)c->filter_len, c->filter};
+        struct sock_fprog nprog = {(unsigned short)c->nfilter_len, c->nfilter};
         if (!e && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) e = errno;
+        if (!e && lsock[1] >= 0) {
+            /* First the notifying filter (it lets everything else through,
+             * our sendmsg included), if this kernel gives us a listener
+             * (EBUSY: something above us has one already); then the view's
+             * filter, whose RET_TRACE the notifier's RET_USER_NOTIF
+             * outranks for the calls it takes. */
+            long lfd = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &nprog);
+            if (lfd >= 0) {
+                send_fd(lsock[1], (int)lfd);
+                close((int)lfd);
+            }
+        }
+        if (lsock[1] >= 0) close(lsock[1]);
         if (!e && syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) e = errno;
         if (!e) { execve(c->path, c->argv, c->envp); e = errno; }
         char msg[4200];
@@ -1684,6 +2076,7 @@ static void do_spawn(cmd *c) {
     }
     close(go[0]);
     close(ready[1]);
+    if (lsock[1] >= 0) close(lsock[1]);
     char r;
     if (read(ready[0], &r, 1) != 1) {}
     close(ready[0]);
@@ -1695,14 +2088,23 @@ static void do_spawn(cmd *c) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         close(go[1]);
+        if (lsock[0] >= 0) close(lsock[0]);
         cmd_done(c, -e);
         return;
     }
     proc *p = pnew(pid, c->tid, views[c->tid].trap);
+    if (lsock[0] >= 0) {
+        memcpy(p->notify, c->nfilter + c->nfilter_len, UMV_BITMAP_BYTES);
+        p->has_notify = 1;
+    }
     tnew(pid, p, T_RUNNING);
     root_pid = pid;
     if (write(go[1], "x", 1) < 0) {}
     close(go[1]);
+    /* The child sends the listener before its exec, or closes the socket
+     * (exec, exit) without one.  The notifier takes it: we must not wait
+     * here, the child may need us first (a signal-delivery-stop). */
+    if (lsock[0] >= 0) notif_add(lsock[0], 1);
     cmd_done(c, pid);
 }
 
@@ -1739,6 +2141,13 @@ static void run_commands(void) {
             break;
         }
         case CMD_STOP: stopping = 1; cmd_done(c, 0); break;
+        case CMD_BOUNCE: {
+            tracee *t = tfind(c->tid);
+            if (t && __atomic_load_n(&t->bounce_nr, __ATOMIC_ACQUIRE))
+                ptrace(PTRACE_INTERRUPT, c->tid, 0, 0);
+            free(c);
+            break;
+        }
         }
     }
 }
@@ -1753,7 +2162,9 @@ static void *tracer_main(void *arg) {
         if (__atomic_exchange_n(&cmd_kick, 0, __ATOMIC_SEQ_CST)) {
             uint64_t v;
             if (read(cmd_fd, &v, 8) < 0) {}
+            pthread_rwlock_wrlock(&tlock);
             run_commands();
+            pthread_rwlock_unlock(&tlock);
             continue;
         }
         siginfo_t si;
@@ -1776,7 +2187,9 @@ static void *tracer_main(void *arg) {
             int status;
             if (waitpid(si.si_pid, &status, WNOHANG | WUNTRACED | __WALL) < 0) {}
         } else if (r == 0 && si.si_pid > 0) {
+            pthread_rwlock_wrlock(&tlock);
             reap_one(si.si_pid);
+            pthread_rwlock_unlock(&tlock);
         } else if (r < 0 && e == ECHILD) {
             /* no tracee yet (or any more): only a command can change that */
             struct pollfd pf = {cmd_fd, POLLIN, 0};
@@ -1817,7 +2230,8 @@ int umv_init(void) {
 int umv_event_fd(void) { return ev_fd; }
 
 int umv_spawn(const char *path, char *const argv[], char *const envp[],
-              const char *cwd, const void *filter, int filter_len, int viewno,
+              const char *cwd, const void *filter, int filter_len,
+              const void *nfilter, int nfilter_len, int viewno,
               int pin_cpu, const int *reset_signals, int nreset, const int *stdio) {
     if (!started) return -EINVAL;
     if (viewno < 0 || viewno >= UMV_MAX_VIEWS) return -EINVAL;
@@ -1830,6 +2244,11 @@ int umv_spawn(const char *path, char *const argv[], char *const envp[],
     c.cwd = cwd;
     c.filter = (struct sock_filter *)filter;
     c.filter_len = filter_len;
+    pthread_mutex_lock(&nlock);
+    int room = nl_count + nl_nsock < MAX_LISTENERS;
+    pthread_mutex_unlock(&nlock);
+    c.nfilter = room ? (struct sock_filter *)nfilter : NULL;
+    c.nfilter_len = room ? nfilter_len : 0;
     c.pin_cpu = pin_cpu;
     c.reset = reset_signals;
     c.nreset = nreset;
@@ -1965,6 +2384,7 @@ int umv_shutdown(void) {
     c.kind = CMD_STOP;
     push_cmd_wait(&c);
     pthread_join(tracer, NULL);
+    notif_shutdown();
     sigaction(KICK_SIG, &old_kick, NULL);
     close(ev_fd);
     close(cmd_fd);

@@ -18,9 +18,12 @@
 #define UMV_DATA_CLAIM 0x7501
 #define UMV_DATA_VSYS 0x7502
 #define UMV_DATA_GUARD 0x7503
+#define UMV_DATA_BOUNCE 0x7504
 
 /* the virtual syscall: a number no kernel has */
 #define UMV_NR_VSYS 0x7500
+/* a notified call sent on to the ptrace road restarts as this number */
+#define UMV_NR_BOUNCE 0x7501
 
 /* event kinds, C -> Python */
 #define UMV_EV_SYSCALL 1   /* a claimed call at its seccomp stop; reply needed */
@@ -67,6 +70,12 @@ typedef struct {
     uint64_t fast_paths;     /* ...of which path calls run by the kernel as they are */
     uint64_t fast_moved;     /* ...of which path calls run on a pass's host path */
     uint64_t fast_served;    /* ...of which calls that only read, run here */
+    uint64_t notif_calls;    /* calls that came as seccomp user notifications */
+    uint64_t notif_paths;    /* ...answered CONTINUE by the path fast path */
+    uint64_t notif_served;   /* ...run here on a pass's host path */
+    uint64_t notif_stats;    /* ...stat calls answered (Claims.stat_owner) */
+    uint64_t notif_bounced;  /* ...sent on to the ptrace road */
+    uint64_t notif_unknown;  /* ...from a thread the tracer did not know (CONTINUE) */
     uint64_t fast_stats;     /* stat calls answered in C (umv_view_set_statown) */
     uint64_t to_python;
     uint64_t python_ns;      /* time spent in the Python callback */
@@ -77,8 +86,13 @@ typedef struct {
 
 int umv_init(void);
 int umv_event_fd(void);
+/* nfilter: a filter of nfilter_len instructions installed first, that
+ * sends the calls the C core serves from a seccomp listener there,
+ * followed by the bitmap of those calls (NULL: none; the kernel may also
+ * refuse the child a listener). */
 int umv_spawn(const char *path, char *const argv[], char *const envp[],
-              const char *cwd, const void *filter, int filter_len, int view,
+              const char *cwd, const void *filter, int filter_len,
+              const void *nfilter, int nfilter_len, int view,
               int pin_cpu, const int *reset_signals, int nreset, const int *stdio);
 int umv_get_events(umv_event *buf, int max);
 int umv_reply(int tid, int action, int64_t value, long nr, const uint64_t *args);

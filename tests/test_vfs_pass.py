@@ -12,7 +12,9 @@ sees it, not as the host does.
 import re
 import stat
 
-from conftest import run_view
+import pytest
+
+from conftest import run_native, run_view
 from test_vfs_programs import TOP, no_top, same, sh
 
 WORK = r"""
@@ -39,6 +41,17 @@ ls
 """
 
 
+@pytest.fixture(params=["listener", "ptrace"])
+def both_roads(request, monkeypatch):
+    """Run the test with the C core serving calls from its seccomp listener
+    (the default), then at ptrace stops (UMVIEW_NOTIF=0)."""
+    if request.param == "ptrace":
+        monkeypatch.setenv("UMVIEW_NOTIF", "0")
+    else:
+        monkeypatch.delenv("UMVIEW_NOTIF", raising=False)
+    return request.param
+
+
 def tree(top):
     """(path, file type) of everything below top."""
     return sorted((str(p.relative_to(top)), stat.S_IFMT(p.lstat().st_mode)) for p in top.rglob("*"))
@@ -49,30 +62,39 @@ def core_stats(log):
     return {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", text.split("core statistics:")[-1])}
 
 
-def test_work_in_bind_and_tmpfs_matches_native_without_python(tmp_path):
+@pytest.mark.parametrize("road", ["listener", "ptrace"])
+def test_work_in_bind_and_tmpfs_matches_native_without_python(tmp_path, road):
+    """Served by the seccomp listener, or (UMVIEW_NOTIF=0) at ptrace stops
+    resumed in C."""
     native_dir = tmp_path / "native"
     native_dir.mkdir()
     native = sh(WORK, base=native_dir)
+    env = {"UMVIEW_NOTIF": "0"} if road == "ptrace" else {}
     for kind in ("bind", "tmpfs"):
         src = tmp_path / f"src-{kind}"
         src.mkdir()
         mount = ["-b", f"{src}:{TOP}/w"] if kind == "bind" else ["--tmpfs", f"{TOP}/w"]
         log = tmp_path / f"{kind}.log"
-        view = sh(WORK, *mount, "-vv", "--log", str(log), base=f"{TOP}/w")
+        view = sh(WORK, *mount, "-vv", "--log", str(log), base=f"{TOP}/w", env=env)
         same(native, view)
         st = core_stats(log)
         # absolute paths under the mount ran on the host path (stat and
         # readlink run by the hypervisor itself), relative ones as they
         # were; only a few calls (chdir, exec...) reached Python
-        assert st["fast_moved"] >= 2 and st["fast_served"] >= 2, st
-        assert st["fast_paths"] >= 20, st
-        assert st["to_python"] < st["fast_paths"] / 10, st
+        runs = st["fast_paths"] + st["notif_paths"]
+        assert st["fast_moved"] >= 2 and st["fast_served"] + st["notif_served"] >= 2, st
+        assert runs >= 20, st
+        assert st["to_python"] < runs / 10, st
+        if road == "ptrace":
+            assert st["notif_calls"] == 0, st
+        else:
+            assert st["notif_paths"] >= 20 and st["notif_paths"] > 5 * st["fast_paths"], st
         if kind == "bind":
             # the work landed in the bound host directory, as natively
             assert tree(src) == tree(native_dir) == [("d", stat.S_IFDIR), ("d/rel", stat.S_IFLNK)]
 
 
-def test_ways_out_of_a_bind_are_the_views(tmp_path):
+def test_ways_out_of_a_bind_are_the_views(tmp_path, both_roads):
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "f").write_text("hi\n")
@@ -113,7 +135,7 @@ for fn in (os.rename, os.link):
     assert not (out / "moved").exists()
 
 
-def test_a_mount_inside_a_bind_is_not_passed_over(tmp_path):
+def test_a_mount_inside_a_bind_is_not_passed_over(tmp_path, both_roads):
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "f").write_text("host\n")
@@ -128,7 +150,7 @@ cd sub && ls && cd .. && ls sub
     assert sorted(p.name for p in (src / "sub").iterdir()) == ["f"]
 
 
-def test_read_only_bind_still_refuses_writes(tmp_path):
+def test_read_only_bind_still_refuses_writes(tmp_path, both_roads):
     src = tmp_path / "src"
     src.mkdir()
     (src / "f").write_text("x\n")
@@ -140,7 +162,7 @@ def test_read_only_bind_still_refuses_writes(tmp_path):
     assert sorted(p.name for p in src.iterdir()) == ["f"]
 
 
-def test_calls_a_pass_may_not_run_still_reach_the_module(tmp_path):
+def test_calls_a_pass_may_not_run_still_reach_the_module(tmp_path, both_roads):
     """statfs shows a tmpfs's size=, chdir is remembered: both reach the
     module however the path is written."""
     script = f"""
@@ -153,7 +175,7 @@ cd d && pwd && cd .. && pwd && /bin/pwd
     assert r.stdout.decode().split() == ["256"] * 4 + [f"{TOP}/t/d", f"{TOP}/t", f"{TOP}/t"]
 
 
-def test_exec_outside_with_an_interpreter_inside(tmp_path):
+def test_exec_outside_with_an_interpreter_inside(tmp_path, both_roads):
     """Programs outside every mount are exec'd by the kernel without the
     module, unless their #! interpreter is the view's: a script on the host
     whose interpreter is a copy of sh in a tmpfs still runs."""
@@ -169,3 +191,22 @@ def test_exec_outside_with_an_interpreter_inside(tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout.decode() == f"interp: {script} one\ninterp: ./s.sh two\nplain\n"
     assert run_view(["sh", "-c", str(script)]).returncode == 127  # no mount: the host has no interpreter
+
+
+def test_signals_do_not_interrupt_calls_that_never_say_eintr(tmp_path, progs, both_roads):
+    """A call waiting for the C core's answer (listener or ptrace stop) is
+    restarted after a signal handler without SA_RESTART, as the kernel does
+    for a call that does not block: no EINTR from stat, open, access,
+    readlink, natively or in a view with a mount."""
+    f = tmp_path / "f"
+    f.write_text("x")
+    (tmp_path / "l").symlink_to("f")
+    cmd = [progs["eintr"], str(f), str(tmp_path / "l"), "20000"]
+    native = run_native(cmd)
+    assert native.stdout == b"signals many, EINTR 0, other errors 0\n", native.stdout
+    # the host paths (the view sends them to Python: the mount's source),
+    # the mount's paths (run below the pass)
+    for args in (cmd[1:3], [f"{TOP}/w/f", f"{TOP}/w/l"]):
+        view = run_view([cmd[0], *args, "20000"], "-b", f"{tmp_path}:{TOP}/w")
+        no_top()
+        assert view.stdout == native.stdout, (args, view.stdout, view.stderr)

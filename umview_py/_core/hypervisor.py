@@ -66,6 +66,8 @@ class ViewState:
         self.dispatch: dict[int, tuple] = {}  # nr -> (handlers, any async, name)
         self.trap = b""
         self.program = None
+        self.notify: frozenset = frozenset()  # calls the C core can serve from a listener
+        self.stat_in_c = False
         self.stats: dict = {}     # (module, syscall) -> ModuleStats
         self.processes = 0        # live processes in this view
         self.no_nesting = False
@@ -226,6 +228,7 @@ class Hypervisor:
                 owner = served[0][0][0]
                 if claims_of[owner].stat_owner is None:
                     owner = None
+        view.stat_in_c = owner is not None
         if owner is None:
             lib.umv_view_set_statown(view.id, -1, ffi.NULL)
         else:
@@ -305,6 +308,18 @@ class Hypervisor:
             lib.umv_view_set(view.id, claims_bm, flags, blob, len(prog))
         else:
             lib.umv_view_set(view.id, claims_bm, flags, ffi.NULL, 0)
+        # Calls the C core answers from a seccomp listener in processes
+        # spawned from now on (see native/umvcore.c, "seccomp user
+        # notification"): the path calls it narrows, the stat calls it
+        # answers; unconditional claims only.
+        notify = set()
+        if self.trace is None and not self.trap_all and os.environ.get("UMVIEW_NOTIF") != "0":
+            if prefixes is not None:
+                notify |= {n for n in claimed if n not in arg_in and BY_NAME[n].nr < 1024
+                           and _PATH_RULES[_RULE_INTS * BY_NAME[n].nr + 4] > 0}
+            if view.stat_in_c:
+                notify |= {n for n in claimed if n not in arg_in and BY_NAME[n].nr in _STAT_NRS}
+        view.notify = frozenset(notify)
         if prefixes is None or self.trace is not None:
             lib.umv_view_set_paths(view.id, ffi.NULL, 0)
         else:
@@ -432,13 +447,17 @@ class Hypervisor:
             cwd = host_cwd
         prog = view.program
         code = prog.code()
+        ncode, nlen = ffi.NULL, 0
+        if view.notify:
+            nprog = seccomp.build_notify(view.notify)
+            ncode, nlen = nprog.blob(), len(nprog)  # the code, then the bitmap of its calls
         c_argv = [ffi.new("char[]", os.fsencode(a)) for a in argv]
         c_env = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in env.items()]
         argv_arr = ffi.new("char *[]", c_argv + [ffi.NULL])
         env_arr = ffi.new("char *[]", c_env + [ffi.NULL])
         reset = ffi.new("int[]", [int(s) for s in RESET_SIGNALS])
         c_cwd = ffi.new("char[]", os.fsencode(cwd)) if cwd else ffi.NULL
-        pid = lib.umv_spawn(os.fsencode(path), argv_arr, env_arr, c_cwd, code, len(prog), view.id,
+        pid = lib.umv_spawn(os.fsencode(path), argv_arr, env_arr, c_cwd, code, len(prog), ncode, nlen, view.id,
                             -1 if self.pin_cpu is None else self.pin_cpu, reset, len(RESET_SIGNALS),
                             ffi.new("int[3]", list(stdio)))
         if pid < 0:

@@ -38,11 +38,13 @@ BITMAP_BYTES = 128
 AUDIT_ARCH_X86_64 = 0xC000003E
 X32_BIT = 0x40000000
 NR_VSYS = 0x7500
-DATA_CLAIM, DATA_VSYS, DATA_GUARD = 0x7501, 0x7502, 0x7503
+NR_BOUNCE = 0x7501          # a notified call the C core sends on to ptrace
+DATA_CLAIM, DATA_VSYS, DATA_GUARD, DATA_BOUNCE = 0x7501, 0x7502, 0x7503, 0x7504
 CLONE_UNTRACED = 0x00800000
 
 RET_ALLOW = 0x7FFF0000
 RET_TRACE = 0x7FF00000
+RET_USER_NOTIF = 0x7FC00000
 RET_ERRNO = 0x00050000
 
 # pseudo-bits of the trap bitmap that stand for rules rather than syscalls
@@ -105,6 +107,25 @@ def _gaps(known):
             lo = None
 
 
+def build_notify(names) -> Program:
+    """The filter installed at spawn under the view's own, that sends the
+    calls `names` (x86_64 numbers) to the C core's seccomp listener:
+    RET_USER_NOTIF outranks the RET_TRACE the view's filter gives them,
+    and the RET_ERRNO it gives foreign ABIs outranks it in turn (see
+    native/umvcore.c, "seccomp user notification")."""
+    p = [
+        _ins(LD_W_ABS, 0, 0, OFF_ARCH),
+        _ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        _ins(RET_K, 0, 0, RET_ALLOW),
+        _ins(LD_W_ABS, 0, 0, OFF_NR),
+    ]
+    for name in sorted(names, key=lambda n: BY_NAME[n].nr):
+        p.append(_ins(JEQ_K, 0, 1, BY_NAME[name].nr))
+        p.append(_ins(RET_K, 0, 0, RET_USER_NOTIF))
+    p.append(_ins(RET_K, 0, 0, RET_ALLOW))
+    return Program(p, bytes(bitmap(BY_NAME[n].nr for n in names)))
+
+
 def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = False,
           trap_all: bool = False) -> Program:
     """The program for a view whose modules claim `claimed` (syscall names)."""
@@ -144,6 +165,7 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
         p.append(_ins(RET_K, 0, 0, action))
 
     ret_if(NR_VSYS, RET_TRACE | DATA_VSYS)
+    ret_if(NR_BOUNCE, RET_TRACE | DATA_BOUNCE)
     ret_if(BY_NAME["clone3"].nr, RET_ERRNO | errno.ENOSYS)
     # clone: flags are the low word of arg 0
     p.append(_ins(JEQ_K, 0, 4, BY_NAME["clone"].nr))
