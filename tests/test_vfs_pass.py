@@ -210,3 +210,21 @@ def test_signals_do_not_interrupt_calls_that_never_say_eintr(tmp_path, progs, bo
         view = run_view([cmd[0], *args, "20000"], "-b", f"{tmp_path}:{TOP}/w")
         no_top()
         assert view.stdout == native.stdout, (args, view.stdout, view.stderr)
+
+
+def test_the_listener_only_where_the_core_answers(tmp_path):
+    """Views whose every mount is a pass get their path calls from the
+    seccomp listener; a view with a cow mount (whose calls reach Python,
+    each a bounce through the listener) traps them with ptrace stops."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x\n")
+    counts = {}
+    for kind, mount in (("bind", ["-b", f"{src}:{TOP}/w"]),
+                        ("cow", ["--mount", f"type=cow,source={src},target={TOP}/w"])):
+        log = tmp_path / f"{kind}.log"
+        r = run_view(["sh", "-c", f"cat {TOP}/w/f; cd {TOP}/w && cat f && ls"], *mount, "-vv", "--log", str(log))
+        no_top()
+        assert r.stdout == b"x\nx\nf\n", r.stderr
+        counts[kind] = core_stats(log)["notif_calls"]
+    assert counts["bind"] > 0 and counts["cow"] == 0, counts

@@ -117,21 +117,29 @@ class Claims(_Record):
     stay below one such directory (no '..' above it, no symlink out of it)
     is run by the kernel on the host path, without reaching the module; a
     pass with anything else of the view at or below either directory is
-    ignored.  None (the default): every claimed path call reaches it."""
+    ignored.  None (the default): every claimed path call reaches it.
+    `paths_in_c`: with `paths`, the module expects the C core to answer
+    nearly all of its path calls (every mount a pass, say): processes
+    spawned from then on send them to the core's seccomp listener, a
+    cheaper round trip than a ptrace stop, but a call that must reach the
+    module costs about three (see docs/design.md)."""
 
-    __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner")
+    __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner",
+                           "paths_in_c")
     __hash__ = None
 
     def __init__(self, syscalls: set[str] | None = None,
                  arg_in: dict[str, tuple[int, frozenset[int]]] | None = None, no_vdso: bool = False,
                  paths: tuple[list[str], list[str]] | None = None,
-                 arg_nonzero: dict[str, int] | None = None, stat_owner: StatOwner | None = None):
+                 arg_nonzero: dict[str, int] | None = None, stat_owner: StatOwner | None = None,
+                 paths_in_c: bool = False):
         self.syscalls = set() if syscalls is None else syscalls
         self.arg_in = {} if arg_in is None else arg_in
         self.no_vdso = no_vdso
         self.paths = paths
         self.arg_nonzero = {} if arg_nonzero is None else arg_nonzero
         self.stat_owner = stat_owner
+        self.paths_in_c = paths_in_c
 
 
 def boolean(text: str) -> bool:

@@ -246,6 +246,7 @@ class Hypervisor:
         prefixes: list[str] | None = []
         bases: list[str] = []
         passes: list[tuple[str, str]] = []
+        paths_in_c = True
         claims_of = {}
         for module in view.chain():
             c = claims_of[module] = module.claims()
@@ -257,6 +258,7 @@ class Hypervisor:
                     prefixes += c.paths[0]
                     bases += c.paths[1]
                     passes += c.paths[2] if len(c.paths) > 2 else ()
+                    paths_in_c &= bool(c.paths_in_c)
             for name in c.syscalls:
                 row = BY_NAME.get(name)
                 if row is None:
@@ -314,7 +316,7 @@ class Hypervisor:
         # answers; unconditional claims only.
         notify = set()
         if self.trace is None and not self.trap_all and os.environ.get("UMVIEW_NOTIF") != "0":
-            if prefixes is not None:
+            if prefixes is not None and paths_in_c:
                 notify |= {n for n in claimed if n not in arg_in and BY_NAME[n].nr < 1024
                            and _PATH_RULES[_RULE_INTS * BY_NAME[n].nr + 4] > 0}
             if view.stat_in_c:

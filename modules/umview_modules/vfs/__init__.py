@@ -145,6 +145,11 @@ class Vfs(Module):
                   if m.type in ("bind", "tmpfs") and not m.readonly and len(t.by_target[m.target]) == 1
                   and os.path.isdir(m.layers[0])]
         c.paths = (prefixes, [], passes)
+        # Every mount a pass: nearly every path call is the C core's to
+        # answer, so let them come from its seccomp listener.  Other mounts
+        # (cow, archive...) send their calls here, and through the listener
+        # each would cost a bounce.
+        c.paths_in_c = len(passes) == len(t.mounts)
         return c
 
     def describe(self) -> str:
