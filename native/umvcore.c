@@ -905,10 +905,11 @@ static int follows(const path_rule *pr, const uint64_t *a) {
 }
 
 /* The path fast path for a claimed call: FAST_PY (Python serves it),
- * FAST_RUN (the kernel runs it as it is), or FAST_MOVE: the kernel runs it
+ * FAST_RUN (the kernel runs it as it is), FAST_MOVE: the kernel runs it
  * with the path arguments listed in moved[] (argument index, -1 = none)
- * pointing at the host paths in hosts[]. */
-enum { FAST_PY, FAST_RUN, FAST_MOVE };
+ * pointing at the host paths in pass_hosts[], or FAST_READ: a call that
+ * only reads, with its one path moved, for serve_read. */
+enum { FAST_PY, FAST_RUN, FAST_MOVE, FAST_READ };
 static __thread char pass_hosts[2][PATH_MAX];
 
 static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) {
@@ -938,7 +939,16 @@ static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) 
     }
     moved[0] = c0 >= PATH_MOVE ? pr->p0 : -1;
     moved[1] = c1 >= PATH_MOVE ? pr->p1 : -1;
+    if (moved[0] >= 0 && moved[1] < 0 && pr->buf_i > -2) return FAST_READ;
     return moved[0] >= 0 || moved[1] >= 0 ? FAST_MOVE : FAST_RUN;
+}
+
+/* Run a FAST_READ call here on its host path (pass_hosts[0]), with the
+ * tracee's other arguments; its result, or -errno. */
+static int64_t serve_read(tracee *t, long nr, const uint64_t *a) {
+    const path_rule *pr = &prules[nr];
+    return umv_serve_here(t->tid, nr, a, pr->p0, pass_hosts[0], pr->d0, pr->str_i, pr->buf_i,
+                          pr->size, pr->size_i);
 }
 
 int umv_set_path_rules(const int32_t *rules, int n) {
@@ -1340,10 +1350,8 @@ static int notif_serve(int fd, const struct seccomp_notif *req, struct seccomp_n
             if (fast == FAST_RUN) {
                 how = 0;
                 stats.notif_paths++;
-            } else if (fast == FAST_MOVE && prules[nr].buf_i > -2 && moved[1] < 0) {
-                const path_rule *pr = &prules[nr];
-                int64_t res = umv_serve_here(t->tid, nr, req->data.args, moved[0], pass_hosts[0],
-                                             pr->d0, pr->str_i, pr->buf_i, pr->size, pr->size_i);
+            } else if (fast == FAST_READ) {
+                int64_t res = serve_read(t, nr, req->data.args);
                 resp->flags = 0;
                 if (res < 0) resp->error = (int32_t)res; else resp->val = res;
                 how = 0;
@@ -1640,12 +1648,10 @@ static void handle_seccomp(tracee *t) {
             resume(t, PTRACE_CONT, 0);
             return;
         }
-        if (how == FAST_MOVE && prules[r.orig_rax].buf_i > -2 && moved[1] < 0) {
-            const path_rule *pr = &prules[r.orig_rax];  /* path_fast checked the number */
+        if (how == FAST_READ) {
             /* a call that only reads: run here on the host path, one stop */
             uint64_t a[6] = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
-            int64_t res = umv_serve_here(t->tid, (long)r.orig_rax, a, moved[0], pass_hosts[0], pr->d0,
-                                         pr->str_i, pr->buf_i, pr->size, pr->size_i);
+            int64_t res = serve_read(t, (long)r.orig_rax, a);
             if (full_regs(t, &r, &have) < 0) return;
             stats.fast_resumed++;
             stats.fast_served++;

@@ -314,6 +314,9 @@ class Hypervisor:
         # spawned from now on (see native/umvcore.c, "seccomp user
         # notification"): the path calls it narrows, the stat calls it
         # answers; unconditional claims only.
+        kept = list(_passes(passes, prefixes, bases)) if prefixes is not None else []
+        # a pass dropped (a mount inside it): its calls reach the module
+        paths_in_c = paths_in_c and len(kept) == len(passes)
         notify = set()
         if self.trace is None and not self.trap_all and os.environ.get("UMVIEW_NOTIF") != "0":
             if prefixes is not None and paths_in_c:
@@ -327,8 +330,7 @@ class Hypervisor:
         else:
             blob = b"".join(b"C" + os.fsencode(p) + b"\0" for p in prefixes) + \
                 b"".join(b"B" + os.fsencode(p) + b"\0" for p in bases) + \
-                b"".join(b"P" + os.fsencode(g) + b"\0" + os.fsencode(h) + b"\0"
-                         for g, h in _passes(passes, prefixes, bases))
+                b"".join(b"P" + os.fsencode(g) + b"\0" + os.fsencode(h) + b"\0" for g, h in kept)
             lib.umv_view_set_paths(view.id, blob, len(blob))
         for child in view.children:
             self._push(child)
