@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/kcmp.h>
 #include <sys/ptrace.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -108,6 +109,13 @@ typedef struct proc {
     unsigned char installed[UMV_BITMAP_BYTES];
     unsigned char notify[UMV_BITMAP_BYTES];  /* calls its listener filter notifies */
     int has_notify;
+    struct dircache {           /* see dir_of: [0] the cwd, [1], [2] dirfds */
+        char *path;             /* NULL: empty */
+        size_t len;
+        int tfd, fd;            /* the tracee's fd (or AT_FDCWD), our O_PATH twin */
+        unsigned gen;
+    } dc[3];
+    int dc_next;
     struct proc *next;
 } proc;
 
@@ -180,10 +188,12 @@ static proc *pnew(pid_t tgid, int viewno, const unsigned char *installed) {
     ptab[tgid % HBUCKETS] = p;
     return p;
 }
+static void dc_drop(struct dircache *c);
 static void pdel(proc *p) {
     proc **pp = &ptab[p->tgid % HBUCKETS];
     while (*pp != p) pp = &(*pp)->next;
     *pp = p->next;
+    for (int i = 0; i < 3; i++) dc_drop(&p->dc[i]);
     if (p->pidfd >= 0) close(p->pidfd);
     free(p);
 }
@@ -662,6 +672,19 @@ static pid_t pidfd_target(pid_t tid, int fd) {
     return pid;
 }
 
+/* The process's pidfd, for pidfd_getfd (opened at the first need). */
+static int proc_pidfd(proc *p) {
+    int pfd = __atomic_load_n(&p->pidfd, __ATOMIC_ACQUIRE);
+    if (pfd < 0) {  /* the tracer and the notifier may both get here */
+        int fresh = (int)syscall(SYS_pidfd_open, p->tgid, 0), none = -1;
+        if (fresh < 0) return -1;
+        if (__atomic_compare_exchange_n(&p->pidfd, &none, fresh, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) pfd = fresh;
+        else { close(fresh); pfd = none; }
+    }
+    return pfd;
+}
+
 /* ------------------------------------------------------------------ */
 /* path fast path                                                      */
 
@@ -762,9 +785,161 @@ enum { PATH_PY = -1, PATH_OUT = 0, PATH_PASS = 1, PATH_MOVE = 0x1001 };  /* & 0x
 
 static __thread char last_real[PATH_MAX];  /* where the last PATH_OUT path landed; "" = nowhere */
 
+/* Where a relative path starts: the directory of the tracee's cwd or
+ * dirfd, as a path (readlink of /proc/PID/cwd or /proc/PID/fd/N, about
+ * 4 µs, as much as the rest of the check) and as an O_PATH fd of ours on
+ * the same directory.  Both are kept per process and used again while
+ * they are known to be right:
+ * - a dirfd: while kcmp(KCMP_FILE) says the tracee's fd N is still the
+ *   open file we hold a twin of (under 1 µs; closing and reopening N
+ *   gives a new file, so a reused number misses);
+ * - the cwd: while the process has one thread (a thread sharing it could
+ *   chdir while this one is in a call), and no chdir, fchdir or chroot
+ *   was made in the view since (path_gen: the core traps fchdir for
+ *   this; a chdir bumps it at entry, and the single thread is inside it).
+ * The path can go stale when the directory, or one above it, is renamed;
+ * renames made in the view bump path_gen too.  A rename outside the view
+ * leaves it stale, which matters only where the old and new places differ
+ * for the view (one of them a mount point or inside one): the check
+ * would then judge the call by where the directory was.  That race is
+ * the general check's too, over a shorter time; docs/design.md says so.
+ * Returns the path length (the path in out), or -1; *dfd is our fd, or
+ * -1 when nothing is cached. */
+static unsigned path_gen = 1;
+static int dc_fds;                 /* fds the caches hold, all processes */
+#define DC_MAX_FDS 256
+
+static void dc_drop(struct dircache *c) {
+    if (!c->path) return;
+    close(c->fd);
+    dc_fds--;
+    free(c->path);
+    memset(c, 0, sizeof *c);
+}
+
+static void note_call(long nr) {
+    if (nr == SYS_chdir || nr == SYS_fchdir || nr == SYS_chroot || nr == SYS_rename ||
+        nr == SYS_renameat || nr == SYS_renameat2)
+        __atomic_add_fetch(&path_gen, 1, __ATOMIC_ACQ_REL);
+}
+
+static ssize_t dir_of(tracee *t, int dirfd, char *out, int *dfd) {
+    proc *p = t->p;
+    int cwd = dirfd == AT_FDCWD, single = p->nthreads == 1;
+    unsigned gen = __atomic_load_n(&path_gen, __ATOMIC_ACQUIRE);
+    *dfd = -1;
+    for (int i = cwd ? 0 : 1; i < (cwd ? 1 : 3); i++) {
+        struct dircache *c = &p->dc[i];
+        if (!c->path || c->tfd != dirfd || c->gen != gen) continue;
+        if (cwd ? !single : syscall(SYS_kcmp, p->tgid, self_pid, KCMP_FILE, dirfd, c->fd) != 0)
+            continue;
+        memcpy(out, c->path, c->len + 1);
+        *dfd = c->fd;
+        return (ssize_t)c->len;
+    }
+    char link[64];
+    int fd = -1;
+    if (dc_fds < DC_MAX_FDS && (!cwd || single)) {
+        /* our twin first, then its path: the two agree even if the
+         * tracee's other threads close or reopen the number meanwhile */
+        if (cwd) {
+            snprintf(link, sizeof link, "/proc/%d/cwd", t->tid);
+            fd = open(link, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        } else if (dirfd >= 0) {
+            int pfd = proc_pidfd(p);
+            fd = pfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pfd, dirfd, 0);
+        }
+    }
+    if (fd >= 0) snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    else if (cwd) snprintf(link, sizeof link, "/proc/%d/cwd", t->tid);
+    else snprintf(link, sizeof link, "/proc/%d/fd/%d", p->tgid, dirfd);
+    ssize_t b = readlink(link, out, PATH_MAX - 1);
+    if (b <= 0 || out[0] != '/') {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    out[b] = 0;
+    if (fd < 0) return b;
+    struct dircache *c = &p->dc[cwd ? 0 : 1 + (p->dc_next++ & 1)];
+    dc_drop(c);
+    c->path = malloc((size_t)b + 1);
+    if (!c->path) { close(fd); return b; }
+    memcpy(c->path, out, (size_t)b + 1);
+    c->len = (size_t)b;
+    c->tfd = dirfd;
+    c->fd = fd;
+    c->gen = gen;
+    dc_fds++;
+    *dfd = fd;
+    return b;
+}
+
+/* The cheap answer for most paths: one openat2 with RESOLVE_NO_SYMLINKS.
+ * When the kernel walks full without meeting a symlink (nor a /proc magic
+ * link, which counts as one), '..' and '.' mean what the text says, so the
+ * text, made canonical by hand, is where the walk lands: no readlink of the
+ * opened fd is needed.  Two syscalls instead of the four of the general
+ * check (open, fstat, readlink of /proc/self/fd/N, close); the walk is the
+ * kernel's, so a symlink anywhere, the last component included, ends it
+ * with ELOOP and the general check takes over.
+ *
+ * A relative path is walked from dfd, our twin of its directory (dir_of),
+ * and full is that directory's path joined with it.
+ *
+ * ENOENT: the walk stopped at a missing component, before any symlink.
+ * Which one is not known, and a mount point below the missing name would
+ * make it exist in the view; so this answers only when no mount prefix
+ * shares even its first component with the path.  PATH_PY and PATH_OUT
+ * are answers; LEX_UNKNOWN, that the general check must tell. */
+#define LEX_UNKNOWN (-2)
+static int lexical_class(const view *v, int dfd, const char *walk, const char *full) {
+    struct { uint64_t flags, mode, resolve; } how = {O_PATH | O_CLOEXEC, 0, 0x04 /* NO_SYMLINKS */};
+    long fd = syscall(SYS_openat2, dfd, walk, &how, sizeof how);
+    int missing = 0;
+    if (fd >= 0) close((int)fd);
+    else if (errno == ENOENT) missing = 1;
+    else return LEX_UNKNOWN;
+    /* the canonical text: drop "" and ".", and ".." with its parent */
+    static __thread char canon[2 * PATH_MAX + 2];
+    size_t w = 0;
+    int dotdot = 0;
+    for (const char *r = full; *r;) {
+        while (*r == '/') r++;
+        if (!*r) break;
+        size_t len = strcspn(r, "/");
+        if (len == 2 && r[0] == '.' && r[1] == '.') {
+            dotdot = 1;
+            while (w > 0 && canon[w - 1] != '/') w--;
+            if (w > 0) w--;
+        } else if (!(len == 1 && r[0] == '.')) {
+            canon[w++] = '/';
+            memcpy(canon + w, r, len);
+            w += len;
+        }
+        r += len;
+    }
+    if (!w) canon[w++] = '/';
+    canon[w] = 0;
+    if (in_view(v, canon, 0)) return PATH_PY;
+    if (missing) {
+        if (dotdot) return LEX_UNKNOWN;  /* the text no longer shows where it stopped */
+        for (const char *e = v->paths; e < v->paths + v->paths_len; e += strlen(e) + 1) {
+            const char *pre = e + 1;
+            if (e[0] != 'C') continue;
+            size_t n = strcspn(pre + 1, "/");
+            if (n && !strncmp(pre + 1, canon + 1, n) && (canon[1 + n] == 0 || canon[1 + n] == '/'))
+                return LEX_UNKNOWN;
+        }
+        return PATH_OUT;
+    }
+    memcpy(last_real, canon, w + 1);
+    return PATH_OUT;
+}
+
 static int path_class_text(tracee *t, const view *v, const char *path, size_t n, long dirfd,
                            int follow, char *host, size_t hostlen) {
     static __thread char full[2 * PATH_MAX + 2], real[PATH_MAX];
+    int dfd = -1;
     last_real[0] = 0;
     if (path[0] == '/') {
         int k = v->npasses ? pass_of(v, path, 0) : -1;
@@ -779,12 +954,8 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
         }
         memcpy(full, path, n + 1);
     } else {
-        char link[64];
-        if ((int)dirfd == AT_FDCWD) snprintf(link, sizeof link, "/proc/%d/cwd", t->tid);
-        else snprintf(link, sizeof link, "/proc/%d/fd/%d", t->p->tgid, (int)dirfd);
-        ssize_t b = readlink(link, full, PATH_MAX - 1);
-        if (b <= 0 || full[0] != '/') return PATH_PY;
-        full[b] = 0;
+        ssize_t b = dir_of(t, (int)dirfd, full, &dfd);
+        if (b <= 0) return PATH_PY;
         int k = v->npasses ? pass_of(v, full, 1) : -1;
         if (k >= 0) {
             /* relative to a directory below a pass: the kernel walks it
@@ -799,6 +970,8 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
         full[b] = '/';
         memcpy(full + b + 1, path, n + 1);
     }
+    int lex = dfd >= 0 ? lexical_class(v, dfd, path, full) : lexical_class(v, AT_FDCWD, full, full);
+    if (lex != LEX_UNKNOWN) return lex;
     int fd = open(full, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno != ENOENT) return PATH_PY;
@@ -1170,14 +1343,8 @@ static int stat_fast(tracee *t, const struct user_regs_struct *r) {
         } else if (dirfd >= 0) {
             /* the tracee's open file itself (an O_PATH fd of a symlink
              * included), as the module takes it: pidfd_getfd */
-            int pfd = __atomic_load_n(&t->p->pidfd, __ATOMIC_ACQUIRE);
-            if (pfd < 0) {  /* the tracer and the notifier may both get here */
-                int fresh = (int)syscall(SYS_pidfd_open, t->p->tgid, 0), none = -1;
-                if (fresh < 0) return -1;
-                if (__atomic_compare_exchange_n(&t->p->pidfd, &none, fresh, 0, __ATOMIC_ACQ_REL,
-                                                __ATOMIC_ACQUIRE)) pfd = fresh;
-                else { close(fresh); pfd = none; }
-            }
+            int pfd = proc_pidfd(t->p);
+            if (pfd < 0) return -1;
             fd = (int)syscall(SYS_pidfd_getfd, pfd, dirfd, 0);
             if (fd < 0) return errno == EBADF ? 0 : -1;
             host[0] = 0;
@@ -1337,6 +1504,7 @@ static int notif_serve(int fd, const struct seccomp_notif *req, struct seccomp_n
     r.r10 = req->data.args[3]; r.r8 = req->data.args[4]; r.r9 = req->data.args[5];
     notif_cur_fd = fd;
     notif_cur_id = req->id;
+    note_call(nr);  /* before it runs: see dir_of */
     if (nr < 0 || nr >= UMV_BITMAP_BYTES * 8 || req->data.arch != AUDIT_ARCH_X86_64) {
         how = -1;
     } else if (needs_filter(t->p)) {
@@ -1632,6 +1800,7 @@ static void handle_seccomp(tracee *t) {
         handle_guard(t, &r);
         return;
     }
+    if (data == UMV_DATA_CLAIM) note_call((long)r.orig_rax);
     if (data == UMV_DATA_CLAIM && !bit(views[t->p->view].claims, (long)r.orig_rax)) {
         stats.fast_resumed++;
         let_run(t, (long)r.orig_rax);

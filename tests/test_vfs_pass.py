@@ -228,3 +228,43 @@ def test_the_listener_only_where_the_core_answers(tmp_path):
         assert r.stdout == b"x\nx\nf\n", r.stderr
         counts[kind] = core_stats(log)["notif_calls"]
     assert counts["bind"] > 0 and counts["cow"] == 0, counts
+
+
+CWD_PROBE = r"""
+import os, sys
+top, out = sys.argv[1:]
+with open(os.path.join(top, "m", "file"), "w") as f:
+    f.write("in the tmpfs\n")
+os.chdir(out)
+os.stat("x")                              # the core learns the cwd: out
+fd = os.open(top, os.O_RDONLY)
+os.fchdir(fd)                             # ...which fchdir changes
+print("after fchdir", os.path.exists("m/file"), os.path.exists("x"))
+os.chdir(out)
+os.stat("x")
+os.chdir(top)
+print("after chdir", os.path.exists("m/file"), os.path.exists("x"))
+d1 = os.open(out, os.O_RDONLY)
+os.stat("x", dir_fd=d1)                   # the core learns dirfd d1: out
+os.close(d1)
+d2 = os.open(top, os.O_RDONLY)            # the same number, another directory
+print("same number", d1 == d2, os.path.exists(f"/proc/self/fd/{d2}"))
+print("dirfd", os.stat("m/file", dir_fd=d2).st_size, sorted(os.listdir(d2)))
+"""
+
+
+def test_cwd_and_dirfds_known_to_the_core_follow_changes(tmp_path, both_roads):
+    """The C core keeps the directory of a process's cwd and dirfds between
+    calls (to skip a readlink of /proc/PID/cwd per call): fchdir, chdir,
+    and an fd number closed and reused for another directory must each be
+    seen, or `m/file` below the tmpfs would be looked up on the host."""
+    top, out = tmp_path / "top", tmp_path / "out"
+    top.mkdir()
+    out.mkdir()
+    (out / "x").write_text("")
+    r = run_view(["python3", "-c", CWD_PROBE, str(top), str(out)], "--tmpfs", f"{top}/m")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().splitlines() == [
+        "after fchdir True False", "after chdir True False", "same number True True",
+        "dirfd 13 ['m']"]
+    assert not (top / "m").exists()

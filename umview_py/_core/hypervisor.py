@@ -294,7 +294,13 @@ class Hypervisor:
                 handlers.setdefault(BY_NAME[name].nr, [])
                 if name not in unconditional:
                     arg_in.pop(name, None)
-        prog = seccomp.build(claimed, arg_in, deny_paths=deny_paths, trap_all=self.trap_all)
+        # Where path calls are narrowed in C, the core keeps each process's
+        # cwd as a path between calls (see dir_of in native/umvcore.c) and
+        # must see every change of it: fchdir is trapped too, and resumed
+        # by the core unless a module claims it.
+        narrowed = prefixes is not None and any(BY_NAME[n].family == "path" for n in claimed)
+        watch = {"fchdir"} if narrowed and self.trace is None else set()
+        prog = seccomp.build(claimed | watch, arg_in, deny_paths=deny_paths, trap_all=self.trap_all)
         view.handlers = handlers
         # What the tracer thread looks up per call, resolved once here.
         view.dispatch = {nr: (hs, any(h[2] for h in hs), BY_NR[nr].name if nr in BY_NR else str(nr))
@@ -322,6 +328,7 @@ class Hypervisor:
             if prefixes is not None and paths_in_c:
                 notify |= {n for n in claimed if n not in arg_in and BY_NAME[n].nr < 1024
                            and _PATH_RULES[_RULE_INTS * BY_NAME[n].nr + 4] > 0}
+                notify |= {n for n in watch if n not in arg_in}
             if view.stat_in_c:
                 notify |= {n for n in claimed if n not in arg_in and BY_NAME[n].nr in _STAT_NRS}
         view.notify = frozenset(notify)
