@@ -723,6 +723,7 @@ class Hypervisor:
         view = call.view
         call._handlers = handlers
         trace = self.trace
+        shown = trace.format_args(call) if trace else None  # as at entry
         kernel_result = None
         for i, (module, fn, is_async) in enumerate(handlers):
             t0 = time.perf_counter()
@@ -733,33 +734,33 @@ class Hypervisor:
                 self._account(view, module, call, t0, True)
                 self._reply(call, -exc.errno, call.ran)
                 if trace and trace.wants(call.name, module.name):
-                    trace.call_line(call, -exc.errno, module.name)
+                    trace.call_line(call, -exc.errno, module.name, shown)
                 return
             except Exception:
                 self._module_bug(view, module, call, t0)
                 if trace and trace.wants(call.name, module.name):
-                    trace.call_line(call, -errno.EIO, module.name)
+                    trace.call_line(call, -errno.EIO, module.name, shown)
                 return
             self._account(view, module, call, t0, False)
             if result is not None or call.ran:
                 self._reply(call, None if result is None else int(result), call.ran)
                 if trace and trace.wants(call.name, module.name):
                     final = int(result) if result is not None else self._last_kernel.get(call.tid, 0)
-                    trace.call_line(call, final, module.name)
+                    trace.call_line(call, final, module.name, shown)
                 return
         if call.rewritten and not call.ran:
             # run it rewritten; the exit (no waiter) restores the arguments
             c_args = ffi.new("uint64_t[6]", call.args[:6])
             lib.umv_reply(call.tid, ACT_RUN_EXIT, 0, call.nr, c_args)
             if trace and trace.wants(call.name, "kernel"):
-                trace.call_line(call, 0, "kernel")
+                trace.call_line(call, 0, "kernel", shown)
             return
         if trace and trace.wants(call.name, "kernel"):
             t0 = time.perf_counter()
             kernel_result = await call.kernel()
             self._account(view, _KERNEL, call, t0, kernel_result < 0)
             self._reply(call, None, True)
-            trace.call_line(call, kernel_result, "kernel")
+            trace.call_line(call, kernel_result, "kernel", shown)
             return
         self._reply(call, None, False)
 

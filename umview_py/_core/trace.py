@@ -73,13 +73,18 @@ class Tracer:
                 parts.append(str(_signed(v)))
         return ", ".join(parts)
 
-    def call_line(self, call, result: int, served_by: str) -> None:
+    def call_line(self, call, result: int, served_by: str, args: str | None = None) -> None:
+        """args: the arguments as format_args showed them at the call's
+        entry (after the reply the program may have changed or freed its
+        memory, or exited)."""
         if result < 0 and -result < 4096:
             e = -result
             res = f"-1 {errno.errorcode.get(e, str(e))} ({os.strerror(e)})"
         else:
             res = str(result)
-        self.out.write(f"[pid {call.pid}] {call.name}({self.format_args(call)}) = {res} <{served_by}>\n")
+        if args is None:
+            args = self.format_args(call)
+        self.out.write(f"[pid {call.pid}] {call.name}({args}) = {res} <{served_by}>\n")
         self.out.flush()
 
     def signal_line(self, pid: int, sig: int) -> None:
