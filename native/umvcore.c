@@ -699,6 +699,7 @@ typedef struct {
     uint32_t fmask;
     int buf_i, size, size_i, str_i;  /* a call that only reads (buf_i > -2) */
     int exec;                        /* execve, execveat: see exec_outside */
+    int fd_i;                        /* a call on an fd (no path): see fd_class */
 } path_rule;
 static path_rule prules[UMV_BITMAP_BYTES * 8];
 
@@ -936,12 +937,67 @@ static int lexical_class(const view *v, int dfd, const char *walk, const char *f
     return PATH_OUT;
 }
 
+/* The tracee's open file fd, for a call on the file itself (fchmod, a
+ * path call with an empty or NULL path, a /proc/self/fd/N link followed):
+ * PATH_OUT when it is outside everything the view changes (the kernel
+ * runs the call), PATH_PASS + k below pass k when may_pass (the file is
+ * the host file either way), else LEX_UNKNOWN: the module's (a file in a
+ * cow mount's lower layer must be copied up first, one in a read-only
+ * mount is EROFS).  Pipes, sockets and anonymous files are the module's
+ * too: the vfs may serve some streams itself. */
+static int fd_class(tracee *t, const view *v, int fd, int may_pass) {
+    char link[64], target[PATH_MAX];
+    if (fd < 0) return LEX_UNKNOWN;
+    snprintf(link, sizeof link, "/proc/%d/fd/%d", t->p->tgid, fd);
+    ssize_t b = readlink(link, target, sizeof target - 1);
+    if (b <= 0 || target[0] != '/') return LEX_UNKNOWN;
+    target[b] = 0;
+    int k = v->npasses ? pass_of(v, target, 1) : -1;
+    if (k >= 0) return may_pass ? PATH_PASS + k : LEX_UNKNOWN;
+    if (in_view(v, target, 1)) return LEX_UNKNOWN;
+    memcpy(last_real, target, (size_t)b + 1);
+    return PATH_OUT;
+}
+
+/* /proc/self/fd/N (also /proc/thread-self/fd/N, /proc/PID/fd/N with the
+ * caller's own pid): the caller's open file N, through its magic link.
+ * glibc goes this way for fchmodat(AT_SYMLINK_NOFOLLOW) and fchownat on
+ * an O_PATH fd (tar -x sets every directory's mode so), and /proc is the
+ * view's business (its mount lists), so each such call would reach
+ * Python.  When file N is outside everything the view changes, the kernel
+ * runs the call as it is; below a pass, so may a call that follows the
+ * link to the file (not readlink or lstat of the link itself, which the
+ * module shows with the guest path).  Anything else (another process's
+ * fds, a path below the fd, a pipe or socket): LEX_UNKNOWN, the usual
+ * road (Python). */
+static int proc_fd_class(tracee *t, const view *v, const char *path, int follow, int may_pass) {
+    const char *p = path + 6;
+    if (!strncmp(p, "self/", 5)) p += 5;
+    else if (!strncmp(p, "thread-self/", 12)) p += 12;
+    else {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p || *end != '/' || (pid != t->tid && pid != t->p->tgid)) return LEX_UNKNOWN;
+        p = end + 1;
+    }
+    if (strncmp(p, "fd/", 3)) return LEX_UNKNOWN;
+    p += 3;
+    char *end;
+    long fd = strtol(p, &end, 10);
+    if (end == p || *end || *p == '-' || *p == '+' || fd > INT_MAX) return LEX_UNKNOWN;
+    return fd_class(t, v, (int)fd, follow && may_pass);
+}
+
 static int path_class_text(tracee *t, const view *v, const char *path, size_t n, long dirfd,
                            int follow, char *host, size_t hostlen) {
     static __thread char full[2 * PATH_MAX + 2], real[PATH_MAX];
     int dfd = -1;
     last_real[0] = 0;
     if (path[0] == '/') {
+        if (!strncmp(path, "/proc/", 6)) {
+            int c = proc_fd_class(t, v, path, follow, host != NULL);
+            if (c != LEX_UNKNOWN) return c;
+        }
         int k = v->npasses ? pass_of(v, path, 0) : -1;
         if (k >= 0) {
             const struct pass *ps = &v->passes[k];
@@ -1012,14 +1068,20 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
     return PATH_OUT;
 }
 
-static int path_class(tracee *t, const view *v, uint64_t ptr, long dirfd, int follow,
+static int path_class(tracee *t, const view *v, uint64_t ptr, long dirfd, int follow, int reads,
                       char *host, size_t hostlen) {
     static __thread char path[PATH_MAX];
     last_real[0] = 0;
-    if (!ptr) return PATH_OUT;  /* NULL: the fd itself (utimensat) */
-    int64_t n = umv_peek_string(t->tid, ptr, path, sizeof path);
+    int64_t n = ptr ? umv_peek_string(t->tid, ptr, path, sizeof path) : 0;
     if (n < 0) return PATH_PY;
-    if (n == 0) return PATH_OUT;  /* "": AT_EMPTY_PATH on the fd, or ENOENT */
+    if (n == 0) {
+        /* NULL (utimensat) or "" (AT_EMPTY_PATH, else ENOENT): the dirfd's
+         * own file, which a call that only reads (fstat) may read as the
+         * kernel finds it */
+        if ((int)dirfd == AT_FDCWD || reads) return PATH_OUT;
+        int c = fd_class(t, v, (int)dirfd, host != NULL);
+        return c == LEX_UNKNOWN ? PATH_PY : c;
+    }
     return path_class_text(t, v, path, (size_t)n, dirfd, follow, host, hostlen);
 }
 
@@ -1091,9 +1153,14 @@ static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) 
     const path_rule *pr = &prules[nr];
     const view *v = &views[t->p->view];
     uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
+    if (pr->p0 < 0) {  /* a call on an fd */
+        int c = fd_class(t, v, (int)a[pr->fd_i], 1);
+        return c == LEX_UNKNOWN ? FAST_PY : FAST_RUN;
+    }
     int pass = pr->pass && v->npasses;
+    int reads = pr->buf_i > -2;
     int c0 = path_class(t, v, a[(int)pr->p0], pr->d0 >= 0 ? (long)(int)a[(int)pr->d0] : AT_FDCWD,
-                        follows(pr, a), pass ? pass_hosts[0] : NULL, PATH_MAX);
+                        follows(pr, a), reads, pass ? pass_hosts[0] : NULL, PATH_MAX);
     if (c0 == PATH_PY) return FAST_PY;
     if (pr->exec && c0 == PATH_OUT && last_real[0]) {
         char file[PATH_MAX];
@@ -1103,7 +1170,7 @@ static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) 
     int c1 = PATH_OUT;
     if (pr->p1 >= 0) {
         c1 = path_class(t, v, a[(int)pr->p1], pr->d1 >= 0 ? (long)(int)a[(int)pr->d1] : AT_FDCWD,
-                        0, pass ? pass_hosts[1] : NULL, PATH_MAX);
+                        0, reads, pass ? pass_hosts[1] : NULL, PATH_MAX);
         if (c1 == PATH_PY) return FAST_PY;
         /* two names (rename, link): both outside, or both below the same
          * pass; across a mount boundary the kernel would say EXDEV where
@@ -1131,7 +1198,9 @@ int umv_set_path_rules(const int32_t *rules, int n) {
         path_rule *pr = &prules[i];
         const int32_t *x = rules + UMV_PATH_RULE_INTS * i;
         pr->p0 = x[0]; pr->d0 = x[1]; pr->p1 = x[2]; pr->d1 = x[3];
-        pr->ok = x[4] > 0 && pr->p0 >= 0 && pr->p0 < 6 && pr->p1 < 6 && pr->d0 < 6 && pr->d1 < 6;
+        pr->fd_i = x[14] >= 0 && x[14] < 6 ? x[14] : -1;
+        pr->ok = x[4] > 0 && (pr->p0 >= 0 || pr->fd_i >= 0) && pr->p0 < 6 && pr->p1 < 6 &&
+                 pr->d0 < 6 && pr->d1 < 6;
         pr->pass = x[5] > 0;
         pr->fmode = x[6]; pr->farg = x[7]; pr->fmask = (uint32_t)x[8];
         pr->buf_i = x[9]; pr->size = x[10]; pr->size_i = x[11]; pr->str_i = x[12];

@@ -104,13 +104,17 @@ int umv_view_set(int view, const unsigned char *bitmap, int flags,
  * 1 always or cannot tell, 2 unless arg & mask, 3 only if arg & mask,
  * 4 open flags), its flags arg, mask; and for calls that only read,
  * umv_serve_here's buf_i, size, size_i and str_i (buf_i -2: not one);
- * and whether it is an exec (its #! or ELF interpreter is checked too).  paths: the view's prefixes, each
+ * whether it is an exec (its #! or ELF interpreter is checked too);
+ * and, for a call on an fd that names no path (fchmod...), the fd's arg
+ * (-1 none): it reaches Python only when the fd's file is the view's
+ * business, as a path call with an empty or NULL path does for its dirfd.
+ * paths: the view's prefixes, each
  * "C/prefix\0" (a path at, under or above it is the view's business),
  * "B/prefix\0" (a cwd or dirfd in it makes the call the view's business)
  * or "P/guest\0/host\0" (a pass: guest shows the plain host directory
  * host, and a call whose path stays below it, as openat2 RESOLVE_BENEATH
  * walks it, runs on the host path); NULL = every path call goes to Python. */
-#define UMV_PATH_RULE_INTS 14
+#define UMV_PATH_RULE_INTS 15
 int umv_set_path_rules(const int32_t *rules, int n);
 /* Run syscall nr here for tracee tid (a call that only reads, on a path the
  * view moved): args as the tracee gave them, but arg path_i is host (and

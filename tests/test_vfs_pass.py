@@ -9,6 +9,7 @@ directory (`..` above the mount, a symlink to an absolute path or climbing
 out, a mount inside, a rename to elsewhere) is still resolved as the view
 sees it, not as the host does.
 """
+import os
 import re
 import stat
 
@@ -268,3 +269,86 @@ def test_cwd_and_dirfds_known_to_the_core_follow_changes(tmp_path, both_roads):
         "after fchdir True False", "after chdir True False", "same number True True",
         "dirfd 13 ['m']"]
     assert not (top / "m").exists()
+
+
+PROC_FD_PROBE = r"""
+import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_PATH)
+    for mode in (0o711, 0o700):                 # as glibc's fchmodat(AT_SYMLINK_NOFOLLOW)
+        os.chmod(f"/proc/self/fd/{fd}", mode)
+    print(oct(os.stat(p).st_mode & 0o777), os.readlink(f"/proc/self/fd/{fd}") == p)
+"""
+
+
+def test_chmod_through_proc_self_fd(tmp_path, both_roads):
+    """chmod("/proc/self/fd/N"), the way glibc and tar -x set modes through
+    O_PATH fds, is run by the kernel for a file outside every mount or below
+    a tmpfs (a pass); readlink of the link still shows the guest path (the
+    module's answer)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "g").write_text("")
+    paths = [f"{TOP}/t/d", str(out / "g")]
+    log = tmp_path / "log"
+    r = run_view(["sh", "-c", f'mkdir {TOP}/t/d && exec python3 -c "$0" "$@"', PROC_FD_PROBE, *paths],
+                 "--tmpfs", f"{TOP}/t", "-vv", "--log", str(log))
+    no_top()
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().split("\n") == ["0o700 True"] * len(paths) + [""]
+    # 4 chmods, none in Python (the mkdir, the readlinks and sh's calls are)
+    assert core_stats(log)["to_python"] <= 4, core_stats(log)
+
+
+FD_PROBE = r"""
+import errno, os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY)
+    path_fd = os.open(p, os.O_PATH)
+    out = []
+    for what, fn in (("fchmod", lambda: os.fchmod(fd, 0o600)),
+                     ("proc-chmod", lambda: os.chmod(f"/proc/self/fd/{path_fd}", 0o640)),
+                     ("fchown", lambda: os.fchown(fd, 1234, -1)),
+                     ("futimens", lambda: os.utime(fd, ns=(10**18, 10**18))),
+                     ("fsetxattr", lambda: os.setxattr(fd, "user.t", b"v"))):
+        try:
+            fn()
+            out.append(what)
+        except OSError as e:
+            out.append(f"{what}:{errno.errorcode[e.errno]}")
+    st = os.stat(p)
+    xattr = os.getxattr(p, "user.t") if out[-1] == "fsetxattr" else b"-"
+    print(*out, oct(st.st_mode & 0o777), st.st_uid, st.st_mtime_ns == 10**18, xattr.decode())
+"""
+
+
+def test_calls_on_fds_never_change_what_a_mount_protects(tmp_path, both_roads):
+    """A program's fds are the files themselves, so fchmod, fchown,
+    futimens, fsetxattr (and chmod through /proc/self/fd/N) would change a
+    cow mount's lower layer or a read-only mount's source in place: in a
+    cow mount the file is copied up and changed there, in a read-only one
+    they fail with EROFS; on a plain host file they are the kernel's."""
+    lower, ro, plain = tmp_path / "lower", tmp_path / "ro", tmp_path / "plain"
+    for d in (lower, ro, plain):
+        d.mkdir()
+        (d / "f").write_text("data\n")
+        (d / "f").chmod(0o644)
+    try:
+        os.setxattr(plain / "f", "user.probe", b"1")
+        os.removexattr(plain / "f", "user.probe")
+    except OSError:
+        pytest.fail("this test needs user xattrs on the file system of the temporary directory")
+    before = {d: (d / "f").stat() for d in (lower, ro)}
+    r = run_view(["python3", "-c", FD_PROBE, f"{TOP}/c/f", f"{TOP}/r/f", str(plain / "f")],
+                 "--mount", f"type=cow,source={lower},target={TOP}/c", "--ro-bind", f"{ro}:{TOP}/r")
+    no_top()
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().splitlines() == [
+        "fchmod proc-chmod fchown futimens fsetxattr 0o640 1234 True v",
+        "fchmod:EROFS proc-chmod:EROFS fchown:EROFS futimens:EROFS fsetxattr:EROFS 0o644 0 False -",
+        "fchmod proc-chmod fchown futimens fsetxattr 0o640 1234 True v"]
+    for d in (lower, ro):
+        st = (d / "f").stat()
+        assert (st.st_mode, st.st_uid, st.st_mtime_ns) == \
+            (before[d].st_mode, before[d].st_uid, before[d].st_mtime_ns), d
+        assert os.listxattr(d / "f") == []

@@ -989,7 +989,11 @@ def _passes(passes, prefixes, bases):
 _PASS_METHODS = frozenset(("open", "stat", "access", "readlink", "getxattr", "listxattr",
                            "setxattr", "removexattr", "mkdir", "mknod", "unlink", "rename",
                            "link", "symlink", "chmod", "chown", "truncate", "utimens"))
-_RULE_INTS = 14
+_RULE_INTS = 15
+# Calls that change an fd's own file: a module that narrows its path calls
+# (Claims.paths) gets them only for files it serves (a cow mount's lower
+# layer, a read-only mount...).
+_FD_FILE_CALLS = frozenset(("fchmod", "fchown", "fsetxattr", "fremovexattr"))
 
 
 def _path_rules():
@@ -1000,8 +1004,14 @@ def _path_rules():
     file to look up stay with Python: mount and umount.  An exec is checked
     with its #! or ELF interpreter (exec_outside in C)."""
     from array import array
-    out = array("i", [-1, -1, -1, -1, 0, 0, 1, -1, 0, -2, 0, -1, -1, 0] * 1024)
+    out = array("i", [-1, -1, -1, -1, 0, 0, 1, -1, 0, -2, 0, -1, -1, 0, -1] * 1024)
     for row in BY_NR.values():
+        if row.nr < 1024 and row.name in _FD_FILE_CALLS:
+            # a call on an fd's own file: resumed in C unless the file is
+            # the view's business (see fd_class in native/umvcore.c)
+            out[_RULE_INTS * row.nr + 4] = 1
+            out[_RULE_INTS * row.nr + 14] = row.fd_args[0]
+            continue
         if row.family != "path" or row.nr >= 1024 or row.method in ("mount", "umount"):
             continue
         paths = row.path_args[:2]
@@ -1028,7 +1038,7 @@ def _path_rules():
         passes = row.method in _PASS_METHODS and row.name != "openat2"
         out[_RULE_INTS * row.nr:_RULE_INTS * (row.nr + 1)] = \
             array("i", rec + [1, int(passes), fmode, flags, fmask, *READS.get(row.name, (-2, 0, -1, -1)),
-                              int(row.method == "execve")])
+                              int(row.method == "execve"), -1])
     return out
 
 

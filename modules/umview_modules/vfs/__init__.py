@@ -887,6 +887,8 @@ class Vfs(Module):
     def _change(self, call: Call, which: int = 0, follow: bool | None = None):
         """Resolve a path whose file is about to change (attributes)."""
         res, idx, dirfd_idx = self._target(call, which, follow)
+        if res is None and dirfd_idx is not None:
+            res = self._empty_path_file(call, idx, dirfd_idx)
         if res is None:
             return None, idx, dirfd_idx
         self._visible(res)
@@ -894,6 +896,71 @@ class Vfs(Module):
             raise SyscallError(errno.ENOENT)
         self._writable(res)
         return res, idx, dirfd_idx
+
+    def _empty_path_file(self, call: Call, idx: int, dirfd_idx: int):
+        """utimensat(fd, NULL), and "" with AT_EMPTY_PATH: the dirfd's own
+        file, when it is in a mount (None: the kernel's)."""
+        row = BY_NAME[call.name]
+        ptr = call.args[idx]
+        if ptr:
+            flags_i = row.args.index("flags") if "flags" in row.args else None
+            if flags_i is None or not call.arg(flags_i, bits=32) & AT_EMPTY_PATH:
+                return None
+            try:
+                if call.read_string(ptr, 1):
+                    return None
+            except SyscallError:
+                return None
+        return self._fd_res(call, call.arg(dirfd_idx, bits=32))
+
+    def _fd_res(self, call: Call, fd: int):
+        """The view's file behind the caller's open file fd (its
+        /proc/PID/fd/N link, followed), when it is in a mount."""
+        if fd < 0:
+            return None
+        try:
+            res = self.table.resolve(f"/proc/self/fd/{fd}", True, (call.pid, call.tid))
+        except SyscallError:
+            return None
+        return res if res.mount is not None else None
+
+    # -- calls on an fd's own file -----------------------------------------
+    # The fds a program gets are the files themselves, so these are the
+    # kernel's, except where the file must not change in place: a cow
+    # mount's lower layer (copied up, and changed there: stat of the path
+    # shows the change; the fd goes on reading the file it opened), a
+    # read-only mount (EROFS).  The C core sends only those here (fd_class).
+    def _fd_file(self, call: Call, op):
+        res = self._fd_res(call, call.arg(0, bits=32))
+        if res is None or res.mount.backend is not None:
+            return None
+        self._writable(res)
+        if res.mount.type != "cow":
+            return None
+        host = self.table.copy_up(res)
+        try:
+            op(host)
+        except OSError as exc:
+            return -exc.errno
+        return 0
+
+    def fchmod(self, call: Call):
+        mode = call.arg(1, bits=32) & 0o7777
+        return self._fd_file(call, lambda host: os.chmod(host, mode))
+
+    def fchown(self, call: Call):
+        uid, gid = call.arg(1, bits=32), call.arg(2, bits=32)   # -1: keep
+        return self._fd_file(call, lambda host: os.chown(host, uid, gid))
+
+    def fsetxattr(self, call: Call):
+        def op(host):
+            name = os.fsdecode(call.read_string(call.args[1], 255))
+            os.setxattr(host, name, call.read(call.args[2], call.arg(3)), call.arg(4, bits=32))
+        return self._fd_file(call, op)
+
+    def fremovexattr(self, call: Call):
+        return self._fd_file(call, lambda host: os.removexattr(
+            host, os.fsdecode(call.read_string(call.args[1], 255))))
 
     def _attr(self, call: Call, backend_op):
         res, idx, dirfd_idx = self._change(call)
@@ -932,8 +999,6 @@ class Vfs(Module):
         return self._dispatch(lambda c: self._attr(c, op), call)
 
     def utimens(self, call: Call):
-        if call.name == "utimensat" and not call.args[1]:
-            return None  # futimens(): the fd's own file
         return self._dispatch(lambda c: self._attr(c, self._backend_utimens(c)), call)
 
     def _backend_utimens(self, call: Call):

@@ -450,18 +450,26 @@ class MountTable:
             last = not todo
             if _magic(cur, name) and self.mount_at(cand)[0] is None:
                 # /proc/PID/fd/N, cwd, exe, root: links the kernel follows to
-                # the file itself (a pipe, a deleted file): the last one is
-                # left to the kernel; through one, go on from its view path.
-                if last:
+                # the file itself (a pipe, a deleted file).  The last one is
+                # left to the kernel, unless followed to a file in a mount
+                # (fchmodat on an O_PATH fd goes through /proc/self/fd/N: a
+                # cow mount's lower file must be copied up first); through
+                # one, go on from its view path.
+                if last and not (follow or trailing):
                     return Resolved(cand, None, cand, cand, _lstat(cand))
                 try:
                     target = os.readlink(cand)
                 except OSError as exc:
+                    if last:
+                        return Resolved(cand, None, cand, cand, _lstat(cand))
                     raise SyscallError(exc.errno) from None
+                view, same = self.to_view(target) if target.startswith("/") else (target, True)
+                if last and (same or target.endswith(" (deleted)")):
+                    return Resolved(cand, None, cand, cand, _lstat(cand))
                 if not target.startswith("/"):
                     raise SyscallError(errno.ENOTDIR)
                 cur = "/"
-                todo.extend(c for c in reversed(self.to_view(target)[0].split("/")) if c)
+                todo.extend(c for c in reversed(view.split("/")) if c)
                 continue
             if True:
                 qm, qrel = self.mount_at(cand)
