@@ -139,6 +139,9 @@ struct pass {
     char *guest, *host;
     size_t glen, hlen;
     int hfd;                    /* O_PATH fd of host */
+    char *lower;                /* an overlay (a cow mount): host is its upper */
+    size_t llen;                /* layer, lower its lower one; see overlay_class */
+    int lfd;                    /* O_PATH fd of lower, -1: a plain pass */
 };
 
 typedef struct {
@@ -761,6 +764,7 @@ static int pass_of(const view *v, const char *p, int host) {
     size_t blen = 0;
     for (int i = 0; i < v->npasses; i++) {
         const struct pass *ps = &v->passes[i];
+        if (ps->lfd >= 0) continue;  /* an overlay: overlay_of */
         const char *d = host ? ps->host : ps->guest;
         size_t n = host ? ps->hlen : ps->glen;
         if (n >= blen && prefix_of(d, n, p)) { best = i; blen = n; }
@@ -785,6 +789,68 @@ static int pass_of(const view *v, const char *p, int host) {
 enum { PATH_PY = -1, PATH_OUT = 0, PATH_PASS = 1, PATH_MOVE = 0x1001 };  /* & 0xfff: 0 or 1 + k */
 
 static __thread char last_real[PATH_MAX];  /* where the last PATH_OUT path landed; "" = nowhere */
+
+/* The overlay (a cow mount with nothing deleted yet) that holds p: its
+ * guest directory (host 0), or one of its layers (host 1, a cwd or
+ * dirfd); *rel is what follows in p.  -1: none. */
+#define READS_OPEN 2
+static int overlay_of(const view *v, const char *p, int host, const char **rel) {
+    for (int i = 0; i < v->npasses; i++) {
+        const struct pass *ps = &v->passes[i];
+        if (ps->lfd < 0) continue;
+        if (!host && prefix_of(ps->guest, ps->glen, p)) { *rel = p + ps->glen; return i; }
+        if (host && prefix_of(ps->host, ps->hlen, p)) { *rel = p + ps->hlen; return i; }
+        if (host && prefix_of(ps->lower, ps->llen, p)) { *rel = p + ps->llen; return i; }
+    }
+    return -1;
+}
+
+/* A call that only reads (stat, access, getxattr...; reads == 1), or an
+ * open for reading only of a regular file (reads == READS_OPEN), of rest
+ * below overlay k: the file is the upper layer's if it is there, else the lower
+ * layer's, as long as no name was deleted (whiteouts; the module offers
+ * the overlay only then) and both walks meet no symlink and no '..' (the
+ * view could resolve those across the layers).  The call then runs on the
+ * layer's host path (PATH_MOVE + k, served here: one stop, no Python).
+ * Anything else, and every call that changes something (a copy-up), is
+ * the module's. */
+static int overlay_class(const view *v, int k, const char *rest, int reads, char *host, size_t hostlen) {
+    const struct pass *ps = &v->passes[k];
+    if (!reads || !host) return PATH_PY;
+    struct stat st;
+    while (*rest == '/') rest++;
+    for (const char *c = rest; *c;) {
+        size_t len = strcspn(c, "/");
+        if (len == 2 && c[0] == '.' && c[1] == '.') return PATH_PY;
+        c += len;
+        while (*c == '/') c++;
+    }
+    const char *walk = *rest ? rest : ".";
+    struct { uint64_t flags, mode, resolve; } how = {
+        O_PATH | O_CLOEXEC, 0, RESOLVE_BENEATH_ | 0x04 /* NO_SYMLINKS */};
+    const char *layer = ps->host;
+    size_t llen = ps->hlen;
+    long fd = syscall(SYS_openat2, ps->hfd, walk, &how, sizeof how);
+    if (fd < 0) {
+        if (errno != ENOENT) return PATH_PY;
+        fd = syscall(SYS_openat2, ps->lfd, walk, &how, sizeof how);
+        if (fd < 0 && errno != ENOENT) return PATH_PY;
+        layer = ps->lower;
+        llen = ps->llen;
+    }
+    if (reads == READS_OPEN && (fd < 0 || fstat((int)fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        /* a directory is opened as a listing, a missing file may be
+         * created: the module's */
+        if (fd >= 0) close((int)fd);
+        return PATH_PY;
+    }
+    if (fd >= 0) close((int)fd);
+    if (llen + 1 + strlen(rest) + 1 > hostlen) return PATH_PY;
+    memcpy(host, layer, llen);
+    host[llen] = '/';
+    strcpy(host + llen + 1, rest);
+    return PATH_MOVE + k;
+}
 
 /* Where a relative path starts: the directory of the tracee's cwd or
  * dirfd, as a path (readlink of /proc/PID/cwd or /proc/PID/fd/N, about
@@ -989,7 +1055,7 @@ static int proc_fd_class(tracee *t, const view *v, const char *path, int follow,
 }
 
 static int path_class_text(tracee *t, const view *v, const char *path, size_t n, long dirfd,
-                           int follow, char *host, size_t hostlen) {
+                           int follow, int reads, char *host, size_t hostlen) {
     static __thread char full[2 * PATH_MAX + 2], real[PATH_MAX];
     int dfd = -1;
     last_real[0] = 0;
@@ -998,7 +1064,10 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
             int c = proc_fd_class(t, v, path, follow, host != NULL);
             if (c != LEX_UNKNOWN) return c;
         }
-        int k = v->npasses ? pass_of(v, path, 0) : -1;
+        const char *orel;
+        int k = v->npasses ? overlay_of(v, path, 0, &orel) : -1;
+        if (k >= 0) return overlay_class(v, k, orel, reads, host, hostlen);
+        k = v->npasses ? pass_of(v, path, 0) : -1;
         if (k >= 0) {
             const struct pass *ps = &v->passes[k];
             const char *rest = path + ps->glen;
@@ -1012,6 +1081,15 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
     } else {
         ssize_t b = dir_of(t, (int)dirfd, full, &dfd);
         if (b <= 0) return PATH_PY;
+        const char *orel;
+        int o = v->npasses ? overlay_of(v, full, 1, &orel) : -1;
+        if (o >= 0) {
+            /* relative to a directory of an overlay's layer: its path in
+             * the mount, then the path */
+            static __thread char rest[2 * PATH_MAX + 2];
+            snprintf(rest, sizeof rest, "%s/%s", orel, path);
+            return overlay_class(v, o, rest, reads, host, hostlen);
+        }
         int k = v->npasses ? pass_of(v, full, 1) : -1;
         if (k >= 0) {
             /* relative to a directory below a pass: the kernel walks it
@@ -1082,7 +1160,7 @@ static int path_class(tracee *t, const view *v, uint64_t ptr, long dirfd, int fo
         int c = fd_class(t, v, (int)dirfd, host != NULL);
         return c == LEX_UNKNOWN ? PATH_PY : c;
     }
-    return path_class_text(t, v, path, (size_t)n, dirfd, follow, host, hostlen);
+    return path_class_text(t, v, path, (size_t)n, dirfd, follow, reads, host, hostlen);
 }
 
 /* May the kernel exec file (outside every mount) as it is?  Not when the
@@ -1125,7 +1203,7 @@ static int exec_outside(tracee *t, const view *v, const char *file) {
     }
     close(fd);
     if (interp[0] != '/') return 1;  /* none, or relative: the kernel's business */
-    return path_class_text(t, v, interp, strlen(interp), AT_FDCWD, 1, NULL, 0) == PATH_OUT;
+    return path_class_text(t, v, interp, strlen(interp), AT_FDCWD, 1, 0, NULL, 0) == PATH_OUT;
 }
 
 static int follows(const path_rule *pr, const uint64_t *a) {
@@ -1159,6 +1237,9 @@ static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) 
     }
     int pass = pr->pass && v->npasses;
     int reads = pr->buf_i > -2;
+    if (!reads && pr->fmode == 4 && pr->farg >= 0 && pr->farg < 6 &&
+        !((uint32_t)a[(int)pr->farg] & (O_ACCMODE | O_CREAT | O_TRUNC | O_DIRECTORY | O_PATH)))
+        reads = READS_OPEN;  /* open(O_RDONLY): an overlay may run it on a layer's file */
     int c0 = path_class(t, v, a[(int)pr->p0], pr->d0 >= 0 ? (long)(int)a[(int)pr->d0] : AT_FDCWD,
                         follows(pr, a), reads, pass ? pass_hosts[0] : NULL, PATH_MAX);
     if (c0 == PATH_PY) return FAST_PY;
@@ -2605,7 +2686,9 @@ static void do_view_paths(struct cmd *c) {
     for (int i = 0; i < v->npasses; i++) {
         free(v->passes[i].guest);
         free(v->passes[i].host);
+        free(v->passes[i].lower);
         if (v->passes[i].hfd >= 0) close(v->passes[i].hfd);
+        if (v->passes[i].lfd >= 0) close(v->passes[i].lfd);
     }
     free(v->passes);
     v->passes = NULL;
@@ -2618,25 +2701,36 @@ static void do_view_paths(struct cmd *c) {
     /* 'P' entries (two strings) go to the pass table, the rest stay */
     int len = c->filter_len, out = 0, np = 0;
     for (const char *e = blob; e < blob + len; e += strlen(e) + 1)
-        if (e[0] == 'P') np++;
+        if (e[0] == 'P' || e[0] == 'O') np++;
     v->passes = np ? calloc(np, sizeof *v->passes) : NULL;
     for (char *e = blob; e < blob + len;) {
         size_t n = strlen(e) + 1;
-        if (e[0] == 'P' && e + n < blob + len) {
+        if ((e[0] == 'P' || e[0] == 'O') && e + n < blob + len) {
+            /* 'P' guest, host; 'O' guest, upper, lower (an overlay) */
             char *host = e + n;
             size_t hn = strlen(host) + 1;
+            char *lower = e[0] == 'O' && host + hn < blob + len ? host + hn : NULL;
             struct pass *ps = &v->passes[v->npasses];
             ps->hfd = open(host, O_PATH | O_DIRECTORY | O_CLOEXEC);
-            if (ps->hfd >= 0 && e[1] == '/' && host[0] == '/') {
+            ps->lfd = lower ? open(lower, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+            int ok = ps->hfd >= 0 && e[1] == '/' && host[0] == '/' &&
+                     (e[0] == 'P' || (ps->lfd >= 0 && lower[0] == '/'));
+            if (ok) {
                 ps->guest = strdup(e + 1);
                 ps->host = strdup(host);
                 ps->glen = strlen(ps->guest);
                 ps->hlen = strlen(ps->host);
+                if (lower) {
+                    ps->lower = strdup(lower);
+                    ps->llen = strlen(lower);
+                }
                 v->npasses++;
-            } else if (ps->hfd >= 0) {
-                close(ps->hfd);
+            } else {
+                if (ps->hfd >= 0) close(ps->hfd);
+                if (ps->lfd >= 0) close(ps->lfd);
+                memset(ps, 0, sizeof *ps);
             }
-            e = host + hn;
+            e = lower ? lower + strlen(lower) + 1 : host + hn;
             continue;
         }
         memmove(blob + out, e, n);

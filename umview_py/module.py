@@ -117,7 +117,11 @@ class Claims(_Record):
     stay below one such directory (no '..' above it, no symlink out of it)
     is run by the kernel on the host path, without reaching the module; a
     pass with anything else of the view at or below either directory is
-    ignored.  None (the default): every claimed path call reaches it.
+    ignored.  A (guest, upper, lower) triple is an *overlay*: the view shows
+    at `guest` the union of two host directories, upper first, with nothing
+    deleted; the core answers calls that only read (the stat family,
+    access, getxattr, listxattr) from the layer that has the path, when
+    neither walk meets a symlink or '..'.  None (the default): every claimed path call reaches it.
     `paths_in_c`: with `paths`, the module expects the C core to answer
     nearly all of its path calls (every mount a pass, say): processes
     spawned from then on send them to the core's seccomp listener, a

@@ -337,7 +337,8 @@ class Hypervisor:
         else:
             blob = b"".join(b"C" + os.fsencode(p) + b"\0" for p in prefixes) + \
                 b"".join(b"B" + os.fsencode(p) + b"\0" for p in bases) + \
-                b"".join(b"P" + os.fsencode(g) + b"\0" + os.fsencode(h) + b"\0" for g, h in kept)
+                b"".join((b"P" if len(dirs) == 2 else b"O") + b"".join(os.fsencode(d) + b"\0" for d in dirs)
+                         for dirs in kept)
             lib.umv_view_set_paths(view.id, blob, len(blob))
         for child in view.children:
             self._push(child)
@@ -970,16 +971,16 @@ def _passes(passes, prefixes, bases):
     """The passes that stay true with every module's prefixes: nothing else
     of the view (another mount, a module's own directory) at or below the
     guest directory or the host directory, and neither is the root."""
-    for g, h in passes:
+    for dirs in passes:   # (guest, host), or (guest, upper, lower): an overlay
         others = list(prefixes) + list(bases)
-        for own in (g, h):
+        for own in dirs:
             if own in others:
                 others.remove(own)
-        if "/" in (g, h) or not g.startswith("/") or not h.startswith("/"):
+        if "/" in dirs or not all(d.startswith("/") for d in dirs):
             continue
-        if any(_under(o, g) or _under(o, h) for o in others):
+        if any(_under(o, d) for o in others for d in dirs):
             continue
-        yield g, h
+        yield tuple(dirs)
 
 
 # Path calls the C core may run on a pass's host path (see Claims.paths):

@@ -22,7 +22,7 @@ from umview_py.module import AT_FDCWD, Call, Claims, Module, Option, SyscallErro
 from umview_py.syscalls.table import BY_NAME, READS
 
 from .backend import MirrorBackend, MountError
-from .mounts import TYPES, Mount, MountTable, Resolved, join, norm, under
+from .mounts import COW_STATE, TYPES, Mount, MountTable, Resolved, join, norm, under
 
 __all__ = ["Vfs", "MountError", "MirrorBackend", "TYPES"]
 
@@ -90,6 +90,7 @@ class Vfs(Module):
     def __init__(self, **options):
         super().__init__(**options)
         self.table = MountTable()
+        self._overlaid: frozenset = frozenset()   # cow targets the core reads (claims)
         # pid -> (loader's host path, program's view path) of a program
         # started through its ELF interpreter (a new root): /proc/PID/exe
         self.exes: dict[int, tuple[str, str]] = {}
@@ -144,13 +145,44 @@ class Vfs(Module):
         passes = [(m.target, m.layers[0]) for m in t.mounts
                   if m.type in ("bind", "tmpfs") and not m.readonly and len(t.by_target[m.target]) == 1
                   and os.path.isdir(m.layers[0])]
-        c.paths = (prefixes, [], passes)
         # Every mount a pass: nearly every path call is the C core's to
         # answer, so let them come from its seccomp listener.  Other mounts
         # (cow, archive...) send their calls here, and through the listener
         # each would cost a bounce.
+        # A cow mount with nothing deleted (no whiteouts, no opaque
+        # directory) is an overlay: the core answers the calls that only
+        # read (stat, access, getxattr...) from the upper layer, else the
+        # lower one, where their walks meet no symlink and no '..'.
+        self._overlaid = frozenset(m.target for m in t.mounts if self._overlay_ok(m))
+        overlays = [(m.target, m.layers[0], m.layers[1]) for m in t.mounts if m.target in self._overlaid]
+        # (not through the listener: with a cow mount many calls still
+        # reach Python, each a bounce; measured, ls -lR in a cow 15.4 ->
+        # 13.7 s, but tar -x into one 11.3 -> 12.2-15.2 s)
         c.paths_in_c = len(passes) == len(t.mounts)
+        passes += overlays
+        c.paths = (prefixes, [], passes)
         return c
+
+    def _overlay_ok(self, m) -> bool:
+        return (m.type == "cow" and not m.whiteouts and not m.opaque and len(m.layers) == 2
+                and len(self.table.by_target[m.target]) == 1
+                and not os.path.lexists(os.path.join(m.layers[0], COW_STATE))
+                and all(os.path.isdir(layer) for layer in m.layers))
+
+    def _whiteout(self, res) -> None:
+        self.table.whiteout(res)
+        self._cow_changed(res)
+
+    def _unwhiteout(self, res, is_dir: bool) -> None:
+        self.table.unwhiteout(res, is_dir)
+        self._cow_changed(res)
+
+    def _cow_changed(self, res) -> None:
+        """After a whiteout was recorded or dropped: the core's overlay for
+        the mount goes (or comes back) with it."""
+        m = res.mount
+        if m is not None and m.type == "cow" and (m.target in self._overlaid) != self._overlay_ok(m):
+            self.reclaim()
 
     def describe(self) -> str:
         return " ".join(f"{m.type}:{m.target}" for m in self.table.mounts)
@@ -480,7 +512,7 @@ class Vfs(Module):
         elif m is not None and m.type == "cow":
             if creating:
                 host = self.table.copy_up(res)
-                self.table.unwhiteout(res, False)
+                self._unwhiteout(res, False)
                 self.table.relist(_parent(res.vpath), added=_name(res.vpath))
             elif writing and res.layer == 1 and not res.is_dir:
                 host = self.table.copy_up(res, content=not flags & os.O_TRUNC)
@@ -1069,7 +1101,7 @@ class Vfs(Module):
             host = self.table.copy_up(res)
             os.mkdir(host, mode)
             os.chmod(host, mode)
-            self.table.unwhiteout(res, True)
+            self._unwhiteout(res, True)
             self.table.relist(_parent(res.vpath))
             return 0
         self._put(call, idx, dirfd_idx, res.host)
@@ -1090,7 +1122,7 @@ class Vfs(Module):
             return 0
         if m is not None and m.type == "cow":
             host = self.table.copy_up(res)
-            self.table.unwhiteout(res, False)
+            self._unwhiteout(res, False)
             self.table.relist(_parent(res.vpath), added=_name(res.vpath))
             self._put(call, idx, dirfd_idx, host)
             return None
@@ -1112,7 +1144,7 @@ class Vfs(Module):
             else:
                 host = self.table.copy_up(res)
                 os.symlink(target, host)
-                self.table.unwhiteout(res, False)
+                self._unwhiteout(res, False)
                 self.table.relist(_parent(res.vpath))
             return 0
         self._put(call, idx, dirfd_idx, res.host)
@@ -1154,7 +1186,7 @@ class Vfs(Module):
                     os.rmdir(res.host)
                 else:
                     os.unlink(res.host)
-            self.table.whiteout(res)
+            self._whiteout(res)
             self.table.relist(_parent(res.vpath))
             return 0
         self._put(call, idx, dirfd_idx, res.host)
@@ -1225,8 +1257,8 @@ class Vfs(Module):
             dst = self.table.copy_up(new)
             _renameat2(src, dst, flags)
             if not flags & RENAME_EXCHANGE:
-                self.table.whiteout(old)
-            self.table.unwhiteout(new, old.is_dir)
+                self._whiteout(old)
+            self._unwhiteout(new, old.is_dir)
             if old.is_dir:
                 self.table.make_opaque(new)
             self.table.relist(_parent(old.vpath))
@@ -1252,7 +1284,7 @@ class Vfs(Module):
             return 0
         if m is not None and m.type == "cow":
             os.link(self.table.copy_up(old), self.table.copy_up(new))
-            self.table.unwhiteout(new, False)
+            self._unwhiteout(new, False)
             self.table.relist(_parent(new.vpath))
             return 0
         self._put(call, oidx, odirfd, old.host)
