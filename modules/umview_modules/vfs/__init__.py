@@ -207,7 +207,10 @@ class Vfs(Module):
             return None
         if res.host is None or not res.exists:
             return None
-        return self._open_target(res) if res.is_dir else res.host
+        # a directory: its host directory, as a chdir there gives (a cow
+        # root is its upper layer, where the core answers reads), unless
+        # only a listing can stand for it
+        return self._open_target(res) if res.is_dir and res.implicit else res.host
 
     def command(self, name: str, args: dict, pid: int) -> dict:
         """In-view commands (umview-mount, umview-umount)."""
