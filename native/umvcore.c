@@ -735,7 +735,14 @@ static int fd_path(int fd, char *out, size_t len) {
 }
 
 #define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_NO_SYMLINKS_ 0x04
 #define RESOLVE_BENEATH_ 0x08
+
+/* openat2(dirfd, path, {flags, 0, resolve}): an fd, or -1 and errno. */
+static long open_how(int dirfd, const char *path, uint64_t flags, uint64_t resolve) {
+    struct { uint64_t flags, mode, resolve; } how = {flags, 0, resolve};
+    return syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
 
 /* Would the kernel, walking rest from the pass's host directory, meet
  * nothing that a view walking it from the guest directory would see
@@ -750,9 +757,8 @@ static int fd_path(int fd, char *out, size_t len) {
 static int pass_beneath(const struct pass *ps, const char *rest, int follow) {
     while (*rest == '/') rest++;
     if (!*rest) return 1;
-    struct { uint64_t flags, mode, resolve; } how = {
-        O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW), 0, RESOLVE_BENEATH_ | RESOLVE_NO_MAGICLINKS_};
-    long fd = syscall(SYS_openat2, ps->hfd, rest, &how, sizeof how);
+    long fd = open_how(ps->hfd, rest, O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW),
+                       RESOLVE_BENEATH_ | RESOLVE_NO_MAGICLINKS_);
     if (fd >= 0) { close((int)fd); return 1; }
     return errno == ENOENT || errno == ENOTDIR;
 }
@@ -790,10 +796,11 @@ enum { PATH_PY = -1, PATH_OUT = 0, PATH_PASS = 1, PATH_MOVE = 0x1001 };  /* & 0x
 
 static __thread char last_real[PATH_MAX];  /* where the last PATH_OUT path landed; "" = nowhere */
 
+#define READS_OPEN 2  /* see overlay_class */
+
 /* The overlay (a cow mount with nothing deleted yet) that holds p: its
  * guest directory (host 0), or one of its layers (host 1, a cwd or
  * dirfd); *rel is what follows in p.  -1: none. */
-#define READS_OPEN 2
 static int overlay_of(const view *v, const char *p, int host, const char **rel) {
     for (int i = 0; i < v->npasses; i++) {
         const struct pass *ps = &v->passes[i];
@@ -826,14 +833,13 @@ static int overlay_class(const view *v, int k, const char *rest, int reads, char
         while (*c == '/') c++;
     }
     const char *walk = *rest ? rest : ".";
-    struct { uint64_t flags, mode, resolve; } how = {
-        O_PATH | O_CLOEXEC, 0, RESOLVE_BENEATH_ | 0x04 /* NO_SYMLINKS */};
+    const uint64_t resolve = RESOLVE_BENEATH_ | RESOLVE_NO_SYMLINKS_;
     const char *layer = ps->host;
     size_t llen = ps->hlen;
-    long fd = syscall(SYS_openat2, ps->hfd, walk, &how, sizeof how);
+    long fd = open_how(ps->hfd, walk, O_PATH | O_CLOEXEC, resolve);
     if (fd < 0) {
         if (errno != ENOENT) return PATH_PY;
-        fd = syscall(SYS_openat2, ps->lfd, walk, &how, sizeof how);
+        fd = open_how(ps->lfd, walk, O_PATH | O_CLOEXEC, resolve);
         if (fd < 0 && errno != ENOENT) return PATH_PY;
         layer = ps->lower;
         llen = ps->llen;
@@ -960,8 +966,7 @@ static ssize_t dir_of(tracee *t, int dirfd, char *out, int *dfd) {
  * are answers; LEX_UNKNOWN, that the general check must tell. */
 #define LEX_UNKNOWN (-2)
 static int lexical_class(const view *v, int dfd, const char *walk, const char *full) {
-    struct { uint64_t flags, mode, resolve; } how = {O_PATH | O_CLOEXEC, 0, 0x04 /* NO_SYMLINKS */};
-    long fd = syscall(SYS_openat2, dfd, walk, &how, sizeof how);
+    long fd = open_how(dfd, walk, O_PATH | O_CLOEXEC, RESOLVE_NO_SYMLINKS_);
     int missing = 0;
     if (fd >= 0) close((int)fd);
     else if (errno == ENOENT) missing = 1;
@@ -1091,18 +1096,15 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
             return overlay_class(v, o, rest, reads, host, hostlen);
         }
         int k = v->npasses ? pass_of(v, full, 1) : -1;
+        if (k < 0 && in_view(v, full, 1)) return PATH_PY;
+        full[b] = '/';
+        memcpy(full + b + 1, path, n + 1);
         if (k >= 0) {
             /* relative to a directory below a pass: the kernel walks it
              * from there, as the view would (for calls a pass may run) */
-            if (!host) return PATH_PY;
             const struct pass *ps = &v->passes[k];
-            full[b] = '/';
-            memcpy(full + b + 1, path, n + 1);
-            return pass_beneath(ps, full + ps->hlen, follow) ? PATH_PASS + k : PATH_PY;
+            return host && pass_beneath(ps, full + ps->hlen, follow) ? PATH_PASS + k : PATH_PY;
         }
-        if (in_view(v, full, 1)) return PATH_PY;
-        full[b] = '/';
-        memcpy(full + b + 1, path, n + 1);
     }
     int lex = dfd >= 0 ? lexical_class(v, dfd, path, full) : lexical_class(v, AT_FDCWD, full, full);
     if (lex != LEX_UNKNOWN) return lex;
@@ -1323,9 +1325,8 @@ int64_t umv_serve_here(int tid, long nr, const uint64_t *args, int path_i, const
 }
 
 int umv_stat_beneath(int dirfd, const char *path, uint64_t *out) {
-    struct { uint64_t flags, mode, resolve; } how = {
-        O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, 0x08 /* BENEATH */ | 0x04 /* NO_SYMLINKS */};
-    int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    int fd = (int)open_how(dirfd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                           RESOLVE_BENEATH_ | RESOLVE_NO_SYMLINKS_);
     if (fd < 0) return -errno;
     struct stat st;
     int r = fstat(fd, &st);
