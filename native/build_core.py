@@ -21,6 +21,7 @@ ffibuilder.set_source(
     "umview_py._native",
     '#include "umvcore.h"',
     sources=[os.path.relpath(os.path.join(HERE, "umvcore.c"))],
+    depends=[os.path.relpath(os.path.join(HERE, h)) for h in ("umvcore.h", "umvshm.h")],
     include_dirs=[os.path.relpath(HERE)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     libraries=["pthread"],

@@ -49,9 +49,12 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "umvshm.h"
 
 #ifndef PTRACE_EVENT_STOP
 #define PTRACE_EVENT_STOP 128
@@ -176,6 +179,13 @@ static tracee *tfind(pid_t tid) {
         if (t->tid == tid) return t;
     return NULL;
 }
+/* the memfd shared with the stat shim (native/umvshm.h); NULL until
+ * umv_shm_fd() made it */
+static struct umv_shm *shm;
+static void shm_set_view(pid_t tgid, int viewno) {
+    if (shm && tgid > 0 && tgid < UMV_SHM_PIDS)
+        __atomic_store_n(&shm->view_of[tgid], (uint16_t)(viewno + 1), __ATOMIC_RELEASE);
+}
 static proc *pfind(pid_t tgid) {
     for (proc *p = ptab[tgid % HBUCKETS]; p; p = p->next)
         if (p->tgid == tgid) return p;
@@ -186,6 +196,7 @@ static proc *pnew(pid_t tgid, int viewno, const unsigned char *installed) {
     p->tgid = tgid;
     p->view = viewno;
     p->pidfd = -1;
+    shm_set_view(tgid, viewno);
     if (installed) memcpy(p->installed, installed, UMV_BITMAP_BYTES);
     p->next = ptab[tgid % HBUCKETS];
     ptab[tgid % HBUCKETS] = p;
@@ -196,6 +207,7 @@ static void pdel(proc *p) {
     proc **pp = &ptab[p->tgid % HBUCKETS];
     while (*pp != p) pp = &(*pp)->next;
     *pp = p->next;
+    shm_set_view(p->tgid, -1);
     for (int i = 0; i < 3; i++) dc_drop(&p->dc[i]);
     if (p->pidfd >= 0) close(p->pidfd);
     free(p);
@@ -1390,7 +1402,103 @@ static int sgrow(int table) {
     return 0;
 }
 
+/* Tell the shim what views[viewno] says now (under slock).  The sequence
+ * count lets it read the entry whole (umvshim.c, view_cfg). */
+static void shm_publish(int viewno) {
+    if (!shm) return;
+    struct umv_shm_view *sv = &shm->view[viewno];
+    __atomic_store_n(&sv->seq, sv->seq + 1, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    sv->on = views[viewno].stat_table != 0;
+    memcpy(sv->cfg, views[viewno].stat_cfg, sizeof sv->cfg);
+    __atomic_store_n(&sv->seq, sv->seq + 1, __ATOMIC_RELEASE);
+}
+
+int umv_shm_fd(void) {
+    static int fd = -1;
+    pthread_mutex_lock(&slock);
+    if (fd < 0) {
+        int f = memfd_create("umview-stat", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        void *m = MAP_FAILED;
+        /* sealed at its size: a program that opens it through /proc
+         * cannot shrink it under us (our writes would fault) */
+        if (f >= 0 && ftruncate(f, sizeof *shm) == 0)
+            m = mmap(NULL, sizeof *shm, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+        /* Sealed: its size fixed (a program that opens it cannot make our
+         * writes fault), and no writes but through our mapping. */
+        if (m != MAP_FAILED &&
+            fcntl(f, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0) {
+            munmap(m, sizeof *shm);
+            m = MAP_FAILED;
+        }
+        if (m == MAP_FAILED) {
+            int e = errno;
+            if (f >= 0) close(f);
+            pthread_mutex_unlock(&slock);
+            return -e;
+        }
+        shm = m;
+        shm->magic = UMV_SHM_MAGIC;
+        fd = f;
+    }
+    pthread_mutex_unlock(&slock);
+    return fd;
+}
+
+/* The shim must open the memfd by a path, and /proc/OURPID/fd is closed to
+ * the view's processes (we are not dumpable, see umv_start).  So a holder
+ * keeps it open: `sleep infinity` with the memfd as its fd 3, killed when
+ * we end (PDEATHSIG; and by umv_shm_stop).  The seals make that copy
+ * harmless.  Returns the holder's pid, spawning it when it is gone. */
+static pid_t shm_holder_pid = -1;
+
+int umv_shm_holder(void) {
+    int fd = umv_shm_fd();
+    if (fd < 0) return fd;
+    pthread_mutex_lock(&slock);
+    if (shm_holder_pid > 0 && kill(shm_holder_pid, 0) == 0) {
+        pthread_mutex_unlock(&slock);
+        return shm_holder_pid;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int ro = open(path, O_RDONLY | O_CLOEXEC);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    pid_t parent = getpid(), pid = -1;
+    if (ro >= 0 && null >= 0) pid = fork();
+    if (pid == 0) {
+        /* only async-signal-safe calls: we are a copy of a threaded process */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent) _exit(0);
+        for (int i = 0; i < 3; i++) dup2(null, i);
+        dup2(ro, 3);
+        syscall(SYS_close_range, 4, ~0U, 0);
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        char *argv[] = {"umview-shm", "infinity", NULL}, *envp[] = {NULL};
+        execve("/bin/sleep", argv, envp);
+        _exit(127);
+    }
+    int e = errno;
+    if (ro >= 0) close(ro);
+    if (null >= 0) close(null);
+    shm_holder_pid = pid;
+    pthread_mutex_unlock(&slock);
+    return pid > 0 ? pid : -e;
+}
+
+void umv_shm_stop(void) {
+    pthread_mutex_lock(&slock);
+    if (shm_holder_pid > 0) kill(shm_holder_pid, SIGKILL);
+    shm_holder_pid = -1;
+    pthread_mutex_unlock(&slock);
+}
+
 int umv_stat_table_new(void) {
+    /* the shim's Bloom filter must see every key: shared memory first */
+    int shm_rc = umv_shm_fd();
+    if (shm_rc < 0) return shm_rc;
     pthread_mutex_lock(&slock);
     int table = -ENOSPC;
     for (int i = 0; i < STAT_TABLES; i++)
@@ -1408,7 +1516,7 @@ void umv_stat_table_free(int table) {
     if (table < 0 || table >= STAT_TABLES) return;
     pthread_mutex_lock(&slock);
     for (int v = 0; v < UMV_MAX_VIEWS; v++)
-        if (views[v].stat_table == table + 1) views[v].stat_table = 0;
+        if (views[v].stat_table == table + 1) { views[v].stat_table = 0; shm_publish(v); }
     free(stables[table].k);
     memset(&stables[table], 0, sizeof stables[table]);
     pthread_mutex_unlock(&slock);
@@ -1427,6 +1535,12 @@ int umv_stat_table_set(int table, uint64_t dev, uint64_t ino, int on) {
         if (e->state == 2) stables[table].dead--;
         *e = (skey){dev, ino, 1};
         stables[table].n++;
+        if (shm) {
+            uint32_t pos[2];
+            umv_shm_bloom_pos(dev, ino, pos);
+            for (int i = 0; i < 2; i++)
+                __atomic_fetch_or(&shm->bloom[pos[i] / 64], 1ULL << (pos[i] % 64), __ATOMIC_RELEASE);
+        }
     } else if (!on && e->state == 1) {
         e->state = 2;
         stables[table].n--;
@@ -1450,6 +1564,7 @@ int umv_view_set_statown(int viewno, int table, const uint32_t *cfg) {
     pthread_mutex_lock(&slock);
     views[viewno].stat_table = table < 0 || !stables[table].used ? 0 : table + 1;
     if (cfg) memcpy(views[viewno].stat_cfg, cfg, sizeof views[viewno].stat_cfg);
+    shm_publish(viewno);
     pthread_mutex_unlock(&slock);
     return 0;
 }
@@ -2467,8 +2582,11 @@ static void do_spawn(cmd *c) {
     close(go[0]);
     close(ready[1]);
     if (lsock[1] >= 0) close(lsock[1]);
+    /* A kick (KICK_SIG, no SA_RESTART) may end the read early; seizing a
+     * child that has not made itself dumpable yet fails with EPERM for an
+     * ordinary user, so wait for its word (or its end) whatever comes. */
     char r;
-    if (read(ready[0], &r, 1) != 1) {}
+    while (read(ready[0], &r, 1) < 0 && errno == EINTR) {}
     close(ready[0]);
     long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
                 PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |
@@ -2516,6 +2634,7 @@ static void run_commands(void) {
             proc *p = pfind(c->tid);
             if (p && c->value >= 0 && c->value < UMV_MAX_VIEWS) {
                 p->view = (int)c->value;
+                shm_set_view(p->tgid, p->view);
                 if (needs_filter(p)) maybe_interrupt(p);
             }
             cmd_done(c, p ? 0 : -ESRCH);
@@ -2788,6 +2907,7 @@ int umv_shutdown(void) {
     push_cmd_wait(&c);
     pthread_join(tracer, NULL);
     notif_shutdown();
+    umv_shm_stop();
     sigaction(KICK_SIG, &old_kick, NULL);
     close(ev_fd);
     close(cmd_fd);

@@ -13,6 +13,11 @@
 #define UMV_BITMAP_BYTES 128      /* 1024 syscall numbers */
 #define UMV_MAX_VIEWS 1024
 
+/* The stat gadget (see native/umvshm.h): the page programs of a fake-root
+ * view map at UMV_GADGET_ADDR, and where their stat calls return to. */
+#define UMV_GADGET_ADDR 0x75ee000000
+#define UMV_GADGET_IP 0x75ee000014
+
 /* SECCOMP_RET_DATA values our filters use; anything else came from a filter
  * the tracee installed itself. */
 #define UMV_DATA_CLAIM 0x7501
@@ -139,6 +144,9 @@ void umv_stat_table_free(int table);
 int umv_stat_table_set(int table, uint64_t dev, uint64_t ino, int on);
 int umv_stat_table_has(int table, uint64_t dev, uint64_t ino);
 int umv_view_set_statown(int view, int table, const uint32_t *cfg);
+int umv_shm_fd(void);
+int umv_shm_holder(void);
+void umv_shm_stop(void);
 int umv_view_set_paths(int view, const char *paths, int len);
 int umv_set_process_view(int pid, int view);
 int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len);

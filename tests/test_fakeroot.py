@@ -372,8 +372,10 @@ def test_stats_answered_in_c_match_the_module(runner):
               f"stat -L -c '{STAT_FIELDS}' link owned; ls -ln --time-style=+%s .; "
               f"python3 -c '{PY_STATS}'")
     outs, counts = [], []
-    # answered by the seccomp listener, at ptrace stops, by the module
-    for env in ({}, {"UMVIEW_NOTIF": "0"}, {"UMVIEW_DISPATCH": "trio"}):
+    # answered in the program by the stat shim (what it can), by the
+    # seccomp listener, at ptrace stops, by the module
+    for env in ({}, {"UMVIEW_SHIM": "0"}, {"UMVIEW_SHIM": "0", "UMVIEW_NOTIF": "0"},
+                {"UMVIEW_DISPATCH": "trio"}):
         log = runner.workdir / "logs" / "core.log"
         res = runner.view(["sh", "-c", script], "-vv", "--log", str(log), "-p", f"fakeroot,db={db}",
                           env=env)
@@ -382,10 +384,99 @@ def test_stats_answered_in_c_match_the_module(runner):
         text = log.read_text()
         counts.append([int(re.search(rf"'{k}': (\d+)", text).group(1)) for k in ("notif_stats", "fast_stats")])
         log.unlink()   # (--log appends)
-    assert outs[0] == outs[1] == outs[2]
+    assert outs[0] == outs[1] == outs[2] == outs[3]
     assert " 1234 5678 " in outs[0] and "missing 2" in outs[0] and "lstat dangling" in outs[0]
     assert "rwsr-x---" in outs[0] and "fstat pipe 0o10600 0 0" in outs[0], outs[0]
-    assert counts[0][0] >= 20 and counts[1][0] == 0 and counts[1][1] >= 20 and counts[2] == [0, 0], counts
+    # the shim leaves the core the stats of ld.so, which runs before it is
+    # loaded, and of the file with a record
+    shim, listener, ptrace, module = counts
+    assert listener[0] >= shim[0] + 30 and ptrace[0] == 0 and ptrace[1] >= 30 and module == [0, 0], counts
+
+
+SHIM_EDGES = r"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(512)
+AT_FDCWD, AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = -100, 0x1000, 0x100
+def call(tag, fn, *args):
+    ctypes.set_errno(0)
+    rc = fn(*args)
+    e = ctypes.get_errno()
+    print(tag, rc, os.strerror(e) if rc else "ok")
+d = os.open("d", os.O_RDONLY)
+for name, fn, args in (
+        ("stat ok", libc.stat, (b"f", buf)),
+        ("stat NULL path", libc.stat, (None, buf)),
+        ("stat bad path", libc.stat, (ctypes.c_void_p(16), buf)),
+        ("stat bad buf", libc.stat, (b"f", ctypes.c_void_p(16))),
+        ("stat missing", libc.stat, (b"nope", buf)),
+        ("stat enotdir", libc.stat, (b"f/x", buf)),
+        ("lstat dangling", libc.lstat, (b"dl", buf)),
+        ("stat dangling", libc.stat, (b"dl", buf)),
+        ("fstat bad fd", libc.fstat, (99, buf)),
+        ("fstat negative", libc.fstat, (-100, buf)),
+        ("fstat bad buf", libc.fstat, (d, ctypes.c_void_p(16))),
+        ("fstatat empty", libc.fstatat, (d, b"", buf, AT_EMPTY_PATH)),
+        ("fstatat empty no flag", libc.fstatat, (d, b"", buf, 0)),
+        ("fstatat cwd empty", libc.fstatat, (AT_FDCWD, b"", buf, AT_EMPTY_PATH)),
+        ("fstatat rel", libc.fstatat, (d, b"g", buf, 0)),
+        ("fstatat nofollow", libc.fstatat, (AT_FDCWD, b"l", buf, AT_SYMLINK_NOFOLLOW)),
+        ("fstatat bad flags", libc.fstatat, (d, b"g", buf, 0x40000)),
+        ("statx ok", libc.statx, (d, b"g", 0, 0xfff, buf)),
+        ("statx bad mask", libc.statx, (d, b"g", 0, 0x80000000, buf)),
+        ("statx bad buf", libc.statx, (d, b"g", 0, 0xfff, ctypes.c_void_p(16))),
+        ("statx bad fd", libc.statx, (77, b"g", 0, 0xfff, buf)),
+        ("__xstat version", libc.__xstat, (3, b"f", buf)) if hasattr(libc, "__xstat") else ("-", None, ())):
+    if fn is not None:
+        call(name, fn, *args)
+"""
+
+
+def test_shim_errors_match_native(me):
+    """The stat shim (native/umvshim.c) makes each call before touching the
+    caller's memory: bad pointers, fds and flags give the kernel's errors,
+    as they do natively, never a crash."""
+    me.sh("echo hi > f; mkdir d; echo g > d/g; ln -s f l; ln -s missing dl")
+    native = me.run([sys.executable, "-c", SHIM_EDGES], check=True).stdout.decode()
+    view = me.view([sys.executable, "-c", SHIM_EDGES], "-p", "fakeroot")
+    assert view.returncode == 0, view.stderr.decode()
+    assert view.stdout.decode() == native
+    assert "stat bad path -1 Bad address" in native and "fstat bad fd -1 Bad file descriptor" in native
+    assert "fstatat cwd empty 0 ok" in native and "stat enotdir -1 Not a directory" in native
+
+
+GADGET_CALL = r"""
+import ctypes, os, sys
+GADGET = 0x75ee000000
+gadget = ctypes.CFUNCTYPE(ctypes.c_long, *[ctypes.c_long] * 6)(GADGET)
+st = ctypes.create_string_buffer(256)
+here = os.getcwd().encode()
+# the stat family through the gadget: let through by the filter
+print("stat", gadget(4, ctypes.cast(ctypes.c_char_p(b"f"), ctypes.c_void_p).value, ctypes.addressof(st), 0, 0, 0))
+# anything else through the gadget: trapped as from anywhere else (chown: 92)
+print("chown", gadget(92, ctypes.cast(ctypes.c_char_p(b"f"), ctypes.c_void_p).value, 4321, 8765, 0, 0))
+"""
+
+
+def test_gadget_lets_only_stat_calls_through(runner):
+    """The shim's gadget is at a fixed address, and the view's filters let
+    the stat family through from there.  Any other call made there must be
+    trapped as usual: a chown through it is the fake root's, recorded and
+    shown, and the file on disk keeps its owner."""
+    runner.sh("touch f")
+    before = os.stat(runner.workdir / "f")
+    out = runner.fakeroot(f"{sys.executable} -c '{GADGET_CALL}'; ls -n f")
+    assert "stat 0" in out and "chown 0" in out and " 4321 8765 " in out, out
+    after = os.stat(runner.workdir / "f")
+    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+
+
+def test_gadget_address_is_the_filters(tmp_path):
+    """The filters' idea of where the gadget's calls return equals the C
+    headers'."""
+    from umview_py._core import seccomp
+    from umview_py._native import lib
+    assert seccomp.GADGET_IP == lib.UMV_GADGET_IP == lib.UMV_GADGET_ADDR + 20
 
 
 def test_edge_cases_match_native(me, statvariants):

@@ -14,8 +14,8 @@ from umview_py.syscalls.table import BY_NAME, MAX_NR, SYSCALLS
 I386 = 0x40000003
 
 
-def run_bpf(prog, nr, arch=sc.AUDIT_ARCH_X86_64, args=(0,) * 6):
-    data = struct.pack("<iIQ6Q", nr, arch, 0, *args)
+def run_bpf(prog, nr, arch=sc.AUDIT_ARCH_X86_64, args=(0,) * 6, ip=0):
+    data = struct.pack("<iIQ6Q", nr, arch, ip, *args)
     pc, acc = 0, 0
     insns = prog.insns
     for _ in range(100000):
@@ -118,6 +118,30 @@ def test_deny_paths():
     assert run_bpf(p, sc.NR_VSYS) == sc.RET_TRACE | sc.DATA_VSYS
 
 
+@pytest.mark.parametrize("notify", [False, True])
+def test_gadget_passes_the_stat_family_only(notify):
+    """The stat shim's calls (native/umvshim.c) return to GADGET_IP: the
+    stat family made there is let through, anything else made there, and
+    the stat family made anywhere else (even one byte off), are not."""
+    claimed = {"stat", "lstat", "fstat", "newfstatat", "statx", "chown", "execve"}
+    p = sc.build_notify(claimed, gadget=True) if notify else sc.build(claimed, gadget=True)
+    trapped = sc.RET_USER_NOTIF if notify else TRACE_CLAIM
+    for name in claimed:
+        want = sc.RET_ALLOW if name in sc.STAT_CALLS else trapped
+        assert run_bpf(p, nr(name), ip=sc.GADGET_IP) == want, name
+        for ip in (0, sc.GADGET_IP + 1, sc.GADGET_IP - 1, sc.GADGET_IP + (1 << 32), sc.GADGET_IP & 0xFFFFFFFF):
+            assert run_bpf(p, nr(name), ip=ip) == trapped, (name, hex(ip))
+    # i386 calls are refused wherever they come from
+    if not notify:
+        assert run_bpf(p, 106, arch=I386, ip=sc.GADGET_IP) == ENOSYS
+    # without the rule, a program that traps stat calls says so in its bits
+    plain = sc.build(claimed)
+    assert run_bpf(plain, nr("stat"), ip=sc.GADGET_IP) == TRACE_CLAIM
+    if not notify:
+        assert plain.trap[sc.BIT_GADGET_TRAPPED >> 3] & (1 << (sc.BIT_GADGET_TRAPPED & 7))
+        assert not p.trap[sc.BIT_GADGET_TRAPPED >> 3] & (1 << (sc.BIT_GADGET_TRAPPED & 7))
+
+
 def test_trap_all():
     p = sc.build(set(), trap_all=True)
     assert run_bpf(p, nr("getpid")) == TRACE_CLAIM
@@ -127,7 +151,7 @@ def test_trap_all():
 
 # (the trap-all program is loaded by every `umview -S` test; here a child with
 # no tracer could not even exit under it: RET_TRACE without a tracer is ENOSYS)
-@pytest.mark.parametrize("kwargs", [{}, {"deny_paths": True}])
+@pytest.mark.parametrize("kwargs", [{}, {"deny_paths": True}, {"gadget": True}])
 def test_kernel_accepts_the_program(kwargs):
     claimed = {"uname", "clock_gettime", "openat"}
     p = sc.build(claimed | {"sendto"}, {"clock_gettime": (0, frozenset({0})), "sendto": (4, None)},

@@ -33,7 +33,34 @@ RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT,
                  signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 VIEW_NO_VDSO = lib.UMV_VIEW_NO_VDSO
 MAX_VIEWS = lib.UMV_MAX_VIEWS
-_STAT_NRS = tuple(BY_NAME[n].nr for n in ("stat", "lstat", "fstat", "newfstatat", "statx"))
+_STAT_NRS = tuple(BY_NAME[n].nr for n in seccomp.STAT_CALLS)
+
+
+def _shim_path() -> str | None:
+    """The stat shim library (native/umvshim.c), when it was built and its
+    path can go into LD_PRELOAD (which splits at spaces and colons)."""
+    import importlib.machinery
+    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_umvshim")
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if os.path.exists(base + suffix) and not set(base + suffix) & {" ", ":"}:
+            return base + suffix
+    return None
+
+
+def _with_shim(env: dict) -> None:
+    """Preload the stat shim into a program spawned in a view whose stat
+    calls the C core answers (see native/umvshm.h).  UMVIEW_SHIM=0 turns it
+    off (to compare, or to rule it out)."""
+    if os.environ.get("UMVIEW_SHIM") == "0" or env.get("UMVIEW_SHIM") == "0":
+        return
+    shim = _shim_path()
+    holder = lib.umv_shm_holder() if shim is not None else -1
+    if holder < 0:
+        return
+    old = env.get("LD_PRELOAD", "")
+    if shim not in old.replace(":", " ").split():
+        env["LD_PRELOAD"] = f"{shim} {old}" if old else shim
+    env["UMVIEW_SHM"] = f"/proc/{holder}/fd/3"
 
 
 class ModuleStats:
@@ -300,12 +327,13 @@ class Hypervisor:
         # by the core unless a module claims it.
         narrowed = prefixes is not None and any(BY_NAME[n].family == "path" for n in claimed)
         watch = {"fchdir"} if narrowed and self.trace is None else set()
-        prog = seccomp.build(claimed | watch, arg_in, deny_paths=deny_paths, trap_all=self.trap_all)
         view.handlers = handlers
         # What the tracer thread looks up per call, resolved once here.
         view.dispatch = {nr: (hs, any(h[2] for h in hs), BY_NR[nr].name if nr in BY_NR else str(nr))
                          for nr, hs in handlers.items()}
         self._push_stat_owner(view, claims_of)
+        prog = seccomp.build(claimed | watch, arg_in, deny_paths=deny_paths, trap_all=self.trap_all,
+                             gadget=view.stat_in_c)
         claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
         flags = VIEW_NO_VDSO if no_vdso else 0
         widens = not view.trap or any(n & ~o for n, o in zip(prog.trap, view.trap))
@@ -441,6 +469,8 @@ class Hypervisor:
         if not argv:
             raise UmviewError("no command")
         env = dict(os.environ if env is None else env)
+        if view.stat_in_c:
+            _with_shim(env)
         path = argv[0]
         if "/" not in path:
             # looked up in the view: a module may show other directories
@@ -461,7 +491,7 @@ class Hypervisor:
         code = prog.code()
         ncode, nlen = ffi.NULL, 0
         if view.notify:
-            nprog = seccomp.build_notify(view.notify)
+            nprog = seccomp.build_notify(view.notify, gadget=view.stat_in_c)
             ncode, nlen = nprog.blob(), len(nprog)  # the code, then the bitmap of its calls
         c_argv = [ffi.new("char[]", os.fsencode(a)) for a in argv]
         c_env = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in env.items()]

@@ -23,6 +23,8 @@ Layout of a program (each check falls through to the next):
   when a module virtualizes paths or fds: ENOSYS for rows of support `deny`
       (io_uring and the other calls that could reach files behind our back)
       and for every number the table does not know;
+  with `gadget`: the stat family made from the stat shim's gadget
+      (instruction pointer UMV_GADGET_IP, see native/umvshm.h): ALLOW;
   each claimed syscall: TRACE(CLAIM), optionally only for some values of an
       argument;
   default: ALLOW (or TRACE(CLAIM) in --no-seccomp mode).
@@ -51,6 +53,11 @@ RET_ERRNO = 0x00050000
 BIT_DENY_PATHS = 1023
 BIT_DENY_FOREIGN = 1022
 BIT_TRAP_ALL = 1021
+BIT_GADGET_TRAPPED = 1020   # stat calls trapped even from the shim's gadget
+
+# the calls the stat shim makes through its gadget (native/umvshim.c)
+STAT_CALLS = ("stat", "lstat", "fstat", "newfstatat", "statx")
+GADGET_IP = 0x75ee000014    # UMV_GADGET_IP in native/umvcore.h (a test compares)
 
 # BPF opcodes
 LD_W_ABS = 0x20
@@ -61,7 +68,7 @@ JSET_K = 0x45
 RET_K = 0x06
 JA = 0x05
 
-OFF_NR, OFF_ARCH, OFF_ARGS = 0, 4, 16
+OFF_NR, OFF_ARCH, OFF_IP, OFF_ARGS = 0, 4, 8, 16
 
 I386_CLONE, I386_CLONE3 = 120, 435
 GUARDED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd")
@@ -107,18 +114,36 @@ def _gaps(known):
             lo = None
 
 
-def build_notify(names) -> Program:
+def _gadget_block() -> list:
+    """ALLOW the stat family when it returns to the gadget; ends with the
+    syscall number loaded."""
+    nrs = [BY_NAME[n].nr for n in STAT_CALLS]
+    n = len(nrs)
+    p = [
+        _ins(LD_W_ABS, 0, 0, OFF_IP + 4),
+        _ins(JEQ_K, 0, n + 5, GADGET_IP >> 32),
+        _ins(LD_W_ABS, 0, 0, OFF_IP),
+        _ins(JEQ_K, 0, n + 3, GADGET_IP),
+        _ins(LD_W_ABS, 0, 0, OFF_NR),
+    ]
+    p += [_ins(JEQ_K, n - i, 0, nr) for i, nr in enumerate(nrs)]
+    p += [_ins(JA, 0, 0, 1), _ins(RET_K, 0, 0, RET_ALLOW), _ins(LD_W_ABS, 0, 0, OFF_NR)]
+    return p
+
+
+def build_notify(names, gadget: bool = False) -> Program:
     """The filter installed at spawn under the view's own, that sends the
     calls `names` (x86_64 numbers) to the C core's seccomp listener:
     RET_USER_NOTIF outranks the RET_TRACE the view's filter gives them,
     and the RET_ERRNO it gives foreign ABIs outranks it in turn (see
-    native/umvcore.c, "seccomp user notification")."""
+    native/umvcore.c, "seccomp user notification").  With `gadget`, the
+    stat shim's own calls are let through (see build)."""
     p = [
         _ins(LD_W_ABS, 0, 0, OFF_ARCH),
         _ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
         _ins(RET_K, 0, 0, RET_ALLOW),
-        _ins(LD_W_ABS, 0, 0, OFF_NR),
     ]
+    p += _gadget_block() if gadget else [_ins(LD_W_ABS, 0, 0, OFF_NR)]
     for name in sorted(names, key=lambda n: BY_NAME[n].nr):
         p.append(_ins(JEQ_K, 0, 1, BY_NAME[name].nr))
         p.append(_ins(RET_K, 0, 0, RET_USER_NOTIF))
@@ -127,7 +152,7 @@ def build_notify(names) -> Program:
 
 
 def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = False,
-          trap_all: bool = False) -> Program:
+          trap_all: bool = False, gadget: bool = False) -> Program:
     """The program for a view whose modules claim `claimed` (syscall names)."""
     arg_in = arg_in or {}
     virtualizes = bool(claimed) or trap_all
@@ -175,6 +200,8 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
     p.append(_ins(RET_K, 0, 0, default))
     for name in GUARDED:
         ret_if(BY_NAME[name].nr, RET_TRACE | DATA_GUARD)
+    if gadget:
+        p += _gadget_block()
     if deny_paths:
         for s in SYSCALLS:
             if s.support == "deny":
@@ -223,6 +250,9 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
         bits.add(BIT_DENY_PATHS)
     if virtualizes:
         bits.add(BIT_DENY_FOREIGN)
+    if not gadget and trapped & {BY_NAME[n].nr for n in STAT_CALLS}:
+        # dropping the gadget rule traps more: a program without it widens
+        bits.add(BIT_GADGET_TRAPPED)
     if trap_all:
         bits.add(BIT_TRAP_ALL)
         bits.update(range(MAX_NR + 1))
