@@ -15,7 +15,9 @@ native are taken inside each round (time drifts a lot on the shared machine).
 
 umview is run from this repository (its directory and modules/ are put first
 on the interpreter's path by a `python3 -c` bootstrap, not by PYTHONPATH, so
-that the programs measured see the same environment in every mode).
+that the programs measured see the same environment in every mode).  It
+ends as the installed `umview` script does (console_main: os._exit after
+flushing, no interpreter teardown, which cost ~30 ms a run here).
 
 After the timed rounds, one untimed run per workload under
 `umview --stats -0 -vv` gives where the time goes: the C core's counters
@@ -52,7 +54,7 @@ def umview_here() -> list[str]:
     """umview from this repository, whatever package is installed."""
     py = resolve_program("python3") or sys.executable
     boot = (f"import sys; sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'modules')!r}]; "
-            "from umview_py.cli import main; sys.exit(main())")
+            "from umview_py.cli import console_main; console_main()")
     return [py, "-c", boot]
 
 

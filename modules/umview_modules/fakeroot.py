@@ -76,8 +76,6 @@ import errno
 import fcntl
 import logging
 import os
-import json
-import queue
 import re
 import select
 import stat as S
@@ -354,6 +352,7 @@ def xattrs_to_text(xattrs) -> str | None:
     removed one."""
     if not xattrs:
         return None
+    import json   # here, as below: json's import and regexes cost every start
     return json.dumps({os.fsdecode(k): (None if v is None else v.hex())
                        for k, v in sorted(xattrs.items())})
 
@@ -361,6 +360,7 @@ def xattrs_to_text(xattrs) -> str | None:
 def xattrs_from_text(text):
     if not text:
         return None
+    import json
     return {os.fsencode(k): (None if v is None else bytes.fromhex(v))
             for k, v in json.loads(text).items()}
 
@@ -499,6 +499,7 @@ class Store:
                     time.sleep(0.01 * (attempt + 1))
         except sqlite3.Error as exc:
             raise ModuleError(f"module fakeroot: cannot use database {path!r}: {exc}") from None
+        import queue   # only with a database
         self.queue: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._writer, name="fakeroot-db", daemon=True)
         self.thread.start()
@@ -610,12 +611,13 @@ class Store:
 # faked.c save_database(), as Debian builds it: one line per inode,
 #   dev=%llx,ino=%llu,mode=%llo,uid=%llu,gid=%llu,nlink=%llu,rdev=%llu
 # dev and rdev in glibc's dev_t encoding (os.makedev), mode the whole st_mode.
-FAKEROOT_LINE = re.compile(rb"dev=([0-9a-fA-F]+),ino=([0-9]+),mode=([0-7]+),uid=([0-9]+),"
-                           rb"gid=([0-9]+),nlink=([0-9]+),rdev=([0-9]+)")
+# (patterns, compiled by re's cache at first use, not at every start)
+FAKEROOT_LINE = (rb"dev=([0-9a-fA-F]+),ino=([0-9]+),mode=([0-7]+),uid=([0-9]+),"
+                 rb"gid=([0-9]+),nlink=([0-9]+),rdev=([0-9]+)")
 # A fakeroot configured --with-dbformat=path keys its lines by path instead:
 #   mode=%llo,uid=%llu,gid=%llu,nlink=%llu,rdev=%llu PATH
-FAKEROOT_PATH_LINE = re.compile(rb"mode=([0-7]+),uid=([0-9]+),gid=([0-9]+),nlink=([0-9]+),"
-                                rb"rdev=([0-9]+) (.+)")
+FAKEROOT_PATH_LINE = (rb"mode=([0-7]+),uid=([0-9]+),gid=([0-9]+),nlink=([0-9]+),"
+                      rb"rdev=([0-9]+) (.+)")
 
 
 class StateEntry:
@@ -647,13 +649,13 @@ def read_fakeroot_state(path: str) -> list[StateEntry]:
     for n, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
-        m = FAKEROOT_LINE.fullmatch(line.strip())
+        m = re.fullmatch(FAKEROOT_LINE, line.strip())
         if m:
             dev, ino, mode, uid, gid, nlink, rdev = m.groups()
             out.append(StateEntry(int(dev, 16), int(ino), int(mode, 8), int(uid), int(gid),
                                   int(nlink), int(rdev)))
             continue
-        m = FAKEROOT_PATH_LINE.fullmatch(line)
+        m = re.fullmatch(FAKEROOT_PATH_LINE, line)
         if m:
             mode, uid, gid, nlink, rdev, where = m.groups()
             out.append(StateEntry(None, None, int(mode, 8), int(uid), int(gid), int(nlink),
