@@ -1420,8 +1420,6 @@ int umv_shm_fd(void) {
     if (fd < 0) {
         int f = memfd_create("umview-stat", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         void *m = MAP_FAILED;
-        /* sealed at its size: a program that opens it through /proc
-         * cannot shrink it under us (our writes would fault) */
         if (f >= 0 && ftruncate(f, sizeof *shm) == 0)
             m = mmap(NULL, sizeof *shm, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
         /* Sealed: its size fixed (a program that opens it cannot make our
@@ -1446,19 +1444,25 @@ int umv_shm_fd(void) {
 }
 
 /* The shim must open the memfd by a path, and /proc/OURPID/fd is closed to
- * the view's processes (we are not dumpable, see umv_start).  So a holder
+ * the view's processes (we are not dumpable, see umv_init).  So a holder
  * keeps it open: `sleep infinity` with the memfd as its fd 3, killed when
  * we end (PDEATHSIG; and by umv_shm_stop).  The seals make that copy
  * harmless.  Returns the holder's pid, spawning it when it is gone. */
 static pid_t shm_holder_pid = -1;
+static int shm_holder_pidfd = -1;   /* its pid may be reused once the tracer reaps it */
 
 int umv_shm_holder(void) {
     int fd = umv_shm_fd();
     if (fd < 0) return fd;
     pthread_mutex_lock(&slock);
-    if (shm_holder_pid > 0 && kill(shm_holder_pid, 0) == 0) {
-        pthread_mutex_unlock(&slock);
-        return shm_holder_pid;
+    if (shm_holder_pidfd >= 0) {
+        struct pollfd pf = {shm_holder_pidfd, POLLIN, 0};
+        if (poll(&pf, 1, 0) == 0) {   /* readable once it has ended */
+            pthread_mutex_unlock(&slock);
+            return shm_holder_pid;
+        }
+        close(shm_holder_pidfd);
+        shm_holder_pidfd = -1;
     }
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
@@ -1484,14 +1488,20 @@ int umv_shm_holder(void) {
     if (ro >= 0) close(ro);
     if (null >= 0) close(null);
     shm_holder_pid = pid;
+    if (pid > 0) shm_holder_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     pthread_mutex_unlock(&slock);
     return pid > 0 ? pid : -e;
 }
 
 void umv_shm_stop(void) {
     pthread_mutex_lock(&slock);
-    if (shm_holder_pid > 0) kill(shm_holder_pid, SIGKILL);
-    shm_holder_pid = -1;
+    if (shm_holder_pidfd >= 0) {
+        siginfo_t si;
+        if (syscall(SYS_pidfd_send_signal, shm_holder_pidfd, SIGKILL, NULL, 0) == 0)
+            waitid(P_PIDFD, shm_holder_pidfd, &si, WEXITED);   /* the tracer that reaps is gone */
+        close(shm_holder_pidfd);
+    }
+    shm_holder_pidfd = shm_holder_pid = -1;
     pthread_mutex_unlock(&slock);
 }
 
