@@ -718,22 +718,13 @@ typedef struct {
 } path_rule;
 static path_rule prules[UMV_BITMAP_BYTES * 8];
 
-static int prefix_of(const char *pre, size_t n, const char *p) {
-    return (n == 1 && pre[0] == '/') || (!strncmp(p, pre, n) && (p[n] == 0 || p[n] == '/'));
-}
+#define prefix_of umv_prefix_of
 
 /* Is host path p the view's business: at, under or above a 'C' prefix (or,
- * with bases set, in a 'B' one)?  p is canonical (the kernel's own). */
+ * with bases set, in a 'B' one)?  p is canonical (the kernel's own).  The
+ * shim asks the same (umvshm.h). */
 static int in_view(const view *v, const char *p, int bases) {
-    size_t m = strlen(p);
-    for (const char *e = v->paths; e < v->paths + v->paths_len; e += strlen(e) + 1) {
-        const char *pre = e + 1;
-        size_t n = strlen(pre);
-        if (e[0] == 'B' && !bases) continue;
-        if (prefix_of(pre, n, p)) return 1;
-        if (e[0] == 'C' && prefix_of(p, m, pre)) return 1; /* p holds a mount point */
-    }
-    return 0;
+    return umv_in_paths(v->paths, (size_t)v->paths_len, p, bases);
 }
 
 static int fd_path(int fd, char *out, size_t len) {
@@ -903,9 +894,13 @@ static void dc_drop(struct dircache *c) {
 }
 
 static void note_call(long nr) {
-    if (nr == SYS_chdir || nr == SYS_fchdir || nr == SYS_chroot || nr == SYS_rename ||
-        nr == SYS_renameat || nr == SYS_renameat2)
-        __atomic_add_fetch(&path_gen, 1, __ATOMIC_ACQ_REL);
+    int moves = nr == SYS_chdir || nr == SYS_fchdir || nr == SYS_chroot || nr == SYS_rename ||
+                nr == SYS_renameat || nr == SYS_renameat2;
+    if (moves) __atomic_add_fetch(&path_gen, 1, __ATOMIC_ACQ_REL);
+    /* the shim's caches (umvshm.h: dgen) also hold that a directory, or
+     * a last name, is no symlink: a name removed may come back as one */
+    if (shm && (moves || nr == SYS_rmdir || nr == SYS_unlink || nr == SYS_unlinkat))
+        __atomic_add_fetch(&shm->dgen, 1, __ATOMIC_ACQ_REL);
 }
 
 static ssize_t dir_of(tracee *t, int dirfd, char *out, int *dfd) {
@@ -985,25 +980,9 @@ static int lexical_class(const view *v, int dfd, const char *walk, const char *f
     else return LEX_UNKNOWN;
     /* the canonical text: drop "" and ".", and ".." with its parent */
     static __thread char canon[2 * PATH_MAX + 2];
-    size_t w = 0;
-    int dotdot = 0;
-    for (const char *r = full; *r;) {
-        while (*r == '/') r++;
-        if (!*r) break;
-        size_t len = strcspn(r, "/");
-        if (len == 2 && r[0] == '.' && r[1] == '.') {
-            dotdot = 1;
-            while (w > 0 && canon[w - 1] != '/') w--;
-            if (w > 0) w--;
-        } else if (!(len == 1 && r[0] == '.')) {
-            canon[w++] = '/';
-            memcpy(canon + w, r, len);
-            w += len;
-        }
-        r += len;
-    }
-    if (!w) canon[w++] = '/';
-    canon[w] = 0;
+    int dotdot;
+    size_t w = umv_canon(full, "", canon, sizeof canon, &dotdot);
+    if (!w) return LEX_UNKNOWN;
     if (in_view(v, canon, 0)) return PATH_PY;
     if (missing) {
         if (dotdot) return LEX_UNKNOWN;  /* the text no longer shows where it stopped */
@@ -1414,6 +1393,26 @@ static void shm_publish(int viewno) {
     __atomic_store_n(&sv->seq, sv->seq + 1, __ATOMIC_RELEASE);
 }
 
+/* Tell the shim the view's path prefixes and the calls it may run when a
+ * path is outside them all (tracer thread; calls NULL: none).  Prefixes
+ * that do not fit: none. */
+static void shm_publish_paths(int viewno, const unsigned char *calls) {
+    if (!shm) return;
+    const view *v = &views[viewno];
+    struct umv_shm_paths *sp = &shm->vpaths[viewno];
+    int on = calls && v->paths && v->paths_len > 0 && v->paths_len <= UMV_SHM_PATHS;
+    __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    sp->len = on ? (uint32_t)v->paths_len : 0;
+    if (on) {
+        memcpy(sp->paths, v->paths, (size_t)v->paths_len);
+        memcpy(sp->calls, calls, sizeof sp->calls);
+    } else {
+        memset(sp->calls, 0, sizeof sp->calls);
+    }
+    __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
+}
+
 int umv_shm_fd(void) {
     static int fd = -1;
     pthread_mutex_lock(&slock);
@@ -1795,7 +1794,7 @@ static int notif_serve(int fd, const struct seccomp_notif *req, struct seccomp_n
                 how = 0;
                 stats.notif_paths++;
             } else if (fast == FAST_READ) {
-                int64_t res = serve_read(t, nr, req->data.args);
+                int64_t res = serve_read(t, nr, (const uint64_t *)req->data.args);
                 resp->flags = 0;
                 if (res < 0) resp->error = (int32_t)res; else resp->val = res;
                 how = 0;
@@ -2827,7 +2826,7 @@ static void do_view_paths(struct cmd *c) {
     v->paths = NULL;
     v->paths_len = 0;
     char *blob = (char *)c->filter;  /* the blob travels in the filter field */
-    if (!blob) return;
+    if (!blob) { shm_publish_paths(c->tid, NULL); return; }
     /* 'P' entries (two strings) go to the pass table, the rest stay */
     int len = c->filter_len, out = 0, np = 0;
     for (const char *e = blob; e < blob + len; e += strlen(e) + 1)
@@ -2869,13 +2868,18 @@ static void do_view_paths(struct cmd *c) {
     }
     v->paths = blob;
     v->paths_len = out;
+    shm_publish_paths(c->tid, c->has_args ? c->claims : NULL);
 }
 
-int umv_view_set_paths(int viewno, const char *paths, int len) {
+int umv_view_set_paths(int viewno, const char *paths, int len, const unsigned char *shim_calls) {
     if (viewno < 0 || viewno >= UMV_MAX_VIEWS || len < 0) return -EINVAL;
     cmd *c = calloc(1, sizeof *c);
     c->kind = CMD_VIEW_PATHS;
     c->tid = viewno;
+    if (shim_calls) {   /* the calls the shim may run (umvshm.h), in claims */
+        memcpy(c->claims, shim_calls, UMV_SHM_CALLS / 8);
+        c->has_args = 1;
+    }
     if (paths) {
         c->filter = malloc(len + 1);
         memcpy(c->filter, paths, len);

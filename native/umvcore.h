@@ -17,6 +17,8 @@
  * view map at UMV_GADGET_ADDR, and where their stat calls return to. */
 #define UMV_GADGET_ADDR 0x75ee000000
 #define UMV_GADGET_IP 0x75ee000014
+/* syscall numbers below this the shim may be told to run (umvshm.h) */
+#define UMV_SHM_CALLS 512
 
 /* SECCOMP_RET_DATA values our filters use; anything else came from a filter
  * the tracee installed itself. */
@@ -147,7 +149,7 @@ int umv_view_set_statown(int view, int table, const uint32_t *cfg);
 int umv_shm_fd(void);
 int umv_shm_holder(void);
 void umv_shm_stop(void);
-int umv_view_set_paths(int view, const char *paths, int len);
+int umv_view_set_paths(int view, const char *paths, int len, const unsigned char *shim_calls);
 int umv_set_process_view(int pid, int view);
 int64_t umv_peek(int pid, uint64_t addr, void *buf, size_t len);
 int64_t umv_poke(int pid, uint64_t addr, const void *buf, size_t len);

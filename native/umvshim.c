@@ -1,29 +1,41 @@
-/* umvshim: stat calls of a fake-root view answered inside the program.
+/* umvshim: calls of a view answered inside the program.
  *
- * Preloaded (LD_PRELOAD) into the programs `umview -0` starts; see
- * native/umvshm.h for what it shares with the C core and why.  Each libc
- * stat entry point here makes the call itself, through the gadget the
- * view's seccomp filters let through, and replaces the owner as the C
- * core's stat_fast would.  Whatever it cannot answer it sends the usual
- * way, a plain syscall that the filters trap: files with records (the
- * Bloom filter says maybe), views where another module serves stat calls,
- * a process the core does not list.  Statically linked programs, raw
- * syscalls and libc's internal calls (fts, nftw) never come here and are
- * answered by the core as before.
+ * Preloaded (LD_PRELOAD) into the programs a view starts when it has work
+ * for it; see native/umvshm.h for what it shares with the C core and why.
+ * Two jobs, each taken only where the core has published it:
  *
- * Errors are the kernel's own: the call is made before any of the
- * caller's memory is touched, so a bad pointer gives EFAULT, not SIGSEGV.
- * Everything here is async-signal-safe: no locks, no allocation.
+ * Stat calls of a fake-root view.  Each libc stat entry point here makes
+ * the call itself, through the gadget the view's seccomp filters let
+ * through, and replaces the owner as the C core's stat_fast would.
+ * Whatever it cannot answer it sends the usual way, a plain syscall that
+ * the filters trap: files with records (the Bloom filter says maybe), views
+ * where another module serves stat calls, a process the core does not
+ * list.
+ *
+ * Path calls of a vfs view that lead nowhere near a mount (see judge):
+ * open, the stat family, access, readlink and the xattr reads are run
+ * through the gadget, as the core would have resumed them.
+ *
+ * Statically linked programs, raw syscalls and libc's internal calls
+ * (opendir, fopen, fts, nftw) never come here and are answered by the core
+ * as before.  Errors are the kernel's own: the caller's memory is touched
+ * only after a call of the kernel read it (a bad pointer gives EFAULT, not
+ * SIGSEGV).  Everything here is async-signal-safe: no locks, no
+ * allocation; a signal handler that calls in while this thread is in the
+ * middle of a judgement goes the usual way.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "umvshm.h"
@@ -47,27 +59,29 @@ _Static_assert(UMV_GADGET_IP - UMV_GADGET_ADDR == 20, "the syscall ends at byte 
 __attribute__((constructor)) static void umv_shim_init(void) {
     const char *path = getenv("UMVIEW_SHM");
     if (!path) return;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    void *m = mmap(NULL, sizeof *shm, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) return;
-    if (((const struct umv_shm *)m)->magic != UMV_SHM_MAGIC) {
-        munmap(m, sizeof *shm);
-        return;
-    }
     void *g = mmap((void *)UMV_GADGET_ADDR, 4096, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (g != (void *)UMV_GADGET_ADDR) {
         /* taken: something of the program lives there; stay out */
         if (g != MAP_FAILED) munmap(g, 4096);
-        munmap(m, sizeof *shm);
         return;
     }
     memcpy(g, gadget_code, sizeof gadget_code);
     if (mprotect(g, 4096, PROT_READ | PROT_EXEC) < 0) {
         munmap(g, 4096);
+        return;
+    }
+    /* through the gadget: under the vfs, a path in /proc would otherwise
+     * cost each program a call in Python as it starts */
+    long fd = ((gadget_fn)g)(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0, 0);
+    void *m = fd < 0 ? MAP_FAILED : mmap(NULL, sizeof *shm, PROT_READ, MAP_SHARED, (int)fd, 0);
+    if (fd >= 0) close((int)fd);
+    if (m != MAP_FAILED && ((const struct umv_shm *)m)->magic != UMV_SHM_MAGIC) {
         munmap(m, sizeof *shm);
+        m = MAP_FAILED;
+    }
+    if (m == MAP_FAILED) {
+        munmap(g, 4096);
         return;
     }
     gadget = (gadget_fn)g;
@@ -117,6 +131,178 @@ static int ret(long r) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* path calls outside every mount                                      */
+
+/* What a thread keeps between calls.  cwd: its text (the cwd is the
+ * process's, but keeping it per thread needs no lock); dir: the last
+ * directory found free of symlinks; last: the last path a stat without
+ * following found not to be a symlink.  Each is good while dgen stays and
+ * for CACHE_NS at most: changes made outside the view are not seen by
+ * dgen, and the C core's own checks have the same window (docs/vfs.md). */
+#define CACHE_NS 20000000L
+/* Longer texts go the usual way: the per-thread state is static TLS of
+ * every thread (threads with small stacks pay for it), so it stays small. */
+#define TEXT 1024
+struct kept {
+    unsigned gen;
+    long at;
+    char text[TEXT];
+};
+static __thread struct {
+    int busy;
+    unsigned pseq, pview;           /* whose prefixes `paths` holds */
+    uint32_t plen;
+    uint64_t calls[UMV_SHM_CALLS / 64];
+    char paths[TEXT];
+    struct kept cwd, dir, last;
+    char canon[TEXT], base[TEXT];
+} ts __attribute__((tls_model("initial-exec")));
+
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static int kept_ok(const struct kept *k, unsigned gen, long now) {
+    return k->gen == gen && k->text[0] && now - k->at < CACHE_NS;
+}
+
+static void keep(struct kept *k, const char *text, size_t n, unsigned gen, long now) {
+    memcpy(k->text, text, n + 1);
+    k->gen = gen;
+    k->at = now;
+}
+
+/* May this process run call nr itself when its path is outside?  Loads
+ * the view's prefixes into ts (again only when the core changed them). */
+static int path_on(long nr) {
+    if (!shm || nr < 0 || nr >= UMV_SHM_CALLS) return 0;
+    long pid = getpid();
+    if (pid <= 0 || pid >= UMV_SHM_PIDS) return 0;
+    unsigned v = __atomic_load_n(&shm->view_of[pid], __ATOMIC_ACQUIRE);
+    if (v == 0 || v > UMV_MAX_VIEWS) return 0;
+    const struct umv_shm_paths *sp = &shm->vpaths[v - 1];
+    uint32_t seq = __atomic_load_n(&sp->seq, __ATOMIC_ACQUIRE);
+    if (seq & 1) return 0;
+    if (seq != ts.pseq || v != ts.pview) {
+        uint32_t len = __atomic_load_n(&sp->len, __ATOMIC_RELAXED);
+        if (len > TEXT - 1) return 0;
+        memcpy(ts.paths, sp->paths, len);
+        memcpy(ts.calls, sp->calls, sizeof ts.calls);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&sp->seq, __ATOMIC_RELAXED) != seq) return 0;
+        ts.paths[len] = 0;
+        ts.plen = len;
+        ts.pseq = seq;
+        ts.pview = v;
+    }
+    return ts.plen && (ts.calls[nr / 64] >> (nr % 64) & 1);
+}
+
+static long probe(int dirfd, const char *path, uint64_t flags) {
+    struct open_how how = {flags | O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS};
+    long fd = gadget(SYS_openat2, dirfd, (long)path, (long)&how, sizeof how, 0);
+    if (fd >= 0) syscall(SYS_close, (int)fd);
+    return fd;
+}
+
+/* How the call treats the last component of its path. */
+enum { LAST_KEPT,     /* not followed (lstat, readlink...) */
+       LAST_PLAIN,    /* the caller saw it is not a symlink: remember that */
+       LAST_FOLLOW }; /* followed: must not be a symlink */
+
+/* Does (dirfd, path) lead nowhere near the view's mounts, as the C core's
+ * path_class would find (PATH_OUT)?  The same rules, in the program:
+ *   - the walk must meet no symlink (RESOLVE_NO_SYMLINKS), so that the text
+ *     made canonical (umv_canon) is where it lands; the directory part is
+ *     checked by one openat2 and kept in ts.dir, the last component per
+ *     `last`;
+ *   - that text must not be at, under or above a 'C' prefix, and a
+ *     relative walk must not start in a 'B' one (umv_in_paths);
+ *   - a name with a trailing slash, or "." or ".." last, is left to the
+ *     core.
+ * The caller has made sure the kernel could read path (a call of its own
+ * read it whole).  1: outside, 0: ask the core. */
+static int judge(int dirfd, const char *path, int at_flags, int reads, int last) {
+    if (!path || !path[0]) return reads && (at_flags & AT_EMPTY_PATH);
+    if (ts.busy) return 0;
+    ts.busy = 1;
+    int ok = 0;
+    unsigned gen = __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE);
+    long now = now_ns();
+    size_t n = strlen(path);
+    const char *name = memrchr(path, '/', n);
+    name = name ? name + 1 : path;
+    const char *base = "";
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || n >= TEXT) goto out;
+    if (path[0] != '/') {
+        if (dirfd == AT_FDCWD) {
+            if (!kept_ok(&ts.cwd, gen, now)) {
+                long r = gadget(SYS_getcwd, (long)ts.base, sizeof ts.base, 0, 0, 0);
+                if (r <= 0 || ts.base[0] != '/') goto out;
+                keep(&ts.cwd, ts.base, strlen(ts.base), gen, now);
+            }
+            base = ts.cwd.text;
+        } else {
+            char link[32] = "/proc/self/fd/";
+            int i = 14;
+            char digits[12];
+            int d = 0;
+            if (dirfd < 0) goto out;
+            for (unsigned f = (unsigned)dirfd; d == 0 || f; f /= 10) digits[d++] = (char)('0' + f % 10);
+            while (d) link[i++] = digits[--d];
+            link[i] = 0;
+            long r = gadget(SYS_readlink, (long)link, (long)ts.base, sizeof ts.base - 1, 0, 0);
+            if (r <= 0 || ts.base[0] != '/') goto out;
+            ts.base[r] = 0;
+            base = ts.base;
+        }
+        if (umv_in_paths(ts.paths, ts.plen, base, 1)) goto out;
+    }
+    int dotdot;
+    size_t w = umv_canon(base, path, ts.canon, sizeof ts.canon, &dotdot);
+    if (!w || umv_in_paths(ts.paths, ts.plen, ts.canon, 0)) goto out;
+    /* the directory part */
+    if (dotdot) {
+        /* the text no longer shows the walk: check the walk itself */
+        size_t dn = (size_t)(name - path);
+        memcpy(ts.base, path, dn);
+        ts.base[dn] = 0;
+        if (probe(dirfd, dn ? ts.base : ".", O_DIRECTORY) < 0) goto out;
+    } else {
+        char *slash = strrchr(ts.canon, '/');
+        size_t dn = slash == ts.canon ? 1 : (size_t)(slash - ts.canon);
+        if (!(kept_ok(&ts.dir, gen, now) && strlen(ts.dir.text) == dn &&
+              !memcmp(ts.dir.text, ts.canon, dn))) {
+            char save = ts.canon[dn];
+            ts.canon[dn] = 0;
+            long r = probe(AT_FDCWD, ts.canon, O_DIRECTORY);
+            if (r >= 0) keep(&ts.dir, ts.canon, dn, gen, now);  /* dn < TEXT */
+            ts.canon[dn] = save;
+            if (r < 0) goto out;
+        }
+    }
+    if (last == LAST_PLAIN) {
+        keep(&ts.last, ts.canon, w, gen, now);
+    } else if (last == LAST_FOLLOW && !(kept_ok(&ts.last, gen, now) && !strcmp(ts.last.text, ts.canon))) {
+        long r = probe(AT_FDCWD, ts.canon, 0);
+        if (r < 0 && r != -ENOENT) goto out;
+    }
+    ok = 1;
+out:
+    ts.busy = 0;
+    return ok;
+}
+
+/* Did a call that failed with -r read its path whole?  (Those errors come
+ * from the walk or after it; others may come before the path is read.) */
+static int walked(long r, int einval) {
+    return r >= 0 || r == -ENOENT || r == -ENOTDIR || r == -EACCES || r == -ENODATA ||
+           r == -EOPNOTSUPP || r == -EROFS || (einval && r == -EINVAL);
+}
+
 static int do_fstatat(int dirfd, const char *path, struct stat *st, int flags) {
     uint32_t cfg[7];
     if (view_cfg(cfg)) {
@@ -129,6 +315,14 @@ static int do_fstatat(int dirfd, const char *path, struct stat *st, int flags) {
             st->st_gid = gid;
             return 0;
         }
+    } else if (path_on(SYS_newfstatat)) {
+        /* without following: a symlink last, where the caller follows,
+         * is the core's (the answers differ only then) */
+        long r = gadget(SYS_newfstatat, dirfd, (long)path, (long)st, flags | AT_SYMLINK_NOFOLLOW, 0);
+        int link = r >= 0 && S_ISLNK(st->st_mode), follow = !(flags & AT_SYMLINK_NOFOLLOW);
+        if (walked(r, 0) && !(follow && link) &&
+            judge(dirfd, path, flags, 1, r >= 0 && !link ? LAST_PLAIN : LAST_KEPT))
+            return ret(r);
     }
     return (int)syscall(SYS_newfstatat, dirfd, path, st, flags);
 }
@@ -183,6 +377,118 @@ EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct s
             sx->stx_gid = gid;
             return 0;
         }
+    } else if (path_on(SYS_statx)) {
+        long r = gadget(SYS_statx, dirfd, (long)path, flags | AT_SYMLINK_NOFOLLOW, mask, (long)sx);
+        int link = r >= 0 && S_ISLNK(sx->stx_mode), follow = !(flags & AT_SYMLINK_NOFOLLOW);
+        if (walked(r, 0) && !(follow && link) &&
+            judge(dirfd, path, flags, 1, r >= 0 && !link ? LAST_PLAIN : LAST_KEPT))
+            return ret(r);
     }
     return (int)syscall(SYS_statx, dirfd, path, flags, mask, sx);
+}
+
+/* Calls that only read, with no variant that leaves a symlink last alone:
+ * made first, judged after (the kernel read the path); a call the core
+ * must see is made again the usual way. */
+static long read_call(long nr, int dirfd, const char *path, int last, long a, long b, long c, long d) {
+    if (path_on(nr)) {
+        long r = gadget(nr, a, b, c, d, 0);
+        if (walked(r, nr == SYS_readlinkat) && judge(dirfd, path, 0, 1, last)) return r;
+    }
+    long r = syscall(nr, a, b, c, d);
+    return r < 0 ? -errno : r;
+}
+
+static ssize_t sret(long r) {
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+EXPORT ssize_t readlink(const char *path, char *buf, size_t size) {
+    return sret(read_call(SYS_readlinkat, AT_FDCWD, path, LAST_KEPT, AT_FDCWD, (long)path, (long)buf, (long)size));
+}
+EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size) {
+    return sret(read_call(SYS_readlinkat, dirfd, path, LAST_KEPT, dirfd, (long)path, (long)buf, (long)size));
+}
+EXPORT int access(const char *path, int mode) {
+    return (int)sret(read_call(SYS_faccessat, AT_FDCWD, path, LAST_FOLLOW, AT_FDCWD, (long)path, mode, 0));
+}
+EXPORT ssize_t getxattr(const char *path, const char *name, void *value, size_t size) {
+    return sret(read_call(SYS_getxattr, AT_FDCWD, path, LAST_FOLLOW, (long)path, (long)name, (long)value, (long)size));
+}
+EXPORT ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size) {
+    return sret(read_call(SYS_lgetxattr, AT_FDCWD, path, LAST_KEPT, (long)path, (long)name, (long)value, (long)size));
+}
+EXPORT ssize_t listxattr(const char *path, char *list, size_t size) {
+    return sret(read_call(SYS_listxattr, AT_FDCWD, path, LAST_FOLLOW, (long)path, (long)list, (long)size, 0));
+}
+EXPORT ssize_t llistxattr(const char *path, char *list, size_t size) {
+    return sret(read_call(SYS_llistxattr, AT_FDCWD, path, LAST_KEPT, (long)path, (long)list, (long)size, 0));
+}
+
+/* open: it may create or truncate, so it is judged first.  An O_PATH
+ * probe of the path (no side effect: no FIFO waits, no device opens) lets
+ * us read the path safely; the open itself is an openat2 that refuses
+ * symlinks, so the kernel lands where the judged text says, or fails with
+ * ELOOP and the open goes the usual way.  openat2 is stricter than openat
+ * about flags and mode: those it refuses (EINVAL) go the usual way too. */
+/* as glibc's __OPEN_NEEDS_MODE (O_TMPFILE includes O_DIRECTORY) */
+#define NEEDS_MODE(flags) (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE)
+
+static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
+    if (!NEEDS_MODE(flags)) mode = 0;
+    if (path_on(SYS_openat)) {
+        long r = probe(dirfd, path, O_NOFOLLOW);
+        if ((r >= 0 || r == -ENOENT) && judge(dirfd, path, 0, 0, LAST_KEPT)) {
+            struct open_how how = {(uint64_t)(unsigned)flags, mode & 07777, RESOLVE_NO_SYMLINKS};
+            r = gadget(SYS_openat2, dirfd, (long)path, (long)&how, sizeof how, 0);
+            if (r != -ELOOP && r != -EINVAL) return (int)sret(r);
+        }
+    }
+    return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+}
+
+#define OPEN_MODE(flags, mode)                        \
+    mode_t mode = 0;                                  \
+    if (NEEDS_MODE(flags)) {                          \
+        va_list ap;                                   \
+        va_start(ap, flags);                          \
+        mode = va_arg(ap, mode_t);                    \
+        va_end(ap);                                   \
+    }
+EXPORT int open(const char *path, int flags, ...) {
+    OPEN_MODE(flags, mode)
+    return do_openat(AT_FDCWD, path, flags, mode);
+}
+EXPORT int open64(const char *path, int flags, ...) {
+    OPEN_MODE(flags, mode)
+    return do_openat(AT_FDCWD, path, flags, mode);
+}
+EXPORT int openat(int dirfd, const char *path, int flags, ...) {
+    OPEN_MODE(flags, mode)
+    return do_openat(dirfd, path, flags, mode);
+}
+EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
+    OPEN_MODE(flags, mode)
+    return do_openat(dirfd, path, flags, mode);
+}
+/* _FORTIFY_SOURCE's: they abort when a mode is needed, as glibc's do */
+EXPORT int __open_2(const char *path, int flags) {
+    if (NEEDS_MODE(flags)) abort();
+    return do_openat(AT_FDCWD, path, flags, 0);
+}
+EXPORT int __open64_2(const char *path, int flags) {
+    if (NEEDS_MODE(flags)) abort();
+    return do_openat(AT_FDCWD, path, flags, 0);
+}
+EXPORT int __openat_2(int dirfd, const char *path, int flags) {
+    if (NEEDS_MODE(flags)) abort();
+    return do_openat(dirfd, path, flags, 0);
+}
+EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
+    if (NEEDS_MODE(flags)) abort();
+    return do_openat(dirfd, path, flags, 0);
 }

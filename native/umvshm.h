@@ -1,4 +1,4 @@
-/* umvshm: what the C core shares with the stat shim (native/umvshim.c).
+/* umvshm: what the C core shares with the shim (native/umvshim.c).
  *
  * Under a fake root most stat calls get the kernel's answer with the owner
  * replaced (Claims.stat_owner).  The C core does that at a seccomp
@@ -21,19 +21,37 @@
  *     apply.  Bits are never cleared: a key dropped later, or a false
  *     positive, only sends that file's stats the slow way.
  *
- * The shim's own stat calls must not be trapped again, so it makes them
- * through a small gadget at a fixed address, and the filters a fake-root
- * view installs allow the stat family when the call returns to
- * UMV_GADGET_IP (seccomp_data.instruction_pointer is the address after the
- * `syscall` instruction).  A program that jumps there on purpose sees the
- * kernel's owners: nothing it could not learn anyway.
+ * Under the vfs, a path call whose path leads nowhere near a mount is
+ * resumed by the C core as it is (path_fast): again a round trip per call
+ * (~25-40 µs with both CPUs busy), for nothing.  The shim judges those
+ * calls inside the program, with the same rules (umv_in_paths,
+ * umv_canon below are the core's own), from:
+ *
+ *   - vpaths[v]: the view's path prefixes (umv_view_set_paths: 'C' entries,
+ *     at, under or above which a path is the view's business, and 'B'
+ *     ones, directories a relative walk must not start from) and the calls
+ *     the shim may run itself, under a sequence count;
+ *   - dgen: bumped by the core before any call of the view that could
+ *     change what a path leads to (chdir, fchdir, chroot, rename, rmdir,
+ *     unlink: a name must be removed before it can come back as a
+ *     symlink), so the shim may keep the cwd, the last directory it found
+ *     free of symlinks and the last name it saw is none (see umvshim.c).
+ *
+ * The shim's own calls must not be trapped again, so it makes them through
+ * a small gadget at a fixed address, and the view's filters allow the calls
+ * the shim makes (seccomp.py: gadget) when they return to UMV_GADGET_IP
+ * (seccomp_data.instruction_pointer is the address after the `syscall`
+ * instruction).  A program that jumps there on purpose sees the kernel's
+ * owners, and files as they are outside the view: umview, like PRoot and
+ * fakeroot, is not a sandbox (docs/design.md).
  */
 #ifndef UMVSHM_H
 #define UMVSHM_H
+#include <stddef.h>
 #include <stdint.h>
 #include "umvcore.h"
 
-#define UMV_SHM_MAGIC 0x316d687376756d75ULL   /* "umvshm1" */
+#define UMV_SHM_MAGIC 0x326d687376756d75ULL   /* "umvshm2" */
 #define UMV_SHM_PIDS 4194304                  /* PID_MAX_LIMIT on 64-bit */
 #define UMV_SHM_BLOOM_BITS (1u << 24)         /* 2 MB: ~0.1% false hits at 500,000 keys */
 
@@ -43,9 +61,21 @@ struct umv_shm_view {
     uint32_t cfg[7];     /* StatOwner.config() */
 };
 
+#define UMV_SHM_PATHS 4096                    /* bytes of prefixes a view may publish */
+
+struct umv_shm_paths {
+    uint32_t seq;        /* odd while the core rewrites the entry */
+    uint32_t len;        /* bytes of paths; 0: the shim runs no path call */
+    uint64_t calls[UMV_SHM_CALLS / 64];  /* the path calls it may run when outside */
+    char paths[UMV_SHM_PATHS];           /* as umv_view_set_paths: "C/x\0B/y\0" */
+};
+
 struct umv_shm {
     uint64_t magic;
+    uint32_t dgen;       /* see above */
+    uint32_t pad;
     struct umv_shm_view view[UMV_MAX_VIEWS];
+    struct umv_shm_paths vpaths[UMV_MAX_VIEWS];
     uint64_t bloom[UMV_SHM_BLOOM_BITS / 64];
     uint16_t view_of[UMV_SHM_PIDS];
 };
@@ -56,6 +86,61 @@ static inline void umv_shm_bloom_pos(uint64_t dev, uint64_t ino, uint32_t pos[2]
     h ^= h >> 31;
     pos[0] = (uint32_t)h & (UMV_SHM_BLOOM_BITS - 1);
     pos[1] = (uint32_t)(h >> 32) & (UMV_SHM_BLOOM_BITS - 1);
+}
+
+/* Is pre (n bytes) p itself or a directory above it? */
+static inline int umv_prefix_of(const char *pre, size_t n, const char *p) {
+    return (n == 1 && pre[0] == '/') ||
+           (!__builtin_strncmp(p, pre, n) && (p[n] == 0 || p[n] == '/'));
+}
+
+/* Is canonical host path p the view's business: at, under or above a 'C'
+ * prefix (or, with bases set, in a 'B' one)?  paths: len bytes of
+ * NUL-ended entries, each a kind letter and a path. */
+static inline int umv_in_paths(const char *paths, size_t len, const char *p, int bases) {
+    size_t m = __builtin_strlen(p);
+    for (const char *e = paths; e < paths + len; e += __builtin_strlen(e) + 1) {
+        const char *pre = e + 1;
+        size_t n = __builtin_strlen(pre);
+        if (e[0] == 'B' && !bases) continue;
+        if (e[0] != 'B' && e[0] != 'C') continue;
+        if (umv_prefix_of(pre, n, p)) return 1;
+        if (e[0] == 'C' && umv_prefix_of(p, m, pre)) return 1; /* p holds a mount point */
+    }
+    return 0;
+}
+
+/* The canonical text of absolute path a + "/" + b in canon (cap bytes):
+ * "" and "." dropped, ".." with its parent.  It is where the kernel's walk
+ * lands only when the walk meets no symlink (the caller checks that).
+ * Returns its length, or 0 when it does not fit; *dotdot: a ".." was met. */
+static inline size_t umv_canon(const char *a, const char *b, char *canon, size_t cap, int *dotdot) {
+    size_t w = 0;
+    *dotdot = 0;
+    for (const char *r = a, *next = b; *r || next;) {
+        if (!*r) {
+            r = next;
+            next = 0;
+            continue;
+        }
+        while (*r == '/') r++;
+        if (!*r) continue;
+        size_t len = __builtin_strcspn(r, "/");
+        if (len == 2 && r[0] == '.' && r[1] == '.') {
+            *dotdot = 1;
+            while (w > 0 && canon[w - 1] != '/') w--;
+            if (w > 0) w--;
+        } else if (!(len == 1 && r[0] == '.')) {
+            if (w + 1 + len + 1 > cap) return 0;
+            canon[w++] = '/';
+            __builtin_memcpy(canon + w, r, len);
+            w += len;
+        }
+        r += len;
+    }
+    if (!w) canon[w++] = '/';
+    canon[w] = 0;
+    return w;
 }
 
 #endif

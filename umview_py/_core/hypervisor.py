@@ -95,6 +95,8 @@ class ViewState:
         self.program = None
         self.notify: frozenset = frozenset()  # calls the C core can serve from a listener
         self.stat_in_c = False
+        self.path_shim = frozenset()   # path calls the shim runs (see _push)
+        self.gadget = frozenset()      # calls the filters let through from the shim's gadget
         self.stats: dict = {}     # (module, syscall) -> ModuleStats
         self.processes = 0        # live processes in this view
         self.no_nesting = False
@@ -332,18 +334,6 @@ class Hypervisor:
         view.dispatch = {nr: (hs, any(h[2] for h in hs), BY_NR[nr].name if nr in BY_NR else str(nr))
                          for nr, hs in handlers.items()}
         self._push_stat_owner(view, claims_of)
-        prog = seccomp.build(claimed | watch, arg_in, deny_paths=deny_paths, trap_all=self.trap_all,
-                             gadget=view.stat_in_c)
-        claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
-        flags = VIEW_NO_VDSO if no_vdso else 0
-        widens = not view.trap or any(n & ~o for n, o in zip(prog.trap, view.trap))
-        if widens:
-            view.trap = bytes(a | b for a, b in zip(prog.trap, view.trap or bytes(len(prog.trap))))
-            view.program = prog
-            blob = prog.blob()
-            lib.umv_view_set(view.id, claims_bm, flags, blob, len(prog))
-        else:
-            lib.umv_view_set(view.id, claims_bm, flags, ffi.NULL, 0)
         # Calls the C core answers from a seccomp listener in processes
         # spawned from now on (see native/umvcore.c, "seccomp user
         # notification"): the path calls it narrows, the stat calls it
@@ -360,14 +350,37 @@ class Hypervisor:
             if view.stat_in_c:
                 notify |= {n for n in claimed if n not in arg_in and BY_NAME[n].nr in _STAT_NRS}
         view.notify = frozenset(notify)
+        # The path calls the shim may judge and run inside the program (see
+        # native/umvshm.h): those the listener would resume as they are
+        # when their paths lead outside every mount.
+        view.path_shim = frozenset(n for n in seccomp.PATH_CALLS if n in notify and prefixes is not None
+                                   and paths_in_c)
+        view.gadget = frozenset(seccomp.STAT_CALLS if view.stat_in_c else ()) | \
+            (view.path_shim | frozenset(seccomp.PATH_HELPERS) if view.path_shim else frozenset())
+        prog = seccomp.build(claimed | watch, arg_in, deny_paths=deny_paths, trap_all=self.trap_all,
+                             gadget=view.gadget)
+        claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
+        flags = VIEW_NO_VDSO if no_vdso else 0
+        widens = not view.trap or any(n & ~o for n, o in zip(prog.trap, view.trap))
+        if widens:
+            view.trap = bytes(a | b for a, b in zip(prog.trap, view.trap or bytes(len(prog.trap))))
+            view.program = prog
+            blob = prog.blob()
+            lib.umv_view_set(view.id, claims_bm, flags, blob, len(prog))
+        else:
+            lib.umv_view_set(view.id, claims_bm, flags, ffi.NULL, 0)
         if prefixes is None or self.trace is not None:
-            lib.umv_view_set_paths(view.id, ffi.NULL, 0)
+            lib.umv_view_set_paths(view.id, ffi.NULL, 0, ffi.NULL)
         else:
             blob = b"".join(b"C" + os.fsencode(p) + b"\0" for p in prefixes) + \
                 b"".join(b"B" + os.fsencode(p) + b"\0" for p in bases) + \
                 b"".join((b"P" if len(dirs) == 2 else b"O") + b"".join(os.fsencode(d) + b"\0" for d in dirs)
                          for dirs in kept)
-            lib.umv_view_set_paths(view.id, blob, len(blob))
+            calls = ffi.NULL
+            if view.path_shim and _shim_path() is not None:
+                calls = bytes(seccomp.bitmap(BY_NAME[n].nr for n in view.path_shim))[:lib.UMV_SHM_CALLS // 8]
+                lib.umv_shm_fd()  # before the core publishes to it
+            lib.umv_view_set_paths(view.id, blob, len(blob), calls)
         for child in view.children:
             self._push(child)
 
@@ -469,7 +482,7 @@ class Hypervisor:
         if not argv:
             raise UmviewError("no command")
         env = dict(os.environ if env is None else env)
-        if view.stat_in_c:
+        if view.stat_in_c or view.path_shim:
             _with_shim(env)
         path = argv[0]
         if "/" not in path:
@@ -491,7 +504,7 @@ class Hypervisor:
         code = prog.code()
         ncode, nlen = ffi.NULL, 0
         if view.notify:
-            nprog = seccomp.build_notify(view.notify, gadget=view.stat_in_c)
+            nprog = seccomp.build_notify(view.notify, gadget=view.gadget)
             ncode, nlen = nprog.blob(), len(nprog)  # the code, then the bitmap of its calls
         c_argv = [ffi.new("char[]", os.fsencode(a)) for a in argv]
         c_env = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in env.items()]

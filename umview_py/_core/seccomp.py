@@ -23,7 +23,7 @@ Layout of a program (each check falls through to the next):
   when a module virtualizes paths or fds: ENOSYS for rows of support `deny`
       (io_uring and the other calls that could reach files behind our back)
       and for every number the table does not know;
-  with `gadget`: the stat family made from the stat shim's gadget
+  with `gadget` (names): those calls made from the shim's gadget
       (instruction pointer UMV_GADGET_IP, see native/umvshm.h): ALLOW;
   each claimed syscall: TRACE(CLAIM), optionally only for some values of an
       argument;
@@ -34,7 +34,7 @@ from __future__ import annotations
 import errno
 import struct
 
-from ..syscalls.table import BY_NAME, MAX_NR, SYSCALLS
+from ..syscalls.table import BY_NAME, BY_NR, MAX_NR, SYSCALLS
 
 BITMAP_BYTES = 128
 AUDIT_ARCH_X86_64 = 0xC000003E
@@ -53,10 +53,18 @@ RET_ERRNO = 0x00050000
 BIT_DENY_PATHS = 1023
 BIT_DENY_FOREIGN = 1022
 BIT_TRAP_ALL = 1021
-BIT_GADGET_TRAPPED = 1020   # stat calls trapped even from the shim's gadget
+# Bit GADGET_BIT + nr: call nr is trapped even when made from the shim's
+# gadget (a program without the gadget rule for it traps more).
+GADGET_BIT = 512
 
-# the calls the stat shim makes through its gadget (native/umvshim.c)
+# the calls the shim makes through its gadget (native/umvshim.c): the stat
+# family of a fake root; the path calls it judges outside every mount, and
+# what it asks the kernel to judge them (openat2 probes, the cwd, fd links)
 STAT_CALLS = ("stat", "lstat", "fstat", "newfstatat", "statx")
+PATH_CALLS = ("openat", "newfstatat", "statx", "readlinkat", "faccessat", "getxattr", "lgetxattr",
+              "listxattr", "llistxattr")
+PATH_HELPERS = ("openat2", "getcwd", "readlink")
+GADGET_NRS = frozenset(BY_NAME[n].nr for n in STAT_CALLS + PATH_CALLS + PATH_HELPERS)
 GADGET_IP = 0x75ee000014    # UMV_GADGET_IP in native/umvcore.h (a test compares)
 
 # BPF opcodes
@@ -114,10 +122,16 @@ def _gaps(known):
             lo = None
 
 
-def _gadget_block() -> list:
-    """ALLOW the stat family when it returns to the gadget; ends with the
+def _gadget_names(gadget) -> list:
+    if gadget is True:
+        return sorted(STAT_CALLS)
+    return sorted(gadget or ())
+
+
+def _gadget_block(names) -> list:
+    """ALLOW calls `names` when they return to the gadget; ends with the
     syscall number loaded."""
-    nrs = [BY_NAME[n].nr for n in STAT_CALLS]
+    nrs = [BY_NAME[n].nr for n in names]
     n = len(nrs)
     p = [
         _ins(LD_W_ABS, 0, 0, OFF_IP + 4),
@@ -131,19 +145,21 @@ def _gadget_block() -> list:
     return p
 
 
-def build_notify(names, gadget: bool = False) -> Program:
+def build_notify(names, gadget=()) -> Program:
     """The filter installed at spawn under the view's own, that sends the
     calls `names` (x86_64 numbers) to the C core's seccomp listener:
     RET_USER_NOTIF outranks the RET_TRACE the view's filter gives them,
     and the RET_ERRNO it gives foreign ABIs outranks it in turn (see
-    native/umvcore.c, "seccomp user notification").  With `gadget`, the
-    stat shim's own calls are let through (see build)."""
+    native/umvcore.c, "seccomp user notification").  With `gadget` (True:
+    the stat family; or names), the shim's own calls are let through (see
+    build)."""
     p = [
         _ins(LD_W_ABS, 0, 0, OFF_ARCH),
         _ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
         _ins(RET_K, 0, 0, RET_ALLOW),
     ]
-    p += _gadget_block() if gadget else [_ins(LD_W_ABS, 0, 0, OFF_NR)]
+    gnames = _gadget_names(gadget)
+    p += _gadget_block(gnames) if gnames else [_ins(LD_W_ABS, 0, 0, OFF_NR)]
     for name in sorted(names, key=lambda n: BY_NAME[n].nr):
         p.append(_ins(JEQ_K, 0, 1, BY_NAME[name].nr))
         p.append(_ins(RET_K, 0, 0, RET_USER_NOTIF))
@@ -152,7 +168,7 @@ def build_notify(names, gadget: bool = False) -> Program:
 
 
 def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = False,
-          trap_all: bool = False, gadget: bool = False) -> Program:
+          trap_all: bool = False, gadget=()) -> Program:
     """The program for a view whose modules claim `claimed` (syscall names)."""
     arg_in = arg_in or {}
     virtualizes = bool(claimed) or trap_all
@@ -200,8 +216,9 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
     p.append(_ins(RET_K, 0, 0, default))
     for name in GUARDED:
         ret_if(BY_NAME[name].nr, RET_TRACE | DATA_GUARD)
-    if gadget:
-        p += _gadget_block()
+    gnames = _gadget_names(gadget)
+    if gnames:
+        p += _gadget_block(gnames)
     if deny_paths:
         for s in SYSCALLS:
             if s.support == "deny":
@@ -250,9 +267,9 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
         bits.add(BIT_DENY_PATHS)
     if virtualizes:
         bits.add(BIT_DENY_FOREIGN)
-    if not gadget and trapped & {BY_NAME[n].nr for n in STAT_CALLS}:
-        # dropping the gadget rule traps more: a program without it widens
-        bits.add(BIT_GADGET_TRAPPED)
+    # dropping the gadget rule for a call traps more: a program without it
+    # widens the view's
+    bits.update(GADGET_BIT + nr for nr in trapped & GADGET_NRS if BY_NR[nr].name not in gnames)
     if trap_all:
         bits.add(BIT_TRAP_ALL)
         bits.update(range(MAX_NR + 1))

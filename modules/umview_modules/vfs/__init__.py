@@ -1475,11 +1475,15 @@ def _ppid(pid: int) -> int:
 def _kernel_path(path: str, follow: bool) -> str | None:
     """Where the kernel resolves path (ours are the same as the tracee's
     when nothing of the view is on the way), or, when it does not exist,
-    where its parent directory is plus the name."""
+    where its parent directory is plus the name.  None: it cannot tell (a
+    symlink, followed last, that leads nowhere on the host may lead into a
+    mount in the view)."""
     flags = os.O_PATH | (0 if follow else os.O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
+        if follow and os.path.lexists(path):
+            return None
         head, _, tail = path.rstrip("/").rpartition("/")
         try:
             fd = os.open(head or "/", os.O_PATH)

@@ -1,0 +1,251 @@
+"""Path calls outside every mount, answered inside the program.
+
+Under the vfs, a view's programs get the shim (native/umvshim.c): open, the
+stat family, access, readlink and the xattr reads whose paths lead nowhere
+near a mount are judged in the program and run there, as the C core would
+have resumed them (docs/vfs.md, "Calls outside every mount").  These tests
+check that it answers as the kernel does, that it does answer (the core's
+statistics), and every way a path outside can still lead into a mount: a
+symlink, a directory swapped for a symlink after the shim has seen it, "..".
+"""
+import os
+import shutil
+import sys
+
+from conftest import run_native, run_view
+from test_vfs_pass import core_stats
+from test_vfs_programs import TOP, no_top, same, sh
+
+PY = sys.executable
+
+WORK = r"""
+set -e
+cd "$BASE/out"
+tar cf ../t.tar .
+tar tvf ../t.tar | sort
+ls -lnR .
+find . -printf '%p %y %s %l\n' | sort
+cp -a d ../copy && ls -ln ../copy
+stat -L -c '%n %s %F' l d/f
+readlink l
+test -r d/f && echo readable
+"$PY" - <<'EOF'
+import os
+for top, dirs, files in sorted(os.walk(".")):
+    for n in sorted(dirs + files):
+        p = os.path.join(top, n)
+        st = os.lstat(p)
+        print(p, oct(st.st_mode), st.st_size, os.access(p, os.R_OK), sorted(os.listxattr(p, follow_symlinks=False)))
+print(os.getxattr("d/f", "user.k"), os.readlink("l"), open("l").read())
+fd = os.open("d", os.O_RDONLY)
+print(os.stat("f", dir_fd=fd).st_size, os.readlink("../l", dir_fd=fd))
+os.close(fd)
+with open("d/new", "w") as f:
+    f.write("created\n")
+print(open("d/new").read(), os.path.exists("nope/x"), os.path.exists("d/./f"), os.path.exists("d/../d/f"))
+EOF
+"""
+
+
+def make_tree(base):
+    out = base / "out"
+    (out / "d" / "e").mkdir(parents=True)
+    (out / "d" / "f").write_text("file f\n")
+    os.setxattr(out / "d" / "f", "user.k", b"v")
+    (out / "d" / "e" / "g").write_text("g" * 3000)
+    for i in range(300):   # enough that the programs' own start-up calls are few beside
+        (out / "d" / "e" / f"n{i:03}").write_text(str(i))
+    (out / "l").symlink_to("d/f")
+    (out / "dangling").symlink_to("missing")
+    (base / "src").mkdir()
+
+
+def test_work_outside_every_mount_matches_native_and_stays_in_the_program(tmp_path):
+    """tar, ls -lR, find, cp -a, stat, readlink and python's os calls on a
+    tree outside the view's mounts: the same output as natively; and the
+    shim answers nearly all of their path calls (with it turned off, the
+    core's listener sees them all)."""
+    make_tree(tmp_path)
+    env = {"PY": PY}
+
+    def reset():   # what WORK made
+        shutil.rmtree(tmp_path / "copy")
+        (tmp_path / "out" / "d" / "new").unlink()
+
+    native = sh(WORK, base=tmp_path, env=env)
+    reset()
+    counts = []
+    for shim in ("1", "0"):
+        log = tmp_path / f"log{shim}"
+        view = sh(WORK, "-b", f"{tmp_path}/src:{TOP}/m", "-vv", "--log", str(log), base=tmp_path,
+                  env={**env, "UMVIEW_SHIM": shim})
+        same(native, view)
+        reset()
+        counts.append(core_stats(log)["notif_calls"])
+    with_shim, without = counts
+    assert with_shim * 4 < without, counts
+
+
+LEADS_IN = r"""
+import errno, os, sys
+out, top = sys.argv[1], sys.argv[2]
+def show(tag, fn):
+    try:
+        print(tag, fn())
+    except OSError as e:
+        print(tag, errno.errorcode[e.errno])
+os.chdir(out)
+show("stat link", lambda: os.stat("link").st_size)
+show("lstat link", lambda: os.lstat("link").st_size == len(f"{top}/m/file"))
+show("open link", lambda: open("link").read().strip())
+show("access link", lambda: os.access("link", os.R_OK))
+show("getxattr link", lambda: os.getxattr("link", "user.k"))
+show("listxattr link", lambda: os.listxattr("link"))
+show("stat dlink/file", lambda: os.stat("dlink/file").st_size)
+show("open dlink/file", lambda: open(f"{out}/dlink/file").read().strip())
+show("readlink dlink/sl", lambda: os.readlink("dlink/sl"))
+show("getxattr dlink/file", lambda: os.getxattr("dlink/file", "user.k"))
+show("stat rel", lambda: os.stat("rel/file").st_size)
+show("stat dotdot", lambda: os.stat("sub/../dlink/file").st_size)
+fd = os.open("dlink", os.O_RDONLY)
+show("fstatat in dlink", lambda: os.stat("file", dir_fd=fd).st_size)
+show("open in dlink", lambda: os.read(os.open("file", os.O_RDONLY, dir_fd=fd), 100))
+os.close(fd)
+# a directory the shim has seen, removed and put back as a symlink
+os.mkdir("d")
+show("stat d/file before", lambda: os.stat("d/file").st_size)
+os.rmdir("d")
+os.symlink(f"{top}/m", "d")
+show("stat d/file after", lambda: os.stat("d/file").st_size)
+show("open d/file after", lambda: open("d/file").read().strip())
+# a file the shim has seen, replaced by a symlink into the mount
+open("f", "w").close()
+show("stat f before", lambda: os.stat("f").st_size)
+os.unlink("f")
+os.symlink(f"{top}/m/file", "f")
+show("getxattr f after", lambda: os.getxattr("f", "user.k"))
+show("access f after", lambda: os.access("f", os.R_OK))
+# in a child that changes its cwd into the mount after a call outside
+show("cwd", lambda: (os.stat("sub").st_size > 0, os.chdir(f"{top}/m"), os.stat("file").st_size)[2])
+"""
+
+
+def test_paths_outside_that_lead_into_a_mount_are_the_views(tmp_path):
+    """Symlinks outside every mount that lead into one (absolute, relative,
+    as the last component or a directory on the way, through "..", from a
+    dirfd), and names the shim has already seen that become such symlinks:
+    each shows the mount's file, as the view must, never the host's (where
+    /umvtest does not exist)."""
+    out, src = tmp_path / "out", tmp_path / "src"
+    out.mkdir()
+    src.mkdir()
+    (out / "sub").mkdir()
+    (src / "file").write_text("in the mount\n")
+    os.setxattr(src / "file", "user.k", b"mounted")
+    (src / "sl").symlink_to("file")
+    (out / "link").symlink_to(f"{TOP}/m/file")
+    (out / "dlink").symlink_to(f"{TOP}/m")
+    (out / "rel").symlink_to(os.path.relpath(f"{TOP}/m", out))
+    no_top()
+    r = run_view([PY, "-c", LEADS_IN, str(out), TOP], "-b", f"{src}:{TOP}/m")
+    no_top()
+    assert r.returncode == 0, r.stderr.decode()
+    size = len("in the mount\n")
+    assert r.stdout.decode().splitlines() == [
+        f"stat link {size}", "lstat link True", "open link in the mount",
+        "access link True", "getxattr link b'mounted'", "listxattr link ['user.k']",
+        f"stat dlink/file {size}", "open dlink/file in the mount", "readlink dlink/sl file",
+        "getxattr dlink/file b'mounted'", f"stat rel {size}", f"stat dotdot {size}",
+        f"fstatat in dlink {size}", "open in dlink b'in the mount\\n'",
+        "stat d/file before ENOENT", f"stat d/file after {size}", "open d/file after in the mount",
+        "stat f before 0", "getxattr f after b'mounted'", "access f after True", f"cwd {size}"]
+
+
+EDGES = r"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(512)
+BAD = ctypes.c_void_p(16)
+AT_FDCWD = -100
+def call(tag, fn, *args):
+    ctypes.set_errno(0)
+    rc = fn(*args)
+    e = ctypes.get_errno()
+    print(tag, "fd" if tag.startswith("open") and rc >= 0 else rc, os.strerror(e) if rc < 0 else "ok")
+    if tag.startswith("open") and rc >= 0:
+        os.close(rc)
+libc.open.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+libc.openat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+d = os.open("d", os.O_RDONLY)
+for name, fn, args in (
+        ("open ok", libc.open, (b"f", os.O_RDONLY, 0)),
+        ("open NULL", libc.open, (None, os.O_RDONLY, 0)),
+        ("open bad path", libc.open, (BAD, os.O_RDONLY, 0)),
+        ("open missing", libc.open, (b"nope", os.O_RDONLY, 0)),
+        ("open create", libc.open, (b"made", os.O_CREAT | os.O_WRONLY, 0o100644)),
+        ("open excl", libc.open, (b"made", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)),
+        ("open nofollow", libc.open, (b"l", os.O_RDONLY | os.O_NOFOLLOW, 0)),
+        ("open follow", libc.open, (b"l", os.O_RDONLY, 0)),
+        ("open unknown flag", libc.open, (b"f", os.O_RDONLY | 0x4000000, 0)),
+        ("open creat+directory", libc.open, (b"made2", os.O_CREAT | os.O_DIRECTORY, 0o644)),
+        ("open dir for write", libc.open, (b"d", os.O_WRONLY, 0)),
+        ("open trailing slash", libc.open, (b"f/", os.O_RDONLY, 0)),
+        ("openat rel", libc.openat, (d, b"g", os.O_RDONLY, 0)),
+        ("openat bad fd", libc.openat, (99, b"g", os.O_RDONLY, 0)),
+        ("openat dotdot", libc.openat, (d, b"../f", os.O_RDONLY, 0)),
+        ("readlink ok", libc.readlink, (b"l", buf, 512)),
+        ("readlink not a link", libc.readlink, (b"f", buf, 512)),
+        ("readlink bad path", libc.readlink, (BAD, buf, 512)),
+        ("readlink bad buf", libc.readlink, (b"l", BAD, 512)),
+        ("readlinkat rel", libc.readlinkat, (d, b"../l", buf, 512)),
+        ("getxattr ok", libc.getxattr, (b"f", b"user.k", buf, 512)),
+        ("getxattr size", libc.getxattr, (b"f", b"user.k", None, 0)),
+        ("getxattr small", libc.getxattr, (b"f", b"user.k", buf, 1)),
+        ("getxattr missing", libc.getxattr, (b"f", b"user.none", buf, 512)),
+        ("getxattr bad path", libc.getxattr, (BAD, b"user.k", buf, 512)),
+        ("getxattr bad name", libc.getxattr, (b"f", BAD, buf, 512)),
+        ("getxattr empty name", libc.getxattr, (b"f", b"", buf, 512)),
+        ("getxattr bad value", libc.getxattr, (b"f", b"user.k", BAD, 512)),
+        ("lgetxattr link", libc.lgetxattr, (b"l", b"user.k", buf, 512)),
+        ("listxattr ok", libc.listxattr, (b"f", buf, 512)),
+        ("listxattr bad buf", libc.listxattr, (b"f", BAD, 512)),
+        ("llistxattr dangling", libc.llistxattr, (b"dl", buf, 512)),
+        ("access ok", libc.access, (b"f", os.R_OK)),
+        ("access bad mode", libc.access, (b"f", 0x100)),
+        ("access bad path", libc.access, (BAD, os.R_OK)),
+        ("access dangling", libc.access, (b"dl", os.F_OK)),
+        ("stat dotdot", libc.stat, (b"d/../f", buf)),
+        ("stat bad path", libc.stat, (BAD, buf)),
+        ("stat bad buf", libc.stat, (b"f", BAD)),
+        ("lstat dangling", libc.lstat, (b"dl", buf)),
+        ("statx bad path", libc.statx, (AT_FDCWD, BAD, 0, 0xfff, buf)),
+        ("statx follow", libc.statx, (AT_FDCWD, b"l", 0, 0xfff, buf))):
+    call(name, fn, *args)
+print(open("made").read() == "", oct(os.stat("made").st_mode))
+"""
+
+
+def test_shim_errors_match_native(tmp_path):
+    """The shim reads a path only after a call of the kernel has read it
+    (an O_PATH probe first, for open): bad pointers, fds, flags and modes
+    give the kernel's errors, as they do natively, never a crash."""
+    res = []
+    for view in (False, True):
+        work = tmp_path / ("view" if view else "native")
+        work.mkdir()
+        (work / "f").write_text("")
+        os.setxattr(work / "f", "user.k", b"value")
+        (work / "d").mkdir()
+        (work / "d" / "g").write_text("g")
+        (work / "l").symlink_to("f")
+        (work / "dl").symlink_to("missing")
+        (tmp_path / "src").mkdir(exist_ok=True)
+        if view:
+            r = run_view([PY, "-c", EDGES], "-b", f"{tmp_path}/src:{TOP}/m", cwd=work)
+        else:
+            r = run_native([PY, "-c", EDGES], cwd=work)
+        assert r.returncode == 0, r.stderr.decode()
+        res.append(r.stdout.decode())
+    assert res[1] == res[0]
+    assert "open bad path -1 Bad address" in res[0] and "getxattr bad value -1 Bad address" in res[0]
+    assert "open follow fd ok" in res[0] and "readlink not a link -1 Invalid argument" in res[0]
