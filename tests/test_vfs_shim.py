@@ -12,6 +12,8 @@ import os
 import shutil
 import sys
 
+import pytest
+
 from conftest import run_native, run_view
 from test_vfs_pass import core_stats
 from test_vfs_programs import TOP, no_top, same, sh
@@ -130,12 +132,14 @@ show("cwd", lambda: (os.stat("sub").st_size > 0, os.chdir(f"{top}/m"), os.stat("
 """
 
 
-def test_paths_outside_that_lead_into_a_mount_are_the_views(tmp_path):
+@pytest.mark.parametrize("shim", ["1", "0"])
+def test_paths_outside_that_lead_into_a_mount_are_the_views(tmp_path, shim):
     """Symlinks outside every mount that lead into one (absolute, relative,
     as the last component or a directory on the way, through "..", from a
     dirfd), and names the shim has already seen that become such symlinks:
     each shows the mount's file, as the view must, never the host's (where
-    /umvtest does not exist)."""
+    /umvtest does not exist).  With the shim and without (the core and the
+    module alone)."""
     out, src = tmp_path / "out", tmp_path / "src"
     out.mkdir()
     src.mkdir()
@@ -147,7 +151,7 @@ def test_paths_outside_that_lead_into_a_mount_are_the_views(tmp_path):
     (out / "dlink").symlink_to(f"{TOP}/m")
     (out / "rel").symlink_to(os.path.relpath(f"{TOP}/m", out))
     no_top()
-    r = run_view([PY, "-c", LEADS_IN, str(out), TOP], "-b", f"{src}:{TOP}/m")
+    r = run_view([PY, "-c", LEADS_IN, str(out), TOP], "-b", f"{src}:{TOP}/m", env={"UMVIEW_SHIM": shim})
     no_top()
     assert r.returncode == 0, r.stderr.decode()
     size = len("in the mount\n")
