@@ -1400,12 +1400,23 @@ static void shm_publish_paths(int viewno, const unsigned char *calls) {
     if (!shm) return;
     const view *v = &views[viewno];
     struct umv_shm_paths *sp = &shm->vpaths[viewno];
-    int on = calls && v->paths && v->paths_len > 0 && v->paths_len <= UMV_SHM_PATHS;
+    /* the prefixes, then an 'H' entry for each plain pass's host directory */
+    size_t len = v->paths ? (size_t)v->paths_len : 0;
+    for (int i = 0; i < v->npasses; i++)
+        if (v->passes[i].lfd < 0) len += v->passes[i].hlen + 2;
+    int on = calls && v->paths && v->paths_len > 0 && len <= UMV_SHM_PATHS;
     __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    sp->len = on ? (uint32_t)v->paths_len : 0;
+    sp->len = on ? (uint32_t)len : 0;
     if (on) {
         memcpy(sp->paths, v->paths, (size_t)v->paths_len);
+        char *w = sp->paths + v->paths_len;
+        for (int i = 0; i < v->npasses; i++) {
+            if (v->passes[i].lfd >= 0) continue;
+            *w++ = 'H';
+            memcpy(w, v->passes[i].host, v->passes[i].hlen + 1);
+            w += v->passes[i].hlen + 1;
+        }
         memcpy(sp->calls, calls, sizeof sp->calls);
     } else {
         memset(sp->calls, 0, sizeof sp->calls);

@@ -25,6 +25,7 @@
  * middle of a judgement goes the usual way.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -201,6 +202,31 @@ static int path_on(long nr) {
     return ts.plen && (ts.calls[nr / 64] >> (nr % 64) & 1);
 }
 
+/* The deepest pass ('H' entry: a bind or tmpfs mount's host directory,
+ * with nothing else of the view inside) that holds host path p. */
+static const char *pass_of(const char *p) {
+    const char *best = NULL;
+    size_t blen = 0;
+    for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1) {
+        size_t n = strlen(e + 1);
+        if (e[0] == 'H' && n >= blen && umv_prefix_of(e + 1, n, p)) {
+            best = e;
+            blen = n;
+        }
+    }
+    return best;
+}
+
+/* Does no 'C' prefix share the first component of canon? */
+static int missing_outside(const char *canon) {
+    size_t n = strcspn(canon + 1, "/");
+    for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1) {
+        size_t m = strcspn(e + 2, "/");
+        if (e[0] == 'C' && (m == 0 || (m == n && !strncmp(e + 2, canon + 1, n)))) return 0;
+    }
+    return 1;
+}
+
 static long probe(int dirfd, const char *path, uint64_t flags) {
     struct open_how how = {flags | O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS};
     long fd = gadget(SYS_openat2, dirfd, (long)path, (long)&how, sizeof how, 0);
@@ -220,12 +246,14 @@ enum { LAST_KEPT,     /* not followed (lstat, readlink...) */
  *     checked by one openat2 and kept in ts.dir, the last component per
  *     `last`;
  *   - that text must not be at, under or above a 'C' prefix, and a
- *     relative walk must not start in a 'B' one (umv_in_paths);
+ *     relative walk must not start in a 'B' one (umv_in_paths); or, for a
+ *     walk that starts below a pass's host directory (the core's
+ *     PATH_PASS), it must stay below it;
  *   - a name with a trailing slash, or "." or ".." last, is left to the
  *     core.
  * The caller has made sure the kernel could read path (a call of its own
  * read it whole).  1: outside, 0: ask the core. */
-static int judge(int dirfd, const char *path, int at_flags, int reads, int last) {
+static int judge_held(int dirfd, const char *path, int at_flags, int reads, int last, int hold) {
     if (!path || !path[0]) return reads && (at_flags & AT_EMPTY_PATH);
     if (ts.busy) return 0;
     ts.busy = 1;
@@ -235,7 +263,7 @@ static int judge(int dirfd, const char *path, int at_flags, int reads, int last)
     size_t n = strlen(path);
     const char *name = memrchr(path, '/', n);
     name = name ? name + 1 : path;
-    const char *base = "";
+    const char *base = "", *pass = NULL;
     if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || n >= TEXT) goto out;
     if (path[0] != '/') {
         if (dirfd == AT_FDCWD) {
@@ -259,11 +287,19 @@ static int judge(int dirfd, const char *path, int at_flags, int reads, int last)
             ts.base[r] = 0;
             base = ts.base;
         }
-        if (umv_in_paths(ts.paths, ts.plen, base, 1)) goto out;
+        pass = pass_of(base);
+        if (!pass && umv_in_paths(ts.paths, ts.plen, base, 1)) goto out;
     }
     int dotdot;
     size_t w = umv_canon(base, path, ts.canon, sizeof ts.canon, &dotdot);
-    if (!w || umv_in_paths(ts.paths, ts.plen, ts.canon, 0)) goto out;
+    if (!w) goto out;
+    if (pass) {
+        /* from a directory below a pass: the kernel's walk is the view's as
+         * long as it stays below (the core's pass_beneath) */
+        if (!umv_prefix_of(pass + 1, strlen(pass + 1), ts.canon)) goto out;
+    } else if (umv_in_paths(ts.paths, ts.plen, ts.canon, 0)) {
+        goto out;
+    }
     /* the directory part */
     if (dotdot) {
         /* the text no longer shows the walk: check the walk itself */
@@ -281,7 +317,13 @@ static int judge(int dirfd, const char *path, int at_flags, int reads, int last)
             long r = probe(AT_FDCWD, ts.canon, O_DIRECTORY);
             if (r >= 0) keep(&ts.dir, ts.canon, dn, gen, now);  /* dn < TEXT */
             ts.canon[dn] = save;
-            if (r < 0) goto out;
+            if (r < 0) {
+                /* a directory on the way is missing, met before any symlink:
+                 * the kernel's walk stops there, and so does the view's
+                 * unless a mount lies below it (the core's lexical_class) */
+                ok = r == -ENOENT && !pass && missing_outside(ts.canon);
+                goto out;
+            }
         }
     }
     if (last == LAST_PLAIN) {
@@ -292,8 +334,12 @@ static int judge(int dirfd, const char *path, int at_flags, int reads, int last)
     }
     ok = 1;
 out:
-    ts.busy = 0;
+    ts.busy = ok && hold;   /* held: ts.canon is the caller's until it lets go */
     return ok;
+}
+
+static int judge(int dirfd, const char *path, int at_flags, int reads, int last) {
+    return judge_held(dirfd, path, at_flags, reads, last, 0);
 }
 
 /* Did a call that failed with -r read its path whole?  (Those errors come
@@ -428,6 +474,41 @@ EXPORT ssize_t listxattr(const char *path, char *list, size_t size) {
 EXPORT ssize_t llistxattr(const char *path, char *list, size_t size) {
     return sret(read_call(SYS_llistxattr, AT_FDCWD, path, LAST_KEPT, (long)path, (long)list, (long)size, 0));
 }
+
+/* realpath: glibc's walks the path one readlink at a time, from inside
+ * libc (cc1 canonicalizes every header so: ~1,400 calls a compile, each a
+ * round trip through the core).  A path outside every mount that exists
+ * and meets no symlink is its own canonical text; the rest goes to libc's
+ * realpath (whose readlinks the core and the vfs answer).  It reads the
+ * path as glibc's does: a bad pointer faults here as it faults there. */
+static char *(*next_realpath)(const char *, char *);
+
+EXPORT char *realpath(const char *path, char *resolved) {
+    if (!next_realpath) {
+        next_realpath = (char *(*)(const char *, char *))dlsym(RTLD_NEXT, "realpath");
+        if (!next_realpath) {
+            errno = ENOSYS;
+            return NULL;
+        }
+    }
+    struct stat st;
+    long r = path && path_on(SYS_newfstatat)
+                 ? gadget(SYS_newfstatat, AT_FDCWD, (long)path, (long)&st, AT_SYMLINK_NOFOLLOW, 0) : -EINVAL;
+    if (r == 0 && !S_ISLNK(st.st_mode) && judge_held(AT_FDCWD, path, 0, 1, LAST_PLAIN, 1)) {
+        size_t n = strlen(ts.canon);
+        char *out = resolved ? resolved : malloc(n + 1);
+        if (out) memcpy(out, ts.canon, n + 1);
+        ts.busy = 0;
+        return out;
+    }
+    if (r == -ENOENT && judge(AT_FDCWD, path, 0, 1, LAST_KEPT)) {
+        errno = ENOENT;   /* missing outside every mount, as the view sees it too */
+        return NULL;
+    }
+    return next_realpath(path, resolved);
+}
+
+EXPORT char *canonicalize_file_name(const char *path) { return realpath(path, NULL); }
 
 /* open: it may create or truncate, so it is judged first.  An O_PATH
  * probe of the path (no side effect: no FIFO waits, no device opens) lets

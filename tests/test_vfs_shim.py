@@ -127,6 +127,11 @@ os.unlink("f")
 os.symlink(f"{top}/m/file", "f")
 show("getxattr f after", lambda: os.getxattr("f", "user.k"))
 show("access f after", lambda: os.access("f", os.R_OK))
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.realpath.restype = ctypes.c_char_p
+show("realpath link", lambda: libc.realpath(b"link", None))
+show("realpath dlink/sl", lambda: libc.realpath(b"dlink/sl", None))
 # in a child that changes its cwd into the mount after a call outside
 show("cwd", lambda: (os.stat("sub").st_size > 0, os.chdir(f"{top}/m"), os.stat("file").st_size)[2])
 """
@@ -162,7 +167,8 @@ def test_paths_outside_that_lead_into_a_mount_are_the_views(tmp_path, shim):
         "getxattr dlink/file b'mounted'", f"stat rel {size}", f"stat dotdot {size}",
         f"fstatat in dlink {size}", "open in dlink b'in the mount\\n'",
         "stat d/file before ENOENT", f"stat d/file after {size}", "open d/file after in the mount",
-        "stat f before 0", "getxattr f after b'mounted'", "access f after True", f"cwd {size}"]
+        "stat f before 0", "getxattr f after b'mounted'", "access f after True",
+        f"realpath link b'{TOP}/m/file'", f"realpath dlink/sl b'{TOP}/m/file'", f"cwd {size}"]
 
 
 EDGES = r"""
@@ -226,6 +232,12 @@ for name, fn, args in (
         ("statx follow", libc.statx, (AT_FDCWD, b"l", 0, 0xfff, buf))):
     call(name, fn, *args)
 print(open("made").read() == "", oct(os.stat("made").st_mode))
+libc.realpath.restype = ctypes.c_char_p
+for p in (b"f", b"./d/../f", b"l", b"dl", b"nope", b"d/nope/x", b"f/x", b"/usr/include/stdio.h",
+          b"/usr/nope/x", b"/usr/include/nope.h", b""):
+    ctypes.set_errno(0)
+    r = libc.realpath(p, None)
+    print("realpath", p, r and r.replace(os.getcwd().encode(), b"HERE"), os.strerror(ctypes.get_errno()) if r is None else "ok")
 """
 
 
@@ -253,3 +265,4 @@ def test_shim_errors_match_native(tmp_path):
     assert res[1] == res[0]
     assert "open bad path -1 Bad address" in res[0] and "getxattr bad value -1 Bad address" in res[0]
     assert "open follow fd ok" in res[0] and "readlink not a link -1 Invalid argument" in res[0]
+    assert "realpath b'./d/../f' b'HERE/f' ok" in res[0] and "realpath b'/usr/nope/x' None No such" in res[0]
