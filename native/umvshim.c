@@ -89,14 +89,21 @@ __attribute__((constructor)) static void umv_shim_init(void) {
     shm = m;
 }
 
-/* The view's seven numbers when this process may answer its own stat
- * calls; 0 otherwise. */
-static int view_cfg(uint32_t cfg[7]) {
+/* This process's view, plus one, as the core lists it; 0: none known
+ * (or no shared memory). */
+static unsigned my_view(void) {
     if (!shm) return 0;
     long pid = getpid();
     if (pid <= 0 || pid >= UMV_SHM_PIDS) return 0;
     unsigned v = __atomic_load_n(&shm->view_of[pid], __ATOMIC_ACQUIRE);
-    if (v == 0 || v > UMV_MAX_VIEWS) return 0;
+    return v > UMV_MAX_VIEWS ? 0 : v;
+}
+
+/* The view's seven numbers when this process may answer its own stat
+ * calls; 0 otherwise. */
+static int view_cfg(uint32_t cfg[7]) {
+    unsigned v = my_view();
+    if (!v) return 0;
     const struct umv_shm_view *sv = &shm->view[v - 1];
     for (int tries = 0; tries < 1000; tries++) {
         uint32_t seq = __atomic_load_n(&sv->seq, __ATOMIC_ACQUIRE);
@@ -179,11 +186,8 @@ static void keep(struct kept *k, const char *text, size_t n, unsigned gen, long 
 /* May this process run call nr itself when its path is outside?  Loads
  * the view's prefixes into ts (again only when the core changed them). */
 static int path_on(long nr) {
-    if (!shm || nr < 0 || nr >= UMV_SHM_CALLS) return 0;
-    long pid = getpid();
-    if (pid <= 0 || pid >= UMV_SHM_PIDS) return 0;
-    unsigned v = __atomic_load_n(&shm->view_of[pid], __ATOMIC_ACQUIRE);
-    if (v == 0 || v > UMV_MAX_VIEWS) return 0;
+    unsigned v = nr < 0 || nr >= UMV_SHM_CALLS ? 0 : my_view();
+    if (!v) return 0;
     const struct umv_shm_paths *sp = &shm->vpaths[v - 1];
     uint32_t seq = __atomic_load_n(&sp->seq, __ATOMIC_ACQUIRE);
     if (seq & 1) return 0;

@@ -37,7 +37,7 @@ _STAT_NRS = tuple(BY_NAME[n].nr for n in seccomp.STAT_CALLS)
 
 
 def _shim_path() -> str | None:
-    """The stat shim library (native/umvshim.c), when it was built and its
+    """The shim library (native/umvshim.c), when it was built and its
     path can go into LD_PRELOAD (which splits at spaces and colons)."""
     import importlib.machinery
     base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_umvshim")
@@ -48,9 +48,10 @@ def _shim_path() -> str | None:
 
 
 def _with_shim(env: dict) -> None:
-    """Preload the stat shim into a program spawned in a view whose stat
-    calls the C core answers (see native/umvshm.h).  UMVIEW_SHIM=0 turns it
-    off (to compare, or to rule it out)."""
+    """Preload the shim into a program spawned in a view where it has work
+    (stat calls of a fake root, path calls outside the mounts; see
+    native/umvshm.h).  UMVIEW_SHIM=0 turns it off (to compare, or to rule
+    it out)."""
     if os.environ.get("UMVIEW_SHIM") == "0" or env.get("UMVIEW_SHIM") == "0":
         return
     shim = _shim_path()
@@ -353,8 +354,8 @@ class Hypervisor:
         # The path calls the shim may judge and run inside the program (see
         # native/umvshm.h): those the listener would resume as they are
         # when their paths lead outside every mount.
-        view.path_shim = frozenset(n for n in seccomp.PATH_CALLS if n in notify and prefixes is not None
-                                   and paths_in_c)
+        shim_paths = prefixes is not None and paths_in_c
+        view.path_shim = frozenset(n for n in seccomp.PATH_CALLS if shim_paths and n in notify)
         view.gadget = frozenset(seccomp.STAT_CALLS if view.stat_in_c else ()) | \
             (view.path_shim | frozenset(seccomp.PATH_HELPERS) if view.path_shim else frozenset())
         prog = seccomp.build(claimed | watch, arg_in, deny_paths=deny_paths, trap_all=self.trap_all,
