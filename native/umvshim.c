@@ -28,6 +28,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/openat2.h>
@@ -46,6 +47,13 @@ _Static_assert(sizeof(struct stat) == sizeof(struct stat64), "x86_64: one struct
 #define EXPORT __attribute__((visibility("default")))
 
 static const struct umv_shm *shm;
+/* This process's pid, kept in a page the kernel wipes in a child made
+ * without CLONE_VM (MADV_WIPEONFORK): the shim asks for its view on nearly
+ * every call, and getpid is a syscall (glibc keeps no copy).  Written only
+ * by the constructor and by fork's child handler, never where 0 is read:
+ * a vfork child shares the page, and must not leave its own pid in the
+ * parent's.  0 (a child of _Fork or a raw clone): ask the kernel. */
+static long *pid_page;
 typedef long (*gadget_fn)(long nr, long a, long b, long c, long d, long e);
 static gadget_fn gadget;
 
@@ -56,6 +64,10 @@ static const unsigned char gadget_code[] = {
     0x4d, 0x89, 0xc2, 0x4d, 0x89, 0xc8, 0x0f, 0x05, 0xc3,
 };
 _Static_assert(UMV_GADGET_IP - UMV_GADGET_ADDR == 20, "the syscall ends at byte 20");
+
+static void forked(void) {
+    if (pid_page) *pid_page = getpid();
+}
 
 __attribute__((constructor)) static void umv_shim_init(void) {
     const char *path = getenv("UMVIEW_SHM");
@@ -87,13 +99,22 @@ __attribute__((constructor)) static void umv_shim_init(void) {
     }
     gadget = (gadget_fn)g;
     shm = m;
+    void *pp = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pp != MAP_FAILED && madvise(pp, 4096, MADV_WIPEONFORK) == 0 &&
+        pthread_atfork(NULL, NULL, forked) == 0) {
+        pid_page = pp;
+        *pid_page = getpid();
+    } else if (pp != MAP_FAILED) {
+        munmap(pp, 4096);
+    }
 }
 
 /* This process's view, plus one, as the core lists it; 0: none known
  * (or no shared memory). */
 static unsigned my_view(void) {
     if (!shm) return 0;
-    long pid = getpid();
+    long pid = pid_page ? __atomic_load_n(pid_page, __ATOMIC_RELAXED) : 0;
+    if (!pid) pid = getpid();
     if (pid <= 0 || pid >= UMV_SHM_PIDS) return 0;
     unsigned v = __atomic_load_n(&shm->view_of[pid], __ATOMIC_ACQUIRE);
     return v > UMV_MAX_VIEWS ? 0 : v;
@@ -145,7 +166,7 @@ static int ret(long r) {
 /* What a thread keeps between calls.  cwd: its text (the cwd is the
  * process's, but keeping it per thread needs no lock); dir: the last
  * directory found free of symlinks; last: the last path a stat without
- * following found not to be a symlink.  Each is good while dgen stays and
+ * following found not to be a symlink; fdir: the last directory fd's path.  Each is good while dgen stays and
  * for CACHE_NS at most: changes made outside the view are not seen by
  * dgen, and the C core's own checks have the same window (docs/vfs.md). */
 #define CACHE_NS 20000000L
@@ -163,7 +184,9 @@ static __thread struct {
     uint32_t plen;
     uint64_t calls[UMV_SHM_CALLS / 64];
     char paths[TEXT];
-    struct kept cwd, dir, last;
+    struct kept cwd, dir, last, fdir;
+    int fdir_fd;                    /* fdir: the path of this directory fd */
+    uint64_t fdir_mnt, fdir_ino, fdir_dev;
     char canon[TEXT], base[TEXT];
 } ts __attribute__((tls_model("initial-exec")));
 
@@ -278,18 +301,34 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
             }
             base = ts.cwd.text;
         } else {
-            char link[32] = "/proc/self/fd/";
-            int i = 14;
-            char digits[12];
-            int d = 0;
-            if (dirfd < 0) goto out;
-            for (unsigned f = (unsigned)dirfd; d == 0 || f; f /= 10) digits[d++] = (char)('0' + f % 10);
-            while (d) link[i++] = digits[--d];
-            link[i] = 0;
-            long r = gadget(SYS_readlink, (long)link, (long)ts.base, sizeof ts.base - 1, 0, 0);
-            if (r <= 0 || ts.base[0] != '/') goto out;
-            ts.base[r] = 0;
-            base = ts.base;
+            /* the directory's path from /proc/self/fd/N (3.6 us a call
+             * here, as much as the call itself), kept with what statx says
+             * the open file is: the number may be closed and reused behind
+             * our back (closedir), and mount id and inode tell */
+            struct statx sx;
+            if (dirfd < 0 || gadget(SYS_statx, dirfd, (long)"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+                                    STATX_INO | STATX_MNT_ID, (long)&sx) < 0 ||
+                !(sx.stx_mask & STATX_MNT_ID))
+                goto out;
+            if (!(kept_ok(&ts.fdir, gen, now) && ts.fdir_fd == dirfd && ts.fdir_mnt == sx.stx_mnt_id &&
+                  ts.fdir_ino == sx.stx_ino && ts.fdir_dev == makedev(sx.stx_dev_major, sx.stx_dev_minor))) {
+                char link[32] = "/proc/self/fd/";
+                int i = 14;
+                char digits[12];
+                int d = 0;
+                for (unsigned f = (unsigned)dirfd; d == 0 || f; f /= 10) digits[d++] = (char)('0' + f % 10);
+                while (d) link[i++] = digits[--d];
+                link[i] = 0;
+                long r = gadget(SYS_readlink, (long)link, (long)ts.base, sizeof ts.base - 1, 0, 0);
+                if (r <= 0 || ts.base[0] != '/') goto out;
+                ts.base[r] = 0;
+                keep(&ts.fdir, ts.base, (size_t)r, gen, now);
+                ts.fdir_fd = dirfd;
+                ts.fdir_mnt = sx.stx_mnt_id;
+                ts.fdir_ino = sx.stx_ino;
+                ts.fdir_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+            }
+            base = ts.fdir.text;
         }
         pass = pass_of(base);
         if (!pass && umv_in_paths(ts.paths, ts.plen, base, 1)) goto out;
@@ -514,9 +553,9 @@ EXPORT char *realpath(const char *path, char *resolved) {
 
 EXPORT char *canonicalize_file_name(const char *path) { return realpath(path, NULL); }
 
-/* open: it may create or truncate, so it is judged first.  An O_PATH
- * probe of the path (no side effect: no FIFO waits, no device opens) lets
- * us read the path safely; the open itself is an openat2 that refuses
+/* open: it may create or truncate, so it is judged first.  A statx of
+ * the path (no side effect: no FIFO waits, no device opens) lets us read
+ * the path safely; the open itself is an openat2 that refuses
  * symlinks, so the kernel lands where the judged text says, or fails with
  * ELOOP and the open goes the usual way.  openat2 is stricter than openat
  * about flags and mode: those it refuses (EINVAL) go the usual way too. */
@@ -526,7 +565,10 @@ EXPORT char *canonicalize_file_name(const char *path) { return realpath(path, NU
 static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
     if (!NEEDS_MODE(flags)) mode = 0;
     if (path_on(SYS_openat)) {
-        long r = probe(dirfd, path, O_NOFOLLOW);
+        /* the kernel reads the path: a statx that asks for nothing, one call
+         * where an O_PATH open and its close were two */
+        struct statx sx;
+        long r = gadget(SYS_statx, dirfd, (long)path, AT_SYMLINK_NOFOLLOW, 0, (long)&sx);
         if ((r >= 0 || r == -ENOENT) && judge(dirfd, path, 0, 0, LAST_KEPT)) {
             struct open_how how = {(uint64_t)(unsigned)flags, mode & 07777, RESOLVE_NO_SYMLINKS};
             r = gadget(SYS_openat2, dirfd, (long)path, (long)&how, sizeof how, 0);

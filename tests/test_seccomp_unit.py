@@ -14,16 +14,19 @@ from umview_py.syscalls.table import BY_NAME, MAX_NR, SYSCALLS
 I386 = 0x40000003
 
 
-def run_bpf(prog, nr, arch=sc.AUDIT_ARCH_X86_64, args=(0,) * 6, ip=0):
-    data = struct.pack("<iIQ6Q", nr, arch, ip, *args)
+def run_bpf(prog, nr, arch=sc.AUDIT_ARCH_X86_64, args=(0,) * 6, ip=0, steps=None):
+    data = struct.pack("<IIQ6Q", nr & 0xFFFFFFFF, arch, ip, *args)
     pc, acc = 0, 0
     insns = prog.insns
-    for _ in range(100000):
+    for n in range(100000):
         code, jt, jf, k = insns[pc]
+        assert jt < 256 and jf < 256
         if code == sc.LD_W_ABS:
             acc = struct.unpack_from("<I", data, k)[0]
             pc += 1
         elif code == sc.RET_K:
+            if steps is not None:
+                steps.append(n + 1)
             return k
         elif code == sc.JA:
             pc += 1 + k
@@ -118,6 +121,45 @@ def test_deny_paths():
     assert run_bpf(p, sc.NR_VSYS) == sc.RET_TRACE | sc.DATA_VSYS
 
 
+def test_every_number_gets_its_rule_in_few_steps():
+    """The numbers are looked up by a binary search: each gets the rule
+    the docstring of seccomp.py gives it, in the same order of precedence,
+    and no call runs more than a few dozen instructions."""
+    claimed = {s.name for s in SYSCALLS if s.family in ("path", "fd")} | {"uname", "clock_gettime"}
+    claimed |= {"clone", "ptrace", "mount", "sendto"}   # clone, ptrace, mount: ruled before claims
+    gadget = frozenset(sc.PATH_CALLS + sc.PATH_HELPERS)
+    arg_in = {"clock_gettime": (0, frozenset({0, 5})), "sendto": (4, None)}
+    p = sc.build(claimed, arg_in, deny_paths=True, gadget=gadget)
+    known = {s.nr: s for s in SYSCALLS}
+    steps = []
+    for n in list(range(MAX_NR + 40)) + [sc.NR_VSYS - 1, sc.NR_VSYS, sc.NR_BOUNCE, sc.NR_BOUNCE + 1,
+                                         sc.X32_BIT - 1]:
+        s = known.get(n)
+        if n == sc.NR_VSYS:
+            want = sc.RET_TRACE | sc.DATA_VSYS
+        elif n == sc.NR_BOUNCE:
+            want = sc.RET_TRACE | sc.DATA_BOUNCE
+        elif s is None or s.support == "deny" or s.name == "clone3":
+            want = ENOSYS
+        elif s.name in sc.GUARDED:
+            want = sc.RET_TRACE | sc.DATA_GUARD
+        elif s.name == "clone":
+            want = sc.RET_ALLOW     # CLONE_UNTRACED not set: test_clone_untraced_is_trapped
+        elif s.name == "clock_gettime":
+            want = TRACE_CLAIM      # its argument is 0 here, one of the values
+        elif s.name in claimed and s.name not in arg_in:
+            want = TRACE_CLAIM
+        else:
+            want = sc.RET_ALLOW
+        assert run_bpf(p, n, steps=steps) == want, (n, s and s.name)
+        if s is not None and s.name in gadget and want == TRACE_CLAIM:
+            assert run_bpf(p, n, ip=sc.GADGET_IP) == sc.RET_ALLOW, s.name
+    assert run_bpf(p, nr("clock_gettime"), args=(5, 0, 0, 0, 0, 0)) == TRACE_CLAIM
+    assert run_bpf(p, nr("clock_gettime"), args=(1, 0, 0, 0, 0, 0)) == sc.RET_ALLOW
+    assert run_bpf(p, nr("sendto"), args=(3, 0, 0, 0, 1 << 33, 16)) == TRACE_CLAIM
+    assert max(steps) <= 40, max(steps)
+
+
 def has_bit(p, bit):
     return bool(p.trap[bit >> 3] & (1 << (bit & 7)))
 
@@ -151,6 +193,56 @@ def test_gadget_passes_the_shims_calls_only(notify, kind):
             bit = sc.GADGET_BIT + nr(name)
             assert has_bit(plain, bit) == (nr(name) in sc.GADGET_NRS), name
             assert has_bit(p, bit) == (nr(name) in sc.GADGET_NRS and name not in names), name
+
+
+def const_allow(prog, nr, arch=sc.AUDIT_ARCH_X86_64):
+    """The kernel's seccomp_is_const_allow (kernel/seccomp.c): does the
+    program return ALLOW for this number reading nothing but the number
+    and the architecture?  Then the kernel caches ALLOW for it and runs no
+    filter on its calls."""
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = prog.insns[pc]
+        if code == sc.LD_W_ABS:
+            if k == sc.OFF_NR:
+                acc = nr
+            elif k == sc.OFF_ARCH:
+                acc = arch
+            else:
+                return False
+            pc += 1
+        elif code == sc.RET_K:
+            return k == sc.RET_ALLOW
+        elif code == sc.JA:
+            pc += 1 + k
+        else:
+            cond = {sc.JEQ_K: acc == k, sc.JGE_K: acc >= k, sc.JGT_K: acc > k,
+                    sc.JSET_K: bool(acc & k)}[code]
+            pc += 1 + (jt if cond else jf)
+
+
+@pytest.mark.parametrize("gadget", [(), True, frozenset(sc.PATH_CALLS + sc.PATH_HELPERS)])
+@pytest.mark.parametrize("notify", [False, True])
+def test_unclaimed_calls_run_no_filter(gadget, notify):
+    """Every call a program lets through whatever its arguments and its
+    instruction pointer is one the kernel can cache: the gadget rule must
+    not make the filter read the pointer for calls it does not trap."""
+    claimed = {"stat", "lstat", "fstat", "newfstatat", "statx", "chown", "openat", "getxattr",
+               "readlink", "getcwd", "clock_gettime", "sendto"}
+    if notify:
+        p = sc.build_notify(claimed, gadget=gadget)
+        guarded = set(claimed)
+    else:
+        p = sc.build(claimed, {"clock_gettime": (0, frozenset({0})), "sendto": (4, None)},
+                     deny_paths=True, gadget=gadget)
+        guarded = claimed | set(sc.GUARDED) | {"clone", "clone3"}
+    for s in SYSCALLS:
+        if s.name in guarded or (not notify and s.support == "deny"):
+            continue
+        assert const_allow(p, s.nr), s.name
+    # and the claimed calls are not
+    for name in claimed:
+        assert not const_allow(p, nr(name)), name
 
 
 def test_trap_all():
