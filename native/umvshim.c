@@ -619,3 +619,161 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
     if (NEEDS_MODE(flags)) abort();
     return do_openat(dirfd, path, flags, 0);
 }
+
+/* ------------------------------------------------------------------ */
+/* directory streams                                                   */
+
+/* glibc's opendir and fdopendir open and fstat the directory from inside
+ * libc, where the shim cannot see them: in a vfs view both calls stop in
+ * the core (ls -lR /usr/share: 9,000 round trips of ~9 us).  So the shim
+ * has directory streams of its own, as glibc's on x86_64 (a getdents64
+ * buffer whose records are the struct dirent the caller gets): the open
+ * is do_openat's, the fstat do_fstat's.  Every DIR the program holds
+ * comes from here, so every function that takes one is here too;
+ * glibc's own users of its streams (scandir, glob, fts, nftw) call its
+ * internal names and never see ours.  getdents64 is a plain call: in a
+ * view where listings are virtual the core answers it. */
+#include <dirent.h>
+
+struct __dirstream {
+    int fd;                 /* closedir closes it, fdopendir's too */
+    pthread_mutex_t lock;
+    size_t size, offset;    /* bytes in buf; the next record */
+    long filepos;           /* telldir: d_off of the last record returned */
+    char buf[32768] __attribute__((aligned(8)));
+};
+
+static DIR *dir_for(int fd) {
+    DIR *d = malloc(sizeof *d);
+    if (!d) return NULL;
+    d->fd = fd;
+    pthread_mutex_init(&d->lock, NULL);
+    d->size = d->offset = 0;
+    d->filepos = 0;
+    return d;
+}
+
+EXPORT DIR *opendir(const char *name) {
+    int fd = do_openat(AT_FDCWD, name, O_RDONLY | O_NONBLOCK | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0) return NULL;
+    DIR *d = dir_for(fd);
+    if (!d) {
+        int e = errno;
+        syscall(SYS_close, fd);
+        errno = e;
+    }
+    return d;
+}
+
+EXPORT DIR *fdopendir(int fd) {
+    struct stat st;
+    if (do_fstat(fd, &st) < 0) return NULL;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return NULL;
+    }
+    long flags = syscall(SYS_fcntl, fd, F_GETFL);
+    if (flags < 0) return NULL;
+    if ((flags & O_ACCMODE) == O_WRONLY) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* as glibc: the caller's descriptor is set close-on-exec */
+    if (syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC) < 0) return NULL;
+    return dir_for(fd);
+}
+
+EXPORT int closedir(DIR *d) {
+    DIR *volatile given = d;   /* declared nonnull: the check would go */
+    if (!given) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = d->fd;
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+    return (int)syscall(SYS_close, fd);
+}
+
+EXPORT int dirfd(DIR *d) { return d->fd; }
+
+/* the next record, or NULL at the end (errno as it was) or on an error */
+static struct dirent64 *next_entry(DIR *d) {
+    struct dirent64 *dp;
+    do {
+        if (d->offset >= d->size) {
+            int saved = errno;
+            long n = syscall(SYS_getdents64, d->fd, d->buf, sizeof d->buf);
+            if (n <= 0) {
+                /* glibc: a directory removed while read ends with ENOENT */
+                if (n == 0 || errno == ENOENT) errno = saved;
+                return NULL;
+            }
+            d->size = (size_t)n;
+            d->offset = 0;
+        }
+        dp = (struct dirent64 *)(d->buf + d->offset);
+        d->offset += dp->d_reclen;
+        d->filepos = dp->d_off;
+    } while (dp->d_ino == 0);
+    return dp;
+}
+
+EXPORT struct dirent64 *readdir64(DIR *d) {
+    pthread_mutex_lock(&d->lock);
+    struct dirent64 *dp = next_entry(d);
+    pthread_mutex_unlock(&d->lock);
+    return dp;
+}
+
+_Static_assert(sizeof(struct dirent) == sizeof(struct dirent64), "x86_64: one struct dirent");
+EXPORT struct dirent *readdir(DIR *d) { return (struct dirent *)readdir64(d); }
+
+static int next_entry_r(DIR *d, struct dirent64 *entry, struct dirent64 **result) {
+    pthread_mutex_lock(&d->lock);
+    int saved = errno, err = 0;
+    errno = 0;
+    struct dirent64 *dp = next_entry(d);
+    if (dp) {
+        size_t n = dp->d_reclen < sizeof *entry ? dp->d_reclen : sizeof *entry;
+        memcpy(entry, dp, n);
+        entry->d_reclen = (unsigned short)n;
+        *result = entry;
+    } else {
+        err = errno;
+        *result = NULL;
+    }
+    errno = saved;
+    pthread_mutex_unlock(&d->lock);
+    return err;
+}
+
+EXPORT int readdir64_r(DIR *d, struct dirent64 *entry, struct dirent64 **result) {
+    return next_entry_r(d, entry, result);
+}
+EXPORT int readdir_r(DIR *d, struct dirent *entry, struct dirent **result) {
+    return next_entry_r(d, (struct dirent64 *)entry, (struct dirent64 **)result);
+}
+
+EXPORT void seekdir(DIR *d, long pos) {
+    pthread_mutex_lock(&d->lock);
+    syscall(SYS_lseek, d->fd, pos, SEEK_SET);
+    d->size = d->offset = 0;
+    d->filepos = pos;
+    pthread_mutex_unlock(&d->lock);
+}
+
+EXPORT void rewinddir(DIR *d) {
+    pthread_mutex_lock(&d->lock);
+    syscall(SYS_lseek, d->fd, 0L, SEEK_SET);
+    d->size = d->offset = 0;
+    d->filepos = 0;
+    pthread_mutex_unlock(&d->lock);
+}
+
+EXPORT long telldir(DIR *d) {
+    pthread_mutex_lock(&d->lock);
+    long pos = d->filepos;
+    pthread_mutex_unlock(&d->lock);
+    return pos;
+}
