@@ -721,8 +721,8 @@ static path_rule prules[UMV_BITMAP_BYTES * 8];
 #define prefix_of umv_prefix_of
 
 /* Is host path p the view's business: at, under or above a 'C' prefix (or,
- * with bases set, in a 'B' one)?  p is canonical (the kernel's own).  The
- * shim asks the same (umvshm.h). */
+ * with bases set, in a 'B' one; see umv_in_paths for UMV_WALK_BASE)?  p is
+ * canonical (the kernel's own).  The shim asks the same (umvshm.h). */
 static int in_view(const view *v, const char *p, int bases) {
     return umv_in_paths(v->paths, (size_t)v->paths_len, p, bases);
 }
@@ -1087,7 +1087,7 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
             return overlay_class(v, o, rest, reads, host, hostlen);
         }
         int k = v->npasses ? pass_of(v, full, 1) : -1;
-        if (k < 0 && in_view(v, full, 1)) return PATH_PY;
+        if (k < 0 && in_view(v, full, UMV_WALK_BASE)) return PATH_PY;
         full[b] = '/';
         memcpy(full + b + 1, path, n + 1);
         if (k >= 0) {

@@ -14,7 +14,8 @@
  *
  * Path calls of a vfs view that lead nowhere near a mount (see judge):
  * open, the stat family, access, readlink and the xattr reads are run
- * through the gadget, as the core would have resumed them.
+ * through the gadget, as the core would have resumed them; so is getcwd
+ * when the cwd is outside every mount.
  *
  * Statically linked programs, raw syscalls and libc's internal calls
  * (opendir, fopen, fts, nftw) never come here and are answered by the core
@@ -273,7 +274,8 @@ enum { LAST_KEPT,     /* not followed (lstat, readlink...) */
  *     checked by one openat2 and kept in ts.dir, the last component per
  *     `last`;
  *   - that text must not be at, under or above a 'C' prefix, and a
- *     relative walk must not start in a 'B' one (umv_in_paths); or, for a
+ *     relative walk must not start at or under one, nor in a 'B' one
+ *     (umv_in_paths, UMV_WALK_BASE); or, for a
  *     walk that starts below a pass's host directory (the core's
  *     PATH_PASS), it must stay below it;
  *   - a name with a trailing slash, or "." or ".." last, is left to the
@@ -331,7 +333,7 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
             base = ts.fdir.text;
         }
         pass = pass_of(base);
-        if (!pass && umv_in_paths(ts.paths, ts.plen, base, 1)) goto out;
+        if (!pass && umv_in_paths(ts.paths, ts.plen, base, UMV_WALK_BASE)) goto out;
     }
     int dotdot;
     size_t w = umv_canon(base, path, ts.canon, sizeof ts.canon, &dotdot);
@@ -552,6 +554,45 @@ EXPORT char *realpath(const char *path, char *resolved) {
 }
 
 EXPORT char *canonicalize_file_name(const char *path) { return realpath(path, NULL); }
+
+/* getcwd: the kernel's answer is the view's when the cwd is at or under no
+ * mount, base or pass (a module that narrows its paths agrees to that for
+ * getcwd too; see Claims.paths).  CPython asks for it on every import
+ * whose path list has '' (-c, -m): ~70 round trips to Python a start. */
+static char *(*next_getcwd)(char *, size_t);
+
+static int cwd_outside(const char *p) {
+    return p[0] == '/' && !pass_of(p) && !umv_in_paths(ts.paths, ts.plen, p, UMV_WALK_BASE);
+}
+
+EXPORT char *getcwd(char *buf, size_t size) {
+    if (!next_getcwd) {
+        next_getcwd = (char *(*)(char *, size_t))dlsym(RTLD_NEXT, "getcwd");
+        if (!next_getcwd) {
+            errno = ENOSYS;
+            return NULL;
+        }
+    }
+    if (path_on(SYS_getcwd) && !ts.busy) {
+        ts.busy = 1;
+        char *out = NULL;
+        if (buf) {
+            /* into the caller's buffer, as the kernel writes it (EFAULT,
+             * ERANGE: the usual way, which answers for the view's text) */
+            if (gadget(SYS_getcwd, (long)buf, (long)size, 0, 0, 0) > 0 && cwd_outside(buf)) out = buf;
+        } else {
+            long r = gadget(SYS_getcwd, (long)ts.base, sizeof ts.base, 0, 0, 0);
+            /* as glibc: size 0 allocates what is needed, else size bytes */
+            if (r > 0 && cwd_outside(ts.base) && (size == 0 || size >= (size_t)r)) {
+                out = malloc(size ? size : (size_t)r);
+                if (out) memcpy(out, ts.base, (size_t)r);
+            }
+        }
+        ts.busy = 0;
+        if (out) return out;
+    }
+    return next_getcwd(buf, size);
+}
 
 /* open: it may create or truncate, so it is judged first.  A statx of
  * the path (no side effect: no FIFO waits, no device opens) lets us read

@@ -97,7 +97,14 @@ static inline int umv_prefix_of(const char *pre, size_t n, const char *p) {
 
 /* Is canonical host path p the view's business: at, under or above a 'C'
  * prefix (or, with bases set, in a 'B' one)?  paths: len bytes of
- * NUL-ended entries, each a kind letter and a path. */
+ * NUL-ended entries, each a kind letter and a path.  bases = UMV_WALK_BASE
+ * asks it of the directory a relative walk starts from: at or under a 'C'
+ * prefix, or in a 'B' one.  Above a mount point is fine there: the
+ * directory's own text is the view's, and where the walk lands is judged
+ * on its canonical text after (a walk from /tmp into a bind's source
+ * /tmp/src is caught then; before, every relative call made from /tmp went
+ * to Python). */
+#define UMV_WALK_BASE 2
 static inline int umv_in_paths(const char *paths, size_t len, const char *p, int bases) {
     size_t m = __builtin_strlen(p);
     for (const char *e = paths; e < paths + len; e += __builtin_strlen(e) + 1) {
@@ -106,7 +113,8 @@ static inline int umv_in_paths(const char *paths, size_t len, const char *p, int
         if (e[0] == 'B' && !bases) continue;
         if (e[0] != 'B' && e[0] != 'C') continue;
         if (umv_prefix_of(pre, n, p)) return 1;
-        if (e[0] == 'C' && umv_prefix_of(p, m, pre)) return 1; /* p holds a mount point */
+        /* p holds a mount point */
+        if (e[0] == 'C' && bases != UMV_WALK_BASE && umv_prefix_of(p, m, pre)) return 1;
     }
     return 0;
 }

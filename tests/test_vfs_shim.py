@@ -313,3 +313,53 @@ def test_listing_directories_stays_in_the_program(tmp_path):
         counts.append(core_stats(log)["notif_calls"])
     with_shim, without = counts
     assert without >= 2 * 300 and with_shim < 30, counts
+
+
+CWD_WORK = r"""
+import os, sys
+print(os.getcwd(), os.stat("f").st_size, open("f").read().strip())
+# a relative walk from here into the mount below: the mount's file
+print(open("mnt/file").read().strip(), os.stat("mnt/file").st_size, sorted(os.listdir("mnt")))
+print(os.path.exists("mnt/hostonly"), os.access("src/f", os.R_OK))
+for _ in range(200):
+    os.getcwd()
+os.chdir("mnt")
+print(os.getcwd(), open("file").read().strip())
+os.chdir(sys.argv[1])
+print(os.getcwd())
+"""
+
+
+@pytest.mark.parametrize("shim", ["1", "0"])
+def test_cwd_above_a_mount(tmp_path, shim):
+    """From a directory above a mount point and above a bind's source:
+    getcwd and relative walks that stay outside are the kernel's (answered
+    in the program or resumed by the core, never in Python), and a
+    relative walk into the mount below reaches the mount, not the host
+    directory it covers."""
+    top = tmp_path / "top"
+    (top / "mnt").mkdir(parents=True)
+    (top / "mnt" / "hostonly").write_text("covered by the mount\n")
+    (top / "f").write_text("outside\n")
+    src = top / "src"
+    src.mkdir()
+    (src / "file").write_text("in the mount\n")
+    (src / "f").write_text("x")
+    log = tmp_path / "log"
+    view = run_view([PY, "-c", CWD_WORK, str(tmp_path)], "-b", f"{src}:{top}/mnt", "-vv", "--log", str(log),
+                    cwd=top, env={"UMVIEW_SHIM": shim})
+    assert view.returncode == 0, view.stderr
+    assert view.stdout.decode().splitlines() == [
+        f"{top} 8 outside",
+        f"in the mount 13 ['f', 'file']",
+        "False True",
+        f"{top}/mnt in the mount",
+        str(tmp_path)]
+    st = core_stats(log)
+    if shim == "1":
+        # the chdirs reach Python, and the walks into the mount; not the
+        # 200 getcwd calls nor the walks that stay outside
+        assert st["to_python"] < 40, st
+    else:
+        # without the shim, the core sends getcwd to the module
+        assert st["to_python"] >= 200, st

@@ -121,7 +121,11 @@ class Claims(_Record):
     at `guest` the union of two host directories, upper first, with nothing
     deleted; the core answers calls that only read (the stat family,
     access, getxattr, listxattr) from the layer that has the path, when
-    neither walk meets a symlink or '..'.  None (the default): every claimed path call reaches it.
+    neither walk meets a symlink or '..'.  A module with `paths` that
+    claims getcwd agrees that where the kernel's cwd is outside every
+    prefix, base and pass, the kernel's answer is the view's: the shim
+    preloaded into the view's programs may answer it there.  None (the
+    default): every claimed path call reaches it.
     `paths_in_c`: with `paths`, the module expects the C core to answer
     nearly all of its path calls (every mount a pass, say): processes
     spawned from then on send them to the core's seccomp listener, a

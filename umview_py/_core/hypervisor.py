@@ -277,10 +277,12 @@ class Hypervisor:
         bases: list[str] = []
         passes: list[tuple[str, str]] = []
         paths_in_c = True
+        cwd_narrowed = True      # every module that claims getcwd has paths
         claims_of = {}
         for module in view.chain():
             c = claims_of[module] = module.claims()
             no_vdso |= c.no_vdso
+            cwd_narrowed &= "getcwd" not in c.syscalls or c.paths is not None
             if any(BY_NAME[n].family == "path" for n in c.syscalls if n in BY_NAME):
                 if c.paths is None or prefixes is None:
                     prefixes = None
@@ -356,6 +358,10 @@ class Hypervisor:
         # when their paths lead outside every mount.
         shim_paths = prefixes is not None and paths_in_c
         view.path_shim = frozenset(n for n in seccomp.PATH_CALLS if shim_paths and n in notify)
+        if view.path_shim and cwd_narrowed and "getcwd" in claimed and "getcwd" not in arg_in:
+            # its answer is a path: outside every prefix, base and pass it
+            # is the kernel's (Claims.paths)
+            view.path_shim |= {"getcwd"}
         view.gadget = frozenset(seccomp.STAT_CALLS if view.stat_in_c else ()) | \
             (view.path_shim | frozenset(seccomp.PATH_HELPERS) if view.path_shim else frozenset())
         prog = seccomp.build(claimed | watch, arg_in, deny_paths=deny_paths, trap_all=self.trap_all,
