@@ -9,7 +9,9 @@ USER_NOTIF > TRACE > LOG > ALLOW), so:
     module is unloaded its calls still stop and the C fast path resumes them;
   - an ERRNO(ENOSYS) rule of any filter beats every TRACE.
 
-Layout of a program (each check falls through to the next):
+Layout of a program: a head for the foreign ABIs, then a binary search on
+the syscall number (_dispatch) that jumps to the number's rule, the first
+of these that applies:
   arch != x86_64 (int 0x80 from a 64-bit process, or i386): ALLOW when the
       view virtualizes nothing, else ENOSYS: i386 numbers would reach the
       kernel unseen;
