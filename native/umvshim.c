@@ -804,13 +804,7 @@ EXPORT void seekdir(DIR *d, long pos) {
     pthread_mutex_unlock(&d->lock);
 }
 
-EXPORT void rewinddir(DIR *d) {
-    pthread_mutex_lock(&d->lock);
-    syscall(SYS_lseek, d->fd, 0L, SEEK_SET);
-    d->size = d->offset = 0;
-    d->filepos = 0;
-    pthread_mutex_unlock(&d->lock);
-}
+EXPORT void rewinddir(DIR *d) { seekdir(d, 0); }
 
 EXPORT long telldir(DIR *d) {
     pthread_mutex_lock(&d->lock);
