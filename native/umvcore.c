@@ -903,9 +903,23 @@ static void note_call(long nr) {
         __atomic_add_fetch(&shm->dgen, 1, __ATOMIC_ACQ_REL);
 }
 
+/* A module may change files at any call it serves (a cow mount's copy-up
+ * makes directories in its upper layer), before it answers or when the
+ * kernel runs the call it rewrote: the shim's caches of what a layer holds
+ * (umvshim.c: overlay_held) go at each of those moments, so that a
+ * lookup made while the module works is not kept after it. */
+static void shim_forget(void) {
+    if (shm) __atomic_add_fetch(&shm->dgen, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Set while path_fast judges a chdir or chroot: the cwd it reads is the
+ * one the call is about to leave, so it must not be kept (path_gen was
+ * bumped at the call's entry, and nothing bumps it when the call ends). */
+static __thread int cwd_moving;
+
 static ssize_t dir_of(tracee *t, int dirfd, char *out, int *dfd) {
     proc *p = t->p;
-    int cwd = dirfd == AT_FDCWD, single = p->nthreads == 1;
+    int cwd = dirfd == AT_FDCWD, single = p->nthreads == 1 && !cwd_moving;
     unsigned gen = __atomic_load_n(&path_gen, __ATOMIC_ACQUIRE);
     *dfd = -1;
     for (int i = cwd ? 0 : 1; i < (cwd ? 1 : 3); i++) {
@@ -1230,6 +1244,7 @@ static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) 
     }
     int pass = pr->pass && v->npasses;
     int reads = pr->buf_i > -2;
+    cwd_moving = nr == SYS_chdir || nr == SYS_chroot;
     if (!reads && pr->fmode == 4 && pr->farg >= 0 && pr->farg < 6 &&
         !((uint32_t)a[(int)pr->farg] & (O_ACCMODE | O_CREAT | O_TRUNC | O_DIRECTORY | O_PATH)))
         reads = READS_OPEN;  /* open(O_RDONLY): an overlay may run it on a layer's file */
@@ -1400,10 +1415,13 @@ static void shm_publish_paths(int viewno, const unsigned char *calls) {
     if (!shm) return;
     const view *v = &views[viewno];
     struct umv_shm_paths *sp = &shm->vpaths[viewno];
-    /* the prefixes, then an 'H' entry for each plain pass's host directory */
+    /* the prefixes, then an 'H' entry for each plain pass's host
+     * directory, and 'O' guest, 'U' upper, 'L' lower for each overlay */
     size_t len = v->paths ? (size_t)v->paths_len : 0;
-    for (int i = 0; i < v->npasses; i++)
-        if (v->passes[i].lfd < 0) len += v->passes[i].hlen + 2;
+    for (int i = 0; i < v->npasses; i++) {
+        const struct pass *ps = &v->passes[i];
+        len += ps->hlen + 2 + (ps->lfd < 0 ? 0 : ps->glen + 2 + ps->llen + 2);
+    }
     int on = calls && v->paths && v->paths_len > 0 && len <= UMV_SHM_PATHS;
     __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -1412,10 +1430,20 @@ static void shm_publish_paths(int viewno, const unsigned char *calls) {
         memcpy(sp->paths, v->paths, (size_t)v->paths_len);
         char *w = sp->paths + v->paths_len;
         for (int i = 0; i < v->npasses; i++) {
-            if (v->passes[i].lfd >= 0) continue;
-            *w++ = 'H';
-            memcpy(w, v->passes[i].host, v->passes[i].hlen + 1);
-            w += v->passes[i].hlen + 1;
+            const struct pass *ps = &v->passes[i];
+            if (ps->lfd >= 0) {
+                *w++ = 'O';
+                memcpy(w, ps->guest, ps->glen + 1);
+                w += ps->glen + 1;
+            }
+            *w++ = ps->lfd < 0 ? 'H' : 'U';
+            memcpy(w, ps->host, ps->hlen + 1);
+            w += ps->hlen + 1;
+            if (ps->lfd >= 0) {
+                *w++ = 'L';
+                memcpy(w, ps->lower, ps->llen + 1);
+                w += ps->llen + 1;
+            }
         }
         memcpy(sp->calls, calls, sizeof sp->calls);
     } else {
@@ -2190,6 +2218,7 @@ static void handle_seccomp(tracee *t) {
         }
     }
     stats.to_python++;
+    shim_forget();
     t->state = T_PYTHON;
     /* Straight into Python on this thread: a plain (non-async) handler
      * answers before we return, with no hand-off between threads; async
@@ -2204,6 +2233,7 @@ static void handle_seccomp(tracee *t) {
     pthread_rwlock_unlock(&tlock);
     int act = umv_py_syscall(&e, &value);
     pthread_rwlock_wrlock(&tlock);
+    shim_forget();
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats.python_ns += (t1.tv_sec - t0.tv_sec) * 1000000000ULL + t1.tv_nsec - t0.tv_nsec;
     if (act == UMV_ACT_SKIP) {
@@ -2234,6 +2264,7 @@ static void handle_syscall_stop(tracee *t) {
         return;
     }
     if (t->state == T_RESTORE) {
+        shim_forget();   /* the rewritten call has run */
         struct user_regs_struct r;
         if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0) {
             r.rdi = t->orig_args[0]; r.rsi = t->orig_args[1]; r.rdx = t->orig_args[2];
@@ -2466,6 +2497,7 @@ static void reap_one(pid_t tid) {
 /* commands                                                            */
 
 static void do_reply(cmd *c) {
+    shim_forget();
     tracee *t = tfind(c->tid);
     if (!t || (t->state != T_PYTHON && t->state != T_PYEXIT)) return; /* died meanwhile */
     struct user_regs_struct r;

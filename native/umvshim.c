@@ -188,6 +188,11 @@ static __thread struct {
     struct kept cwd, dir, last, fdir;
     int fdir_fd;                    /* fdir: the path of this directory fd */
     uint64_t fdir_mnt, fdir_ino, fdir_dev;
+    int novl;                       /* overlays ('O' entries) in paths */
+    struct kept odir;               /* an overlay's directory (upper path) */
+    int odir_where;                 /* ...in which layers: 1 upper, 2 lower */
+    const char *ovl_up, *ovl_low, *ovl_rest;  /* overlay_held's answer */
+    int ovl_both;
     char canon[TEXT], base[TEXT];
 } ts __attribute__((tls_model("initial-exec")));
 
@@ -224,6 +229,8 @@ static int path_on(long nr) {
         if (__atomic_load_n(&sp->seq, __ATOMIC_RELAXED) != seq) return 0;
         ts.paths[len] = 0;
         ts.plen = len;
+        ts.novl = 0;
+        for (const char *e = ts.paths; e < ts.paths + len; e += strlen(e) + 1) ts.novl += e[0] == 'O';
         ts.pseq = seq;
         ts.pview = v;
     }
@@ -267,6 +274,49 @@ enum { LAST_KEPT,     /* not followed (lstat, readlink...) */
        LAST_PLAIN,    /* the caller saw it is not a symlink: remember that */
        LAST_FOLLOW }; /* followed: must not be a symlink */
 
+/* The directory a relative walk from dirfd starts at, as a path (the
+ * cwd's or the fd's, kept in ts while dgen stays); NULL: not known. */
+static const char *base_of(int dirfd, unsigned gen, long now) {
+    if (dirfd == AT_FDCWD) {
+        if (!kept_ok(&ts.cwd, gen, now)) {
+            long r = gadget(SYS_getcwd, (long)ts.base, sizeof ts.base, 0, 0, 0);
+            if (r <= 0 || ts.base[0] != '/') return NULL;
+            keep(&ts.cwd, ts.base, strlen(ts.base), gen, now);
+        }
+        return ts.cwd.text;
+    }
+    {
+        /* the directory's path from /proc/self/fd/N (3.6 us a call
+         * here, as much as the call itself), kept with what statx says
+         * the open file is: the number may be closed and reused behind
+         * our back (closedir), and mount id and inode tell */
+        struct statx sx;
+        if (dirfd < 0 || gadget(SYS_statx, dirfd, (long)"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+                                STATX_INO | STATX_MNT_ID, (long)&sx) < 0 ||
+            !(sx.stx_mask & STATX_MNT_ID))
+            return NULL;
+        if (!(kept_ok(&ts.fdir, gen, now) && ts.fdir_fd == dirfd && ts.fdir_mnt == sx.stx_mnt_id &&
+              ts.fdir_ino == sx.stx_ino && ts.fdir_dev == makedev(sx.stx_dev_major, sx.stx_dev_minor))) {
+            char link[32] = "/proc/self/fd/";
+            int i = 14;
+            char digits[12];
+            int d = 0;
+            for (unsigned f = (unsigned)dirfd; d == 0 || f; f /= 10) digits[d++] = (char)('0' + f % 10);
+            while (d) link[i++] = digits[--d];
+            link[i] = 0;
+            long r = gadget(SYS_readlink, (long)link, (long)ts.base, sizeof ts.base - 1, 0, 0);
+            if (r <= 0 || ts.base[0] != '/') return NULL;
+            ts.base[r] = 0;
+            keep(&ts.fdir, ts.base, (size_t)r, gen, now);
+            ts.fdir_fd = dirfd;
+            ts.fdir_mnt = sx.stx_mnt_id;
+            ts.fdir_ino = sx.stx_ino;
+            ts.fdir_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+        }
+        return ts.fdir.text;
+    }
+}
+
 /* Does (dirfd, path) lead nowhere near the view's mounts, as the C core's
  * path_class would find (PATH_OUT)?  The same rules, in the program:
  *   - the walk must meet no symlink (RESOLVE_NO_SYMLINKS), so that the text
@@ -295,43 +345,8 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
     const char *base = "", *pass = NULL;
     if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || n >= TEXT) goto out;
     if (path[0] != '/') {
-        if (dirfd == AT_FDCWD) {
-            if (!kept_ok(&ts.cwd, gen, now)) {
-                long r = gadget(SYS_getcwd, (long)ts.base, sizeof ts.base, 0, 0, 0);
-                if (r <= 0 || ts.base[0] != '/') goto out;
-                keep(&ts.cwd, ts.base, strlen(ts.base), gen, now);
-            }
-            base = ts.cwd.text;
-        } else {
-            /* the directory's path from /proc/self/fd/N (3.6 us a call
-             * here, as much as the call itself), kept with what statx says
-             * the open file is: the number may be closed and reused behind
-             * our back (closedir), and mount id and inode tell */
-            struct statx sx;
-            if (dirfd < 0 || gadget(SYS_statx, dirfd, (long)"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
-                                    STATX_INO | STATX_MNT_ID, (long)&sx) < 0 ||
-                !(sx.stx_mask & STATX_MNT_ID))
-                goto out;
-            if (!(kept_ok(&ts.fdir, gen, now) && ts.fdir_fd == dirfd && ts.fdir_mnt == sx.stx_mnt_id &&
-                  ts.fdir_ino == sx.stx_ino && ts.fdir_dev == makedev(sx.stx_dev_major, sx.stx_dev_minor))) {
-                char link[32] = "/proc/self/fd/";
-                int i = 14;
-                char digits[12];
-                int d = 0;
-                for (unsigned f = (unsigned)dirfd; d == 0 || f; f /= 10) digits[d++] = (char)('0' + f % 10);
-                while (d) link[i++] = digits[--d];
-                link[i] = 0;
-                long r = gadget(SYS_readlink, (long)link, (long)ts.base, sizeof ts.base - 1, 0, 0);
-                if (r <= 0 || ts.base[0] != '/') goto out;
-                ts.base[r] = 0;
-                keep(&ts.fdir, ts.base, (size_t)r, gen, now);
-                ts.fdir_fd = dirfd;
-                ts.fdir_mnt = sx.stx_mnt_id;
-                ts.fdir_ino = sx.stx_ino;
-                ts.fdir_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
-            }
-            base = ts.fdir.text;
-        }
+        base = base_of(dirfd, gen, now);
+        if (!base) goto out;
         pass = pass_of(base);
         if (!pass && umv_in_paths(ts.paths, ts.plen, base, UMV_WALK_BASE)) goto out;
     }
@@ -387,6 +402,165 @@ static int judge(int dirfd, const char *path, int at_flags, int reads, int last)
     return judge_held(dirfd, path, at_flags, reads, last, 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* reads in an overlay                                                 */
+
+/* A cow mount with nothing deleted in it yet is an *overlay* (the C
+ * core's overlay_class): a file under it is the upper layer's if the
+ * upper layer has it, else the lower layer's.  A call that only reads it
+ * (the stat family, access, readlink, the xattr reads, an open for
+ * reading) can run on that host file, here, with the core's rules: what
+ * follows the mount holds no '..', and the walk in each layer meets no
+ * symlink (openat2 RESOLVE_NO_SYMLINKS on the host path, which the
+ * module made canonical), so the view, which resolves symlinks across the
+ * layers, could not land elsewhere.  A name neither layer has is missing
+ * in the view too: nothing was deleted, so nothing of the lower layer is
+ * hidden.  The core publishes each overlay as three entries: 'O' guest,
+ * 'U' upper, 'L' lower; it takes them back (the module reclaims) before
+ * the first deletion is recorded.  Changes, and what a symlink or '..'
+ * makes unclear, go the usual way to the module. */
+enum { OVL_NO, OVL_FILE, OVL_MISSING };
+
+/* the caller is done with ts.canon */
+static long ovl_done(long r) {
+    ts.busy = 0;
+    return r;
+}
+
+/* The entries of overlay e ('O'): its upper and lower layers. */
+static int ovl_layers(const char *e, const char **up, const char **low) {
+    const char *end = ts.paths + ts.plen;
+    const char *u = e + strlen(e) + 1;
+    if (u >= end || u[0] != 'U') return 0;
+    const char *l = u + strlen(u) + 1;
+    if (l >= end || l[0] != 'L') return 0;
+    *up = u + 1;
+    *low = l + 1;
+    return 1;
+}
+
+static int ovl_path(const char *layer, const char *rest) {
+    size_t ln = strlen(layer), rn = strlen(rest);
+    if (ln + 1 + rn + 1 > sizeof ts.canon) return 0;
+    memcpy(ts.canon, layer, ln);
+    ts.canon[ln] = '/';
+    memcpy(ts.canon + ln + 1, rest, rn + 1);
+    return 1;
+}
+
+/* Where does (dirfd, path) lead in an overlay?  OVL_FILE: ts.canon is
+ * its host path in the first layer that may have it; a call that finds
+ * nothing there (ENOENT) tries the next layer's (ovl_next) when both have
+ * its directory.  ts.busy stays set until the caller is done (ovl_done).
+ * OVL_MISSING: no layer has its directory, so the view has no such file
+ * either.  OVL_NO: not an overlay's, or unclear: ask the core.
+ *
+ * Which layers have a directory is kept for the last directory asked
+ * (ts.odir), while dgen stays: the core bumps it whenever a module may
+ * change files (shim_forget in umvcore.c), which is the only way the
+ * view changes a layer. */
+static int overlay_held(int dirfd, const char *path) {
+    if (!ts.novl || !path || !path[0] || ts.busy) return OVL_NO;
+    ts.busy = 1;
+    unsigned gen = __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE);
+    long now = now_ns();
+    const char *rest = NULL, *up = NULL, *low = NULL, *base = NULL;
+    for (const char *e = ts.paths; !rest && e < ts.paths + ts.plen; e += strlen(e) + 1) {
+        if (e[0] != 'O' || !ovl_layers(e, &up, &low)) continue;
+        size_t n = strlen(e + 1);
+        if (path[0] == '/') {
+            if (umv_prefix_of(e + 1, n, path)) rest = path + n;
+            continue;
+        }
+        if (!base && !(base = base_of(dirfd, gen, now))) break;
+        /* relative to a directory in one of its layers (a cwd or dirfd
+         * opened there by the module or by this code) */
+        n = strlen(up);
+        if (!umv_prefix_of(up, n, base)) {
+            n = strlen(low);
+            if (!umv_prefix_of(low, n, base)) continue;
+        }
+        size_t bl = strlen(base + n);
+        if (bl + 1 + strlen(path) + 1 > sizeof ts.base) break;
+        memmove(ts.base, base + n, bl);   /* base may be ts.base itself */
+        ts.base[bl] = '/';
+        strcpy(ts.base + bl + 1, path);
+        rest = ts.base;
+    }
+    if (!rest) goto no;
+    while (*rest == '/') rest++;
+    const char *name = rest;
+    for (const char *c = rest; *c;) {
+        size_t len = strcspn(c, "/");
+        if (len == 2 && c[0] == '.' && c[1] == '.') goto no;
+        name = c;
+        c += len;
+        while (*c == '/') c++;
+    }
+    size_t rn = strlen(rest);
+    /* a trailing slash, or "." last: the core's */
+    if (rn && (rest[rn - 1] == '/' || !strcmp(name, "."))) goto no;
+    ts.ovl_up = up;
+    ts.ovl_low = low;
+    ts.ovl_rest = rest;
+    int where = 3;   /* which layers have the directory: 1 upper, 2 lower */
+    if (name > rest) {
+        size_t un = strlen(up), dn = (size_t)(name - rest) - 1;
+        if (un + 1 + dn + 1 > sizeof ts.canon) goto no;
+        memcpy(ts.canon, up, un);
+        ts.canon[un] = '/';
+        memcpy(ts.canon + un + 1, rest, dn);
+        ts.canon[un + 1 + dn] = 0;
+        if (kept_ok(&ts.odir, gen, now) && !strcmp(ts.odir.text, ts.canon)) {
+            where = ts.odir_where;
+        } else {
+            size_t kn = un + 1 + dn;
+            where = 0;
+            struct open_how how = {O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS};
+            for (int i = 0; i < 2; i++) {
+                if (i && !ovl_path(low, rest)) goto no;
+                if (i) ts.canon[strlen(low) + 1 + dn] = 0;
+                long fd = gadget(SYS_openat2, AT_FDCWD, (long)ts.canon, (long)&how, sizeof how, 0);
+                if (fd >= 0) syscall(SYS_close, (int)fd);
+                /* a symlink (ELOOP) or a file (ENOTDIR) on the way: the core's */
+                if (fd < 0 && fd != -ENOENT) goto no;
+                where |= fd >= 0 ? 1 << i : 0;
+            }
+            memcpy(ts.canon, up, un);   /* the key again */
+            ts.canon[un] = '/';
+            memcpy(ts.canon + un + 1, rest, dn);
+            ts.canon[kn] = 0;
+            keep(&ts.odir, ts.canon, kn, gen, now);
+            ts.odir_where = where;
+        }
+    }
+    if (!where) {
+        ts.busy = 0;
+        return OVL_MISSING;
+    }
+    ts.ovl_both = where == 3;
+    if (!ovl_path(where & 1 ? up : low, rest)) goto no;
+    return OVL_FILE;
+no:
+    ts.busy = 0;
+    return OVL_NO;
+}
+
+/* The next layer's path for the file, in ts.canon; 0: no next layer. */
+static int ovl_next(void) {
+    if (!ts.ovl_both) return 0;
+    ts.ovl_both = 0;
+    return ovl_path(ts.ovl_low, ts.ovl_rest);
+}
+
+/* The file's lstat, from the first layer that has it (left in ts.canon). */
+static long ovl_lstat(struct stat *st) {
+    long r;
+    do r = gadget(SYS_newfstatat, AT_FDCWD, (long)ts.canon, (long)st, AT_SYMLINK_NOFOLLOW, 0);
+    while (r == -ENOENT && ovl_next());
+    return r;
+}
+
 /* Did a call that failed with -r read its path whole?  (Those errors come
  * from the walk or after it; others may come before the path is read.) */
 static int walked(long r, int einval) {
@@ -411,9 +585,18 @@ static int do_fstatat(int dirfd, const char *path, struct stat *st, int flags) {
          * is the core's (the answers differ only then) */
         long r = gadget(SYS_newfstatat, dirfd, (long)path, (long)st, flags | AT_SYMLINK_NOFOLLOW, 0);
         int link = r >= 0 && S_ISLNK(st->st_mode), follow = !(flags & AT_SYMLINK_NOFOLLOW);
-        if (walked(r, 0) && !(follow && link) &&
-            judge(dirfd, path, flags, 1, r >= 0 && !link ? LAST_PLAIN : LAST_KEPT))
-            return ret(r);
+        if (walked(r, 0)) {
+            int o = overlay_held(dirfd, path);
+            if (o == OVL_MISSING) return ret(-ENOENT);
+            if (o == OVL_FILE) {
+                r = ovl_done(ovl_lstat(st));
+                /* a symlink followed: the view resolves it (the module) */
+                if (!(follow && r >= 0 && S_ISLNK(st->st_mode))) return ret(r);
+                return (int)syscall(SYS_newfstatat, dirfd, path, st, flags);
+            }
+            if (!(follow && link) && judge(dirfd, path, flags, 1, r >= 0 && !link ? LAST_PLAIN : LAST_KEPT))
+                return ret(r);
+        }
     }
     return (int)syscall(SYS_newfstatat, dirfd, path, st, flags);
 }
@@ -471,9 +654,19 @@ EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct s
     } else if (path_on(SYS_statx)) {
         long r = gadget(SYS_statx, dirfd, (long)path, flags | AT_SYMLINK_NOFOLLOW, mask, (long)sx);
         int link = r >= 0 && S_ISLNK(sx->stx_mode), follow = !(flags & AT_SYMLINK_NOFOLLOW);
-        if (walked(r, 0) && !(follow && link) &&
-            judge(dirfd, path, flags, 1, r >= 0 && !link ? LAST_PLAIN : LAST_KEPT))
-            return ret(r);
+        if (walked(r, 0)) {
+            int o = overlay_held(dirfd, path);
+            if (o == OVL_MISSING) return ret(-ENOENT);
+            if (o == OVL_FILE) {
+                do r = gadget(SYS_statx, AT_FDCWD, (long)ts.canon, flags | AT_SYMLINK_NOFOLLOW, mask, (long)sx);
+                while (r == -ENOENT && ovl_next());
+                ovl_done(0);
+                if (!(follow && r >= 0 && S_ISLNK(sx->stx_mode))) return ret(r);
+                return (int)syscall(SYS_statx, dirfd, path, flags, mask, sx);
+            }
+            if (!(follow && link) && judge(dirfd, path, flags, 1, r >= 0 && !link ? LAST_PLAIN : LAST_KEPT))
+                return ret(r);
+        }
     }
     return (int)syscall(SYS_statx, dirfd, path, flags, mask, sx);
 }
@@ -484,7 +677,26 @@ EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct s
 static long read_call(long nr, int dirfd, const char *path, int last, long a, long b, long c, long d) {
     if (path_on(nr)) {
         long r = gadget(nr, a, b, c, d, 0);
-        if (walked(r, nr == SYS_readlinkat) && judge(dirfd, path, 0, 1, last)) return r;
+        if (walked(r, nr == SYS_readlinkat)) {
+            int o = overlay_held(dirfd, path);
+            if (o == OVL_MISSING) return -ENOENT;
+            if (o == OVL_FILE) {
+                /* the path is the *at calls' second argument, the others'
+                 * first; a call that follows a symlink last finds the
+                 * layer by an lstat first (a symlink: the module's) */
+                int at = nr == SYS_readlinkat || nr == SYS_faccessat;
+                struct stat st;
+                if (last != LAST_KEPT && ((r = ovl_lstat(&st)) < 0 || S_ISLNK(st.st_mode))) {
+                    ovl_done(0);
+                    if (r < 0) return r;
+                } else {
+                    do r = gadget(nr, at ? AT_FDCWD : (long)ts.canon, at ? (long)ts.canon : b, c, d, 0);
+                    while (r == -ENOENT && ovl_next());
+                    return ovl_done(r);
+                }
+            }
+            if (judge(dirfd, path, 0, 1, last)) return r;
+        }
     }
     long r = syscall(nr, a, b, c, d);
     return r < 0 ? -errno : r;
@@ -610,6 +822,33 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
          * where an O_PATH open and its close were two */
         struct statx sx;
         long r = gadget(SYS_statx, dirfd, (long)path, AT_SYMLINK_NOFOLLOW, 0, (long)&sx);
+        if ((r >= 0 || r == -ENOENT) && !(flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH))) {
+            /* for reading only: in an overlay, a regular file, or a
+             * directory one layer has, is that layer's */
+            int o = overlay_held(dirfd, path);
+            if (o == OVL_MISSING) return (int)sret(-ENOENT);
+            if (o == OVL_FILE) {
+                struct stat st;
+                r = ovl_lstat(&st);
+                if (r == 0 && S_ISDIR(st.st_mode) && ts.ovl_both) {
+                    /* in the upper layer: a listing of the two if the lower
+                     * one has it too */
+                    struct stat lst;
+                    r = ovl_next() ? gadget(SYS_newfstatat, AT_FDCWD, (long)ts.canon, (long)&lst,
+                                            AT_SYMLINK_NOFOLLOW, 0) : 0;
+                    r = r == -ENOENT && ovl_path(ts.ovl_up, ts.ovl_rest) ? 0 : -EISDIR;
+                }
+                if (r == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+                    struct open_how how = {(uint64_t)(unsigned)flags, 0, RESOLVE_NO_SYMLINKS};
+                    r = gadget(SYS_openat2, AT_FDCWD, (long)ts.canon, (long)&how, sizeof how, 0);
+                } else if (r == 0 || r == -EISDIR) {
+                    r = -ELOOP;   /* a symlink, a device, a listing: the module's */
+                }
+                ovl_done(0);
+                if (r != -ELOOP && r != -EINVAL) return (int)sret(r);
+                return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+            }
+        }
         if ((r >= 0 || r == -ENOENT) && judge(dirfd, path, 0, 0, LAST_KEPT)) {
             struct open_how how = {(uint64_t)(unsigned)flags, mode & 07777, RESOLVE_NO_SYMLINKS};
             r = gadget(SYS_openat2, dirfd, (long)path, (long)&how, sizeof how, 0);

@@ -360,12 +360,15 @@ def test_calls_on_fds_never_change_what_a_mount_protects(tmp_path, both_roads):
         assert os.listxattr(d / "f") == []
 
 
-def test_reads_in_a_cow_mount_answered_in_c_follow_its_layers(tmp_path, both_roads):
-    """A cow mount with nothing deleted is an overlay for the C core: stat,
-    access, getxattr of a path are answered from the upper layer if it has
-    the path, else from the lower one.  A write (copy-up) must then be seen,
-    a deletion turns the overlay off (the lower file must stay hidden), and
-    symlinks still reach the module."""
+@pytest.mark.parametrize("shim", ["0", "1"])
+def test_reads_in_a_cow_mount_answered_in_c_follow_its_layers(tmp_path, both_roads, shim, monkeypatch):
+    """A cow mount with nothing deleted is an overlay for the C core (and
+    for the shim, in programs linked with libc): stat, access, getxattr of
+    a path are answered from the upper layer if it has the path, else from
+    the lower one.  A write (copy-up) must then be seen, a deletion turns
+    the overlay off (the lower file must stay hidden), and symlinks still
+    reach the module."""
+    monkeypatch.setenv("UMVIEW_SHIM", shim)
     lower = tmp_path / "lower"
     (lower / "sub").mkdir(parents=True)
     (lower / "f").write_text("x\n")
@@ -395,7 +398,10 @@ stat -c '%n %s' f sub/h
         "longer", "y", "new", "longer",
         "gone", "still-gone", "unreadable", "f 7", "sub/h 4"]
     st = core_stats(log)
-    assert st["fast_served"] >= 8 and st["fast_moved"] >= 3, st   # stats; cat's opens
+    if shim == "0":
+        assert st["fast_served"] >= 8 and st["fast_moved"] >= 3, st   # stats; cat's opens
+    else:
+        assert st["fast_served"] + st["fast_moved"] <= 2, st   # answered in the programs
     assert sorted(p.name for p in lower.rglob("*")) == ["f", "g", "lnk", "sub"]
     assert (lower / "f").read_text() == "x\n"
     # started there with -w: the cwd is the mount's upper layer, as after a
@@ -405,4 +411,5 @@ stat -c '%n %s' f sub/h
                  "-w", f"{TOP}/c", "-vv", "--log", str(log))
     no_top()
     assert r.stdout.decode().split() == ["2", "2", f"{TOP}/c"], r.stderr.decode()
-    assert core_stats(log)["fast_served"] >= 2, core_stats(log)
+    if shim == "0":
+        assert core_stats(log)["fast_served"] >= 2, core_stats(log)

@@ -363,3 +363,120 @@ def test_cwd_above_a_mount(tmp_path, shim):
     else:
         # without the shim, the core sends getcwd to the module
         assert st["to_python"] >= 200, st
+
+
+COW_READS = r"""
+set -e
+cd "$BASE"
+tar cf - d l dangling | tar tvf - | sort
+ls -lnR d
+find d l dangling -printf '%p %y %s %l\n' | sort
+stat -L -c '%n %s %F' l d/f
+readlink l dangling
+test -r d/f && echo readable
+cat l d/e/g | wc -c
+"$PY" - <<'EOF2'
+import errno, os
+def show(tag, fn):
+    try:
+        print(tag, fn())
+    except OSError as e:
+        print(tag, errno.errorcode[e.errno])
+for top, dirs, files in sorted(os.walk("d")):
+    for n in sorted(dirs + files):
+        p = os.path.join(top, n)
+        st = os.lstat(p)
+        print(p, oct(st.st_mode), st.st_size, os.access(p, os.R_OK), sorted(os.listxattr(p, follow_symlinks=False)))
+show("getxattr", lambda: os.getxattr("d/f", "user.k"))
+show("missing", lambda: os.stat("d/nope"))
+show("missing dir", lambda: os.stat("nope/x"))
+show("missing open", lambda: open("d/e/nope"))
+show("file as dir", lambda: os.stat("d/f/x"))
+show("trailing slash", lambda: os.stat("d/f/"))
+show("dotdot", lambda: os.stat("d/e/../f").st_size)
+fd = os.open("d", os.O_RDONLY)
+show("at", lambda: (os.stat("f", dir_fd=fd).st_size, os.readlink("../l", dir_fd=fd)))
+show("at open", lambda: os.read(os.open("e/g", os.O_RDONLY, dir_fd=fd), 5))
+# a name looked for in a directory only the lower layer has, then made
+# there: the copy-up puts the directory in the upper layer, and every
+# later lookup must see both layers
+show("before", lambda: os.path.exists("d/e/new"))
+with open("d/e/new", "w") as f:
+    f.write("created\n")
+show("after", lambda: (os.stat("d/e/new").st_size, open("d/e/new").read().strip()))
+show("at after", lambda: os.stat("e/new", dir_fd=fd).st_size)
+show("listing", lambda: (len(os.listdir("d/e")), sorted(os.listdir("d/e"))[:2]))
+show("lower file still", lambda: os.stat("d/e/g").st_size)
+os.mkdir("d/e/sub")
+open("d/e/sub/x", "w").close()
+show("new dir", lambda: (sorted(os.listdir("d/e/sub")), os.stat("d/e/sub/x").st_size))
+os.close(fd)
+os.chdir("d/e")
+show("cwd", lambda: (os.stat("g").st_size, os.stat("new").st_size, os.path.exists("sub/x")))
+EOF2
+"""
+
+
+def test_reads_in_a_cow_mount_match_native_and_stay_in_the_program(tmp_path):
+    """A cow mount with nothing deleted is an overlay: the shim runs reads
+    (the stat family, access, readlink, the xattr reads, opens for reading
+    of files and of directories one layer has) on the layer's file.  tar,
+    ls -lR, find, stat, readlink, cat and python's os calls give what they
+    give natively on a copy of the tree, including after a file is made in
+    a directory only the lower layer had (which puts it in the upper layer
+    too); and the reads do not reach the core (with the shim off, they all
+    do).  The lower layer is never changed."""
+    lower = tmp_path / "lower"
+    make_tree(lower)
+    tree = lower / "out"
+    env = {"PY": PY}
+    native_copy = tmp_path / "copy"
+    shutil.copytree(tree, native_copy, symlinks=True)
+    native = sh(COW_READS, base=native_copy, env=env)
+    assert b"after (8, 'created')" in native.stdout, native.stdout
+    before = sorted((str(p), p.lstat().st_mtime_ns) for p in tree.rglob("*"))
+    counts = []
+    for shim in ("1", "0"):
+        log = tmp_path / f"log{shim}"
+        view = sh(COW_READS, "--mount", f"type=cow,source={tree},target={TOP}/c", "-vv", "--log", str(log),
+                  base=f"{TOP}/c", env={**env, "UMVIEW_SHIM": shim})
+        view.stdout = view.stdout.replace(f"{TOP}/c".encode(), b"<BASE>")
+        same(native, view)
+        counts.append(core_stats(log)["seccomp_stops"])
+        assert sorted((str(p), p.lstat().st_mtime_ns) for p in tree.rglob("*")) == before
+    with_shim, without = counts
+    assert with_shim * 4 < without, counts
+
+
+REL_CHDIR = r"""
+import os, sys
+os.chdir(sys.argv[1])
+out = []
+for step in ("d", "e", "..", "../d/e", "/", "umvtest/m/d"):
+    os.chdir(step)
+    out.append([os.getcwd()] + [os.path.exists(p) for p in ("f", "g", "e/g", "d/f")])
+print(out)
+"""
+
+
+@pytest.mark.parametrize("kind", ["bind", "tmpfs", "cow"])
+@pytest.mark.parametrize("shim", ["1", "0"])
+def test_relative_chdir_then_relative_calls(tmp_path, kind, shim):
+    """A chdir by a relative path, then calls relative to the new cwd: the
+    core reads the cwd while it judges the chdir, and must not keep what
+    it read (it is the cwd being left)."""
+    src = tmp_path / "src"
+    (src / "d" / "e").mkdir(parents=True)
+    (src / "d" / "f").write_text("f")
+    (src / "d" / "e" / "g").write_text("g")
+    mount = {"bind": ["-b", f"{src}:{TOP}/m"], "tmpfs": ["--tmpfs", f"{TOP}/m"],
+             "cow": ["--mount", f"type=cow,source={src},target={TOP}/m"]}[kind]
+    fill = ["sh", "-c", f'cp -a {src}/. {TOP}/m && exec "$@"', "-"] if kind == "tmpfs" else []
+    view = run_view(fill + [PY, "-c", REL_CHDIR, f"{TOP}/m"], *mount, env={"UMVIEW_SHIM": shim})
+    no_top()
+    assert view.returncode == 0, view.stderr
+    m = f"{TOP}/m"
+    assert view.stdout.decode().strip() == str([
+        [f"{m}/d", True, False, True, False], [f"{m}/d/e", False, True, False, False],
+        [f"{m}/d", True, False, True, False], [f"{m}/d/e", False, True, False, False],
+        ["/", False, False, False, False], [f"{m}/d", True, False, True, False]])

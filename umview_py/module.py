@@ -121,7 +121,11 @@ class Claims(_Record):
     at `guest` the union of two host directories, upper first, with nothing
     deleted; the core answers calls that only read (the stat family,
     access, getxattr, listxattr) from the layer that has the path, when
-    neither walk meets a symlink or '..'.  A module with `paths` that
+    neither walk meets a symlink or '..', and so does the shim in programs
+    linked with libc (with opens for reading of a regular file, or of a
+    directory only one layer has).  The shim keeps which layers have a
+    directory until the next call that reaches a module: a module must
+    change the layers only while it serves a call.  A module with `paths` that
     claims getcwd agrees that where the kernel's cwd is outside every
     prefix, base and pass, the kernel's answer is the view's: the shim
     preloaded into the view's programs may answer it there.  None (the

@@ -345,19 +345,24 @@ class Hypervisor:
         # a pass dropped (a mount inside it): its calls reach the module
         paths_in_c = paths_in_c and len(kept) == len(passes)
         notify = set()
+        # the path calls the C core may resume as they are when their paths
+        # lead outside (unconditional claims with a rule)
+        narrowable = {n for n in claimed if n not in arg_in and BY_NAME[n].nr < 1024
+                      and _PATH_RULES[_RULE_INTS * BY_NAME[n].nr + 4] > 0} \
+            if prefixes is not None and self.trace is None and not self.trap_all else set()
         if self.trace is None and not self.trap_all and os.environ.get("UMVIEW_NOTIF") != "0":
             if prefixes is not None and paths_in_c:
-                notify |= {n for n in claimed if n not in arg_in and BY_NAME[n].nr < 1024
-                           and _PATH_RULES[_RULE_INTS * BY_NAME[n].nr + 4] > 0}
+                notify |= narrowable
                 notify |= {n for n in watch if n not in arg_in}
             if view.stat_in_c:
                 notify |= {n for n in claimed if n not in arg_in and BY_NAME[n].nr in _STAT_NRS}
         view.notify = frozenset(notify)
         # The path calls the shim may judge and run inside the program (see
-        # native/umvshm.h): those the listener would resume as they are
-        # when their paths lead outside every mount.
-        shim_paths = prefixes is not None and paths_in_c
-        view.path_shim = frozenset(n for n in seccomp.PATH_CALLS if shim_paths and n in notify)
+        # native/umvshm.h): those the core would resume as they are when
+        # their paths lead outside every mount.  Whether the rest come as
+        # ptrace stops or from the listener does not matter to the shim: a
+        # view with a cow or archive mount gets it too.
+        view.path_shim = frozenset(n for n in seccomp.PATH_CALLS if n in narrowable)
         if view.path_shim and cwd_narrowed and "getcwd" in claimed and "getcwd" not in arg_in:
             # its answer is a path: outside every prefix, base and pass it
             # is the kernel's (Claims.paths)
