@@ -252,12 +252,40 @@ static const char *pass_of(const char *p) {
     return best;
 }
 
-/* Does no 'C' prefix share the first component of canon? */
-static int missing_outside(const char *canon) {
-    size_t n = strcspn(canon + 1, "/");
+/* Does no 'C' or 'D' prefix have c (n bytes) as its first component? */
+static int first_outside(const char *c, size_t n) {
     for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1) {
         size_t m = strcspn(e + 2, "/");
-        if (e[0] == 'C' && (m == 0 || (m == n && !strncmp(e + 2, canon + 1, n)))) return 0;
+        if ((e[0] == 'C' || e[0] == 'D') && (m == 0 || (m == n && !strncmp(e + 2, c, n)))) return 0;
+    }
+    return 1;
+}
+
+/* Does no 'C' or 'D' prefix share the first component of canon? */
+static int missing_outside(const char *canon) {
+    return first_outside(canon + 1, strcspn(canon + 1, "/"));
+}
+
+/* The same for every place a walk of base + "/" + path with ".." in it
+ * passes: each top-level directory it enters. */
+static int walk_outside(const char *base, const char *path) {
+    int depth = 0;
+    for (const char *r = base, *next = path; *r || next;) {
+        if (!*r) {
+            r = next;
+            next = 0;
+            continue;
+        }
+        while (*r == '/') r++;
+        if (!*r) continue;
+        size_t len = strcspn(r, "/");
+        if (len == 2 && r[0] == '.' && r[1] == '.') {
+            if (depth) depth--;
+        } else if (!(len == 1 && r[0] == '.')) {
+            if (!depth && !first_outside(r, len)) return 0;
+            depth++;
+        }
+        r += len;
     }
     return 1;
 }
@@ -328,8 +356,8 @@ static const char *base_of(int dirfd, unsigned gen, long now) {
  *     (umv_in_paths, UMV_WALK_BASE); or, for a
  *     walk that starts below a pass's host directory (the core's
  *     PATH_PASS), it must stay below it;
- *   - a name with a trailing slash, or "." or ".." last, is left to the
- *     core.
+ *   - a trailing slash, or "." or ".." last, ends on a directory the
+ *     walk followed: judged as a followed last name;
  * The caller has made sure the kernel could read path (a call of its own
  * read it whole).  1: outside, 0: ask the core. */
 static int judge_held(int dirfd, const char *path, int at_flags, int reads, int last, int hold) {
@@ -343,7 +371,11 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
     const char *name = memrchr(path, '/', n);
     name = name ? name + 1 : path;
     const char *base = "", *pass = NULL;
-    if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || n >= TEXT) goto out;
+    if (n >= TEXT) goto out;
+    /* "d/", "d/." and "d/.." end on a directory the walk reached and
+     * followed (gcc stats "DIR/." for each of its search directories):
+     * their canonical text must be no symlink, as a followed last name */
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) last = LAST_FOLLOW;
     if (path[0] != '/') {
         base = base_of(dirfd, gen, now);
         if (!base) goto out;
@@ -366,7 +398,14 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
         size_t dn = (size_t)(name - path);
         memcpy(ts.base, path, dn);
         ts.base[dn] = 0;
-        if (probe(dirfd, dn ? ts.base : ".", O_DIRECTORY) < 0) goto out;
+        long r = probe(dirfd, dn ? ts.base : ".", O_DIRECTORY);
+        if (r < 0) {
+            /* missing before any symlink: as below, if nothing of the
+             * view shares a top directory the walk enters (gcc's driver
+             * stats "DIR/../../../x86_64-linux-gnu/12/." and the like) */
+            ok = r == -ENOENT && !pass && walk_outside(path[0] == '/' ? "" : base, path);
+            goto out;
+        }
     } else {
         char *slash = strrchr(ts.canon, '/');
         size_t dn = slash == ts.canon ? 1 : (size_t)(slash - ts.canon);

@@ -29,8 +29,8 @@
  *
  *   - vpaths[v]: the view's path prefixes (umv_view_set_paths: 'C' entries,
  *     at, under or above which a path is the view's business, and 'B'
- *     ones, directories a relative walk must not start from; then 'H'
- *     ones, the host directories of plain passes, and 'O' guest, 'U' upper,
+ *     ones, directories a relative walk must not start from, and 'D' ones,
+ *     layers, the view's at and under, not above; then 'H' ones, the host directories of plain passes, and 'O' guest, 'U' upper,
  *     'L' lower for each overlay, a cow mount with nothing deleted yet,
  *     whose reads the shim may run on a layer's file) and the calls the
  *     shim may run itself, under a sequence count;
@@ -98,7 +98,9 @@ static inline int umv_prefix_of(const char *pre, size_t n, const char *p) {
 }
 
 /* Is canonical host path p the view's business: at, under or above a 'C'
- * prefix (or, with bases set, in a 'B' one)?  paths: len bytes of
+ * prefix, at or under a 'D' one (a layer: a host directory a mount shows
+ * elsewhere, whose parents the view shows as the host does), or, with
+ * bases set, in a 'B' one?  paths: len bytes of
  * NUL-ended entries, each a kind letter and a path.  bases = UMV_WALK_BASE
  * asks it of the directory a relative walk starts from: at or under a 'C'
  * prefix, or in a 'B' one.  Above a mount point is fine there: the
@@ -113,7 +115,7 @@ static inline int umv_in_paths(const char *paths, size_t len, const char *p, int
         const char *pre = e + 1;
         size_t n = __builtin_strlen(pre);
         if (e[0] == 'B' && !bases) continue;
-        if (e[0] != 'B' && e[0] != 'C') continue;
+        if (e[0] != 'B' && e[0] != 'C' && e[0] != 'D') continue;
         if (umv_prefix_of(pre, n, p)) return 1;
         /* p holds a mount point */
         if (e[0] == 'C' && bases != UMV_WALK_BASE && umv_prefix_of(p, m, pre)) return 1;

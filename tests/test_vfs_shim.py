@@ -480,3 +480,56 @@ def test_relative_chdir_then_relative_calls(tmp_path, kind, shim):
         [f"{m}/d", True, False, True, False], [f"{m}/d/e", False, True, False, False],
         [f"{m}/d", True, False, True, False], [f"{m}/d/e", False, True, False, False],
         ["/", False, False, False, False], [f"{m}/d", True, False, True, False]])
+
+
+ABOVE = r"""
+import errno, os, sys
+top = sys.argv[1]
+def show(tag, fn):
+    try:
+        return f"{tag} {fn()}"
+    except OSError as e:
+        return f"{tag} {errno.errorcode[e.errno]}"
+out = []
+for _ in range(50):
+    out = [show("parent", lambda: os.stat(top).st_ino),
+           show("parent/.", lambda: os.stat(top + "/.").st_ino),
+           show("access", lambda: os.access(top, os.W_OK)),
+           show("above", lambda: os.stat(os.path.dirname(top)).st_ino),
+           show("dir/.", lambda: os.stat("/usr/lib/.").st_ino),
+           show("dir/..", lambda: os.stat("/usr/lib/..").st_ino),
+           show("missing/.", lambda: os.stat("/usr/lib/nope-umv/12/.")),
+           show("dotdot missing", lambda: os.stat("/usr/lib/../../nope-umv/lib/.")),
+           show("dotdot found", lambda: os.stat("/usr/lib/../lib/.").st_ino),
+           show("relative", lambda: os.stat("../" + os.path.basename(top) + "/.").st_ino)]
+print("\n".join(out))
+"""
+
+
+def test_parents_of_a_bind_source_and_directory_walks_stay_in_the_program(tmp_path):
+    """The directories above a bind's source are shown as the host shows
+    them (Claims.paths layers), and "DIR/.", "DIR/.." and walks with ".."
+    to a name that is missing (gcc's driver makes such calls for each of
+    its search directories) are answered in the program: the same answers
+    as natively, and nothing reaches Python."""
+    src = tmp_path / "src"
+    src.mkdir()
+    native = run_native([PY, "-c", ABOVE, str(tmp_path)], cwd=tmp_path)
+    log = tmp_path / "log"
+    view = run_view([PY, "-c", ABOVE, str(tmp_path)], "-b", f"{src}:{TOP}/m", "-vv", "--log", str(log), cwd=tmp_path)
+    no_top()
+    assert view.returncode == 0, view.stderr
+    assert view.stdout == native.stdout
+    assert b"missing/. ENOENT" in native.stdout and b"dotdot missing ENOENT" in native.stdout
+    assert core_stats(log)["to_python"] < 10, core_stats(log)
+
+
+def test_private_directories_stay_hidden(tmp_path):
+    """The view's private directories (a tmpfs's files) live under
+    /dev/shm, and listings of /dev/shm in the view do not show them."""
+    r = run_view(["sh", "-c", f"echo hi > {TOP}/t/f && cat {TOP}/t/f && ls -a /dev/shm"], "--tmpfs", f"{TOP}/t")
+    no_top()
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().split()
+    assert lines[0] == "hi" and "." in lines, lines
+    assert not [n for n in lines if n.startswith("umview-")], lines

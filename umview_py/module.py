@@ -104,8 +104,8 @@ class Claims(_Record):
     of the values (checked by the seccomp filter itself, so other calls of
     that syscall never stop).  `no_vdso`: programs exec'd in the view get no
     vDSO, so their clock reads become real syscalls.  `paths`: for modules
-    that serve path calls only in some places: (prefixes, bases) or
-    (prefixes, bases, passes).
+    that serve path calls only in some places: (prefixes, bases),
+    (prefixes, bases, passes) or (prefixes, bases, passes, layers).
     `arg_nonzero`: syscall name -> argument index: trap the call only when
     that (64-bit) argument is not 0, e.g. an optional address.  A path
     call whose paths lead (as the kernel resolves them) to none of
@@ -117,7 +117,10 @@ class Claims(_Record):
     stay below one such directory (no '..' above it, no symlink out of it)
     is run by the kernel on the host path, without reaching the module; a
     pass with anything else of the view at or below either directory is
-    ignored.  A (guest, upper, lower) triple is an *overlay*: the view shows
+    ignored.  `layers`: host directories the module shows elsewhere (a
+    bind's source): a path at or under one is its business, as with
+    `prefixes`, but a directory above one is not (the view shows it as the
+    host does; gcc stats /tmp at every compile).  A (guest, upper, lower) triple is an *overlay*: the view shows
     at `guest` the union of two host directories, upper first, with nothing
     deleted; the core answers calls that only read (the stat family,
     access, getxattr, listxattr) from the layer that has the path, when

@@ -276,6 +276,7 @@ class Hypervisor:
         prefixes: list[str] | None = []
         bases: list[str] = []
         passes: list[tuple[str, str]] = []
+        layers: list[str] = []
         paths_in_c = True
         cwd_narrowed = True      # every module that claims getcwd has paths
         claims_of = {}
@@ -290,6 +291,7 @@ class Hypervisor:
                     prefixes += c.paths[0]
                     bases += c.paths[1]
                     passes += c.paths[2] if len(c.paths) > 2 else ()
+                    layers += c.paths[3] if len(c.paths) > 3 else ()
                     paths_in_c &= bool(c.paths_in_c)
             for name in c.syscalls:
                 row = BY_NAME.get(name)
@@ -341,7 +343,7 @@ class Hypervisor:
         # spawned from now on (see native/umvcore.c, "seccomp user
         # notification"): the path calls it narrows, the stat calls it
         # answers; unconditional claims only.
-        kept = list(_passes(passes, prefixes, bases)) if prefixes is not None else []
+        kept = list(_passes(passes, (prefixes or []) + layers, bases)) if prefixes is not None else []
         # a pass dropped (a mount inside it): its calls reach the module
         paths_in_c = paths_in_c and len(kept) == len(passes)
         notify = set()
@@ -386,6 +388,7 @@ class Hypervisor:
         else:
             blob = b"".join(b"C" + os.fsencode(p) + b"\0" for p in prefixes) + \
                 b"".join(b"B" + os.fsencode(p) + b"\0" for p in bases) + \
+                b"".join(b"D" + os.fsencode(p) + b"\0" for p in layers) + \
                 b"".join((b"P" if len(dirs) == 2 else b"O") + b"".join(os.fsencode(d) + b"\0" for d in dirs)
                          for dirs in kept)
             calls = ffi.NULL
