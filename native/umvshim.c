@@ -179,15 +179,22 @@ struct kept {
     long at;
     char text[TEXT];
 };
+/* The path of an open file, kept with what statx says the file is: the
+ * number may be closed and reused behind our back (closedir), and the
+ * mount id and inode tell. */
+struct fdkept {
+    struct kept k;
+    int fd;
+    uint64_t mnt, ino, dev;
+};
 static __thread struct {
     int busy;
     unsigned pseq, pview;           /* whose prefixes `paths` holds */
     uint32_t plen;
     uint64_t calls[UMV_SHM_CALLS / 64];
     char paths[TEXT];
-    struct kept cwd, dir, last, fdir;
-    int fdir_fd;                    /* fdir: the path of this directory fd */
-    uint64_t fdir_mnt, fdir_ino, fdir_dev;
+    struct kept cwd, dir, last;
+    struct fdkept fdir, ffile;      /* the last directory fd's path; another fd's */
     int novl;                       /* overlays ('O' entries) in paths */
     struct kept odir;               /* an overlay's directory (upper path) */
     int odir_where;                 /* ...in which layers: 1 upper, 2 lower */
@@ -302,6 +309,36 @@ enum { LAST_KEPT,     /* not followed (lstat, readlink...) */
        LAST_PLAIN,    /* the caller saw it is not a symlink: remember that */
        LAST_FOLLOW }; /* followed: must not be a symlink */
 
+/* The path of open file fd from /proc/self/fd/N (3.6 us a call here, as
+ * much as the call itself), kept in k; NULL: not known, or no path. */
+static const char *fd_path(int fd, struct fdkept *k, unsigned gen, long now) {
+    struct statx sx;
+    if (fd < 0 || gadget(SYS_statx, fd, (long)"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+                         STATX_INO | STATX_MNT_ID, (long)&sx) < 0 ||
+        !(sx.stx_mask & STATX_MNT_ID))
+        return NULL;
+    uint64_t dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    if (kept_ok(&k->k, gen, now) && k->fd == fd && k->mnt == sx.stx_mnt_id && k->ino == sx.stx_ino &&
+        k->dev == dev)
+        return k->k.text;
+    char link[32] = "/proc/self/fd/";
+    int i = 14;
+    char digits[12];
+    int d = 0;
+    for (unsigned f = (unsigned)fd; d == 0 || f; f /= 10) digits[d++] = (char)('0' + f % 10);
+    while (d) link[i++] = digits[--d];
+    link[i] = 0;
+    long r = gadget(SYS_readlink, (long)link, (long)ts.base, sizeof ts.base - 1, 0, 0);
+    if (r <= 0 || ts.base[0] != '/') return NULL;
+    ts.base[r] = 0;
+    keep(&k->k, ts.base, (size_t)r, gen, now);
+    k->fd = fd;
+    k->mnt = sx.stx_mnt_id;
+    k->ino = sx.stx_ino;
+    k->dev = dev;
+    return k->k.text;
+}
+
 /* The directory a relative walk from dirfd starts at, as a path (the
  * cwd's or the fd's, kept in ts while dgen stays); NULL: not known. */
 static const char *base_of(int dirfd, unsigned gen, long now) {
@@ -313,36 +350,7 @@ static const char *base_of(int dirfd, unsigned gen, long now) {
         }
         return ts.cwd.text;
     }
-    {
-        /* the directory's path from /proc/self/fd/N (3.6 us a call
-         * here, as much as the call itself), kept with what statx says
-         * the open file is: the number may be closed and reused behind
-         * our back (closedir), and mount id and inode tell */
-        struct statx sx;
-        if (dirfd < 0 || gadget(SYS_statx, dirfd, (long)"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
-                                STATX_INO | STATX_MNT_ID, (long)&sx) < 0 ||
-            !(sx.stx_mask & STATX_MNT_ID))
-            return NULL;
-        if (!(kept_ok(&ts.fdir, gen, now) && ts.fdir_fd == dirfd && ts.fdir_mnt == sx.stx_mnt_id &&
-              ts.fdir_ino == sx.stx_ino && ts.fdir_dev == makedev(sx.stx_dev_major, sx.stx_dev_minor))) {
-            char link[32] = "/proc/self/fd/";
-            int i = 14;
-            char digits[12];
-            int d = 0;
-            for (unsigned f = (unsigned)dirfd; d == 0 || f; f /= 10) digits[d++] = (char)('0' + f % 10);
-            while (d) link[i++] = digits[--d];
-            link[i] = 0;
-            long r = gadget(SYS_readlink, (long)link, (long)ts.base, sizeof ts.base - 1, 0, 0);
-            if (r <= 0 || ts.base[0] != '/') return NULL;
-            ts.base[r] = 0;
-            keep(&ts.fdir, ts.base, (size_t)r, gen, now);
-            ts.fdir_fd = dirfd;
-            ts.fdir_mnt = sx.stx_mnt_id;
-            ts.fdir_ino = sx.stx_ino;
-            ts.fdir_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
-        }
-        return ts.fdir.text;
-    }
+    return fd_path(dirfd, &ts.fdir, gen, now);
 }
 
 /* Does (dirfd, path) lead nowhere near the view's mounts, as the C core's
@@ -769,6 +777,98 @@ EXPORT ssize_t listxattr(const char *path, char *list, size_t size) {
 }
 EXPORT ssize_t llistxattr(const char *path, char *list, size_t size) {
     return sret(read_call(SYS_llistxattr, AT_FDCWD, path, LAST_KEPT, (long)path, (long)list, (long)size, 0));
+}
+
+/* ------------------------------------------------------------------ */
+/* calls that change a file, outside every mount or below a pass       */
+
+/* Calls that make or change a name (mkdir, symlink, chmod, chown,
+ * utimensat): judged first, after a statx of the path that asks for
+ * nothing (the kernel reads the path; no side effect), then made through
+ * the gadget, as the core would resume them.  None removes a name, so the
+ * shim's caches stay true (umvshm.h: dgen).  tar -x makes five such calls
+ * a file, each a round trip through the core's listener before. */
+static long change_call(long nr, int dirfd, const char *path, int last, long a, long b, long c, long d,
+                        long e) {
+    if (path && path[0] && path_on(nr)) {
+        struct statx sx;
+        long r = gadget(SYS_statx, dirfd, (long)path, AT_SYMLINK_NOFOLLOW, 0, (long)&sx);
+        if (walked(r, 0) && judge(dirfd, path, 0, 0, last)) return gadget(nr, a, b, c, d, e);
+    }
+    long r = syscall(nr, a, b, c, d, e);
+    return r < 0 ? -errno : r;
+}
+
+/* Calls on an open file's own inode (fchmod, fchown, futimens): the
+ * kernel's unless the file lies where the view protects it (a cow
+ * mount's lower layer, a read-only bind's source), as the core's fd_class
+ * decides: below a pass, or outside every prefix and layer. */
+static long fd_call(long nr, int fd, long a, long b, long c, long d, long e) {
+    if (path_on(nr) && !ts.busy) {
+        ts.busy = 1;
+        const char *p = fd_path(fd, &ts.ffile, __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE), now_ns());
+        int ok = p && (pass_of(p) || !umv_in_paths(ts.paths, ts.plen, p, 1));
+        ts.busy = 0;
+        if (ok) return gadget(nr, a, b, c, d, e);
+    }
+    long r = syscall(nr, a, b, c, d, e);
+    return r < 0 ? -errno : r;
+}
+
+EXPORT int mkdir(const char *path, mode_t mode) {
+    return (int)sret(change_call(SYS_mkdirat, AT_FDCWD, path, LAST_KEPT, AT_FDCWD, (long)path, mode, 0, 0));
+}
+EXPORT int mkdirat(int dirfd, const char *path, mode_t mode) {
+    return (int)sret(change_call(SYS_mkdirat, dirfd, path, LAST_KEPT, dirfd, (long)path, mode, 0, 0));
+}
+EXPORT int symlink(const char *target, const char *path) {
+    return (int)sret(change_call(SYS_symlinkat, AT_FDCWD, path, LAST_KEPT, (long)target, AT_FDCWD, (long)path, 0, 0));
+}
+EXPORT int symlinkat(const char *target, int dirfd, const char *path) {
+    return (int)sret(change_call(SYS_symlinkat, dirfd, path, LAST_KEPT, (long)target, dirfd, (long)path, 0, 0));
+}
+EXPORT int chmod(const char *path, mode_t mode) {
+    return (int)sret(change_call(SYS_fchmodat, AT_FDCWD, path, LAST_FOLLOW, AT_FDCWD, (long)path, mode, 0, 0));
+}
+EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags) {
+    if (flags) {
+        /* AT_SYMLINK_NOFOLLOW: glibc's way (an O_PATH open, then a chmod
+         * through /proc/self/fd/N, which the core judges) */
+        static int (*next)(int, const char *, mode_t, int);
+        if (!next) next = (int (*)(int, const char *, mode_t, int))dlsym(RTLD_NEXT, "fchmodat");
+        if (!next) {
+            errno = ENOSYS;
+            return -1;
+        }
+        return next(dirfd, path, mode, flags);
+    }
+    return (int)sret(change_call(SYS_fchmodat, dirfd, path, LAST_FOLLOW, dirfd, (long)path, mode, 0, 0));
+}
+static int do_fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags) {
+    if (path && !path[0] && (flags & AT_EMPTY_PATH))
+        return (int)sret(fd_call(SYS_fchownat, dirfd, dirfd, (long)path, (long)uid, (long)gid, flags));
+    return (int)sret(change_call(SYS_fchownat, dirfd, path, flags & AT_SYMLINK_NOFOLLOW ? LAST_KEPT : LAST_FOLLOW,
+                                 dirfd, (long)path, (long)uid, (long)gid, flags));
+}
+EXPORT int chown(const char *path, uid_t uid, gid_t gid) { return do_fchownat(AT_FDCWD, path, uid, gid, 0); }
+EXPORT int lchown(const char *path, uid_t uid, gid_t gid) {
+    return do_fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW);
+}
+EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags) {
+    return do_fchownat(dirfd, path, uid, gid, flags);
+}
+EXPORT int fchown(int fd, uid_t uid, gid_t gid) {
+    return (int)sret(fd_call(SYS_fchown, fd, fd, (long)uid, (long)gid, 0, 0));
+}
+EXPORT int fchmod(int fd, mode_t mode) { return (int)sret(fd_call(SYS_fchmod, fd, fd, mode, 0, 0, 0)); }
+EXPORT int utimensat(int dirfd, const char *path, const struct timespec times[2], int flags) {
+    if (!path)   /* the fd's own file (futimens) */
+        return (int)sret(fd_call(SYS_utimensat, dirfd, dirfd, 0, (long)times, flags, 0));
+    return (int)sret(change_call(SYS_utimensat, dirfd, path, flags & AT_SYMLINK_NOFOLLOW ? LAST_KEPT : LAST_FOLLOW,
+                                 dirfd, (long)path, (long)times, flags, 0));
+}
+EXPORT int futimens(int fd, const struct timespec times[2]) {
+    return (int)sret(fd_call(SYS_utimensat, fd, fd, 0, (long)times, 0, 0));
 }
 
 /* realpath: glibc's walks the path one readlink at a time, from inside

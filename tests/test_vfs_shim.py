@@ -533,3 +533,60 @@ def test_private_directories_stay_hidden(tmp_path):
     lines = r.stdout.decode().split()
     assert lines[0] == "hi" and "." in lines, lines
     assert not [n for n in lines if n.startswith("umview-")], lines
+
+
+TAR_X = r"""
+set -e
+mkdir -p "$DEST" && cd "$DEST"
+tar xf "$BASE/in.tar"
+chmod 700 d && chmod 600 d/f0
+chown 1:2 d/f1 && chown -h 3:4 l
+touch -d @1000000000 d/f2 && touch -h -d @1000000001 l
+mkdir -m 751 m && ln -s d/f0 l2
+"$PY" -c 'import os; os.chmod("d/f3", 0o604); os.chown("d/f3", 7, 8); os.utime("d/f3", ns=(5, 6))
+fd = os.open("d/f4", os.O_RDONLY); os.fchmod(fd, 0o640); os.fchown(fd, 9, 10); os.utime(fd, ns=(7, 8))'
+touch -h -d @1000000002 l2 m .
+find . -printf '%p %y %m %U %G %T@ %l\n' | sort
+"""
+
+
+def make_tar(path):
+    import io
+    import tarfile
+    with tarfile.open(path, "w") as t:
+        def add(name, kind=tarfile.REGTYPE, data=b"", **kw):
+            info = tarfile.TarInfo(name)
+            info.type, info.size, info.mtime = kind, len(data), 946_782_245
+            for k, v in kw.items():
+                setattr(info, k, v)
+            t.addfile(info, io.BytesIO(data) if data else None)
+        add("d", tarfile.DIRTYPE, mode=0o755, uid=11, gid=12)
+        for i in range(200):
+            add(f"d/f{i}", data=b"x" * i, mode=0o644 if i % 2 else 0o600, uid=100 + i, gid=200 + i)
+        add("d/e", tarfile.DIRTYPE, mode=0o750)
+        add("l", tarfile.SYMTYPE, linkname="d/f1", uid=5, gid=6)
+
+
+@pytest.mark.parametrize("where", ["tmpfs", "outside"])
+def test_tar_x_and_changes_match_native_and_stay_in_the_program(tmp_path, where):
+    """tar -x (as root: owners, modes and times restored), chmod, chown,
+    touch, mkdir, ln -s and python's fchmod/fchown/futimens, in a tmpfs
+    mount after a cd, or outside every mount: the same files as natively,
+    and (the shim's mkdir, symlink, chmod, chown, utimensat and the calls on
+    an fd's own file) almost none of their calls reach the core."""
+    make_tar(tmp_path / "in.tar")
+    env = {"PY": PY}
+    native = sh(TAR_X, base=tmp_path, env={**env, "DEST": str(tmp_path / "native")})
+    assert b"./d/f1 f 644 1 2" in native.stdout and b"./l l 777 3 4 1000000001" in native.stdout
+    counts = []
+    for shim in ("1", "0"):
+        dest = f"{TOP}/t" if where == "tmpfs" else str(tmp_path / f"out{shim}")
+        mount = ["--tmpfs", f"{TOP}/t"] if where == "tmpfs" else ["-b", f"{tmp_path}/native:{TOP}/m"]
+        log = tmp_path / f"log{shim}"
+        view = sh(TAR_X, *mount, "-vv", "--log", str(log), base=tmp_path,
+                  env={**env, "DEST": dest, "UMVIEW_SHIM": shim})
+        same(native, view)
+        st = core_stats(log)
+        counts.append(st["notif_calls"] + st["seccomp_stops"])
+    with_shim, without = counts
+    assert with_shim * 3 < without, counts

@@ -65,7 +65,8 @@ GADGET_BIT = 512
 # what it asks the kernel to judge them (openat2 probes, the cwd, fd links)
 STAT_CALLS = ("stat", "lstat", "fstat", "newfstatat", "statx")
 PATH_CALLS = ("openat", "newfstatat", "statx", "readlinkat", "faccessat", "getxattr", "lgetxattr",
-              "listxattr", "llistxattr")
+              "listxattr", "llistxattr", "mkdirat", "symlinkat", "fchmodat", "fchownat", "utimensat",
+              "fchmod", "fchown")
 PATH_HELPERS = ("openat2", "getcwd", "readlink")
 GADGET_NRS = frozenset(BY_NAME[n].nr for n in STAT_CALLS + PATH_CALLS + PATH_HELPERS)
 GADGET_IP = 0x75ee000014    # UMV_GADGET_IP in native/umvcore.h (a test compares)
