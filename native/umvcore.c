@@ -1415,12 +1415,12 @@ static void shm_publish_paths(int viewno, const unsigned char *calls) {
     if (!shm) return;
     const view *v = &views[viewno];
     struct umv_shm_paths *sp = &shm->vpaths[viewno];
-    /* the prefixes, then an 'H' entry for each plain pass's host
-     * directory, and 'O' guest, 'U' upper, 'L' lower for each overlay */
+    /* the prefixes, then 'G' guest, 'H' host for each plain pass, and
+     * 'O' guest, 'U' upper, 'L' lower for each overlay */
     size_t len = v->paths ? (size_t)v->paths_len : 0;
     for (int i = 0; i < v->npasses; i++) {
         const struct pass *ps = &v->passes[i];
-        len += ps->hlen + 2 + (ps->lfd < 0 ? 0 : ps->glen + 2 + ps->llen + 2);
+        len += ps->glen + 2 + ps->hlen + 2 + (ps->lfd < 0 ? 0 : ps->llen + 2);
     }
     int on = calls && v->paths && v->paths_len > 0 && len <= UMV_SHM_PATHS;
     __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
@@ -1431,11 +1431,9 @@ static void shm_publish_paths(int viewno, const unsigned char *calls) {
         char *w = sp->paths + v->paths_len;
         for (int i = 0; i < v->npasses; i++) {
             const struct pass *ps = &v->passes[i];
-            if (ps->lfd >= 0) {
-                *w++ = 'O';
-                memcpy(w, ps->guest, ps->glen + 1);
-                w += ps->glen + 1;
-            }
+            *w++ = ps->lfd < 0 ? 'G' : 'O';
+            memcpy(w, ps->guest, ps->glen + 1);
+            w += ps->glen + 1;
             *w++ = ps->lfd < 0 ? 'H' : 'U';
             memcpy(w, ps->host, ps->hlen + 1);
             w += ps->hlen + 1;

@@ -195,7 +195,7 @@ static __thread struct {
     char paths[TEXT];
     struct kept cwd, dir, last;
     struct fdkept fdir, ffile;      /* the last directory fd's path; another fd's */
-    int novl;                       /* overlays ('O' entries) in paths */
+    int novl;                       /* overlays and passes ('O', 'G' entries) */
     struct kept odir;               /* an overlay's directory (upper path) */
     int odir_where;                 /* ...in which layers: 1 upper, 2 lower */
     const char *ovl_up, *ovl_low, *ovl_rest;  /* overlay_held's answer */
@@ -237,7 +237,8 @@ static int path_on(long nr) {
         ts.paths[len] = 0;
         ts.plen = len;
         ts.novl = 0;
-        for (const char *e = ts.paths; e < ts.paths + len; e += strlen(e) + 1) ts.novl += e[0] == 'O';
+        for (const char *e = ts.paths; e < ts.paths + len; e += strlen(e) + 1)
+            ts.novl += e[0] == 'O' || e[0] == 'G';
         ts.pseq = seq;
         ts.pview = v;
     }
@@ -474,14 +475,17 @@ static long ovl_done(long r) {
     return r;
 }
 
-/* The entries of overlay e ('O'): its upper and lower layers. */
+/* The entries of overlay e ('O'): its upper and lower layers; of pass e
+ * ('G'): its host directory, as an upper layer with no lower one. */
 static int ovl_layers(const char *e, const char **up, const char **low) {
     const char *end = ts.paths + ts.plen;
     const char *u = e + strlen(e) + 1;
-    if (u >= end || u[0] != 'U') return 0;
+    if (u >= end || u[0] != (e[0] == 'G' ? 'H' : 'U')) return 0;
+    *up = u + 1;
+    *low = NULL;
+    if (e[0] == 'G') return 1;
     const char *l = u + strlen(u) + 1;
     if (l >= end || l[0] != 'L') return 0;
-    *up = u + 1;
     *low = l + 1;
     return 1;
 }
@@ -506,19 +510,23 @@ static int ovl_path(const char *layer, const char *rest) {
  * (ts.odir), while dgen stays: the core bumps it whenever a module may
  * change files (shim_forget in umvcore.c), which is the only way the
  * view changes a layer. */
-static int overlay_held(int dirfd, const char *path) {
+static int overlay_held(int dirfd, const char *path, int writes) {
     if (!ts.novl || !path || !path[0] || ts.busy) return OVL_NO;
     ts.busy = 1;
     unsigned gen = __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE);
     long now = now_ns();
     const char *rest = NULL, *up = NULL, *low = NULL, *base = NULL;
     for (const char *e = ts.paths; !rest && e < ts.paths + ts.plen; e += strlen(e) + 1) {
-        if (e[0] != 'O' || !ovl_layers(e, &up, &low)) continue;
+        /* writes: passes only (an overlay's changes are the module's) */
+        if ((e[0] != 'O' || writes) && e[0] != 'G') continue;
+        if (!ovl_layers(e, &up, &low)) continue;
         size_t n = strlen(e + 1);
         if (path[0] == '/') {
             if (umv_prefix_of(e + 1, n, path)) rest = path + n;
             continue;
         }
+        /* a walk from below a pass is judged as it is (judge: pass) */
+        if (e[0] == 'G') continue;
         if (!base && !(base = base_of(dirfd, gen, now))) break;
         /* relative to a directory in one of its layers (a cwd or dirfd
          * opened there by the module or by this code) */
@@ -550,7 +558,7 @@ static int overlay_held(int dirfd, const char *path) {
     ts.ovl_up = up;
     ts.ovl_low = low;
     ts.ovl_rest = rest;
-    int where = 3;   /* which layers have the directory: 1 upper, 2 lower */
+    int where = low ? 3 : 1;   /* which layers have the directory: 1 upper, 2 lower */
     if (name > rest) {
         size_t un = strlen(up), dn = (size_t)(name - rest) - 1;
         if (un + 1 + dn + 1 > sizeof ts.canon) goto no;
@@ -564,7 +572,7 @@ static int overlay_held(int dirfd, const char *path) {
             size_t kn = un + 1 + dn;
             where = 0;
             struct open_how how = {O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS};
-            for (int i = 0; i < 2; i++) {
+            for (int i = 0; i < (low ? 2 : 1); i++) {
                 if (i && !ovl_path(low, rest)) goto no;
                 if (i) ts.canon[strlen(low) + 1 + dn] = 0;
                 long fd = gadget(SYS_openat2, AT_FDCWD, (long)ts.canon, (long)&how, sizeof how, 0);
@@ -633,7 +641,7 @@ static int do_fstatat(int dirfd, const char *path, struct stat *st, int flags) {
         long r = gadget(SYS_newfstatat, dirfd, (long)path, (long)st, flags | AT_SYMLINK_NOFOLLOW, 0);
         int link = r >= 0 && S_ISLNK(st->st_mode), follow = !(flags & AT_SYMLINK_NOFOLLOW);
         if (walked(r, 0)) {
-            int o = overlay_held(dirfd, path);
+            int o = overlay_held(dirfd, path, 0);
             if (o == OVL_MISSING) return ret(-ENOENT);
             if (o == OVL_FILE) {
                 r = ovl_done(ovl_lstat(st));
@@ -702,7 +710,7 @@ EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct s
         long r = gadget(SYS_statx, dirfd, (long)path, flags | AT_SYMLINK_NOFOLLOW, mask, (long)sx);
         int link = r >= 0 && S_ISLNK(sx->stx_mode), follow = !(flags & AT_SYMLINK_NOFOLLOW);
         if (walked(r, 0)) {
-            int o = overlay_held(dirfd, path);
+            int o = overlay_held(dirfd, path, 0);
             if (o == OVL_MISSING) return ret(-ENOENT);
             if (o == OVL_FILE) {
                 do r = gadget(SYS_statx, AT_FDCWD, (long)ts.canon, flags | AT_SYMLINK_NOFOLLOW, mask, (long)sx);
@@ -725,7 +733,7 @@ static long read_call(long nr, int dirfd, const char *path, int last, long a, lo
     if (path_on(nr)) {
         long r = gadget(nr, a, b, c, d, 0);
         if (walked(r, nr == SYS_readlinkat)) {
-            int o = overlay_held(dirfd, path);
+            int o = overlay_held(dirfd, path, 0);
             if (o == OVL_MISSING) return -ENOENT;
             if (o == OVL_FILE) {
                 /* the path is the *at calls' second argument, the others'
@@ -961,11 +969,19 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
          * where an O_PATH open and its close were two */
         struct statx sx;
         long r = gadget(SYS_statx, dirfd, (long)path, AT_SYMLINK_NOFOLLOW, 0, (long)&sx);
-        if ((r >= 0 || r == -ENOENT) && !(flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH))) {
-            /* for reading only: in an overlay, a regular file, or a
-             * directory one layer has, is that layer's */
-            int o = overlay_held(dirfd, path);
+        int reads = !(flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH));
+        if ((r >= 0 || r == -ENOENT) && !(flags & O_PATH)) {
+            /* below a pass, any open runs on the host's file; in an
+             * overlay, an open for reading only of a regular file, or of
+             * a directory one layer has, on that layer's */
+            int o = overlay_held(dirfd, path, !reads);
             if (o == OVL_MISSING) return (int)sret(-ENOENT);
+            if (o == OVL_FILE && !reads) {
+                struct open_how how = {(uint64_t)(unsigned)flags, mode & 07777, RESOLVE_NO_SYMLINKS};
+                r = ovl_done(gadget(SYS_openat2, AT_FDCWD, (long)ts.canon, (long)&how, sizeof how, 0));
+                if (r != -ELOOP && r != -EINVAL) return (int)sret(r);
+                return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+            }
             if (o == OVL_FILE) {
                 struct stat st;
                 r = ovl_lstat(&st);

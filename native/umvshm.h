@@ -30,10 +30,12 @@
  *   - vpaths[v]: the view's path prefixes (umv_view_set_paths: 'C' entries,
  *     at, under or above which a path is the view's business, and 'B'
  *     ones, directories a relative walk must not start from, and 'D' ones,
- *     layers, the view's at and under, not above; then 'H' ones, the host directories of plain passes, and 'O' guest, 'U' upper,
- *     'L' lower for each overlay, a cow mount with nothing deleted yet,
- *     whose reads the shim may run on a layer's file) and the calls the
- *     shim may run itself, under a sequence count;
+ *     layers, the view's at and under, not above; then 'G' guest, 'H'
+ *     host for each plain pass (a bind or tmpfs directory), and 'O' guest,
+ *     'U' upper, 'L' lower for each overlay, a cow mount with nothing
+ *     deleted yet, whose calls the shim may run on the host's or a
+ *     layer's file) and the calls the shim may run itself, under a
+ *     sequence count;
  *   - dgen: bumped by the core before any call of the view that could
  *     change what a path leads to (chdir, fchdir, chroot, rename, rmdir,
  *     unlink: a name must be removed before it can come back as a
