@@ -56,6 +56,7 @@
 
 /* view flags */
 #define UMV_VIEW_NO_VDSO 1  /* hide the vDSO from programs exec'd in this view */
+#define UMV_VIEW_EXEC_FOUND 2  /* execs of missing files need no module (Claims.exec_found) */
 
 typedef struct {
     int kind;

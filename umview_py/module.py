@@ -137,17 +137,22 @@ class Claims(_Record):
     nearly all of its path calls (every mount a pass, say): processes
     spawned from then on send them to the core's seccomp listener, a
     cheaper round trip than a ptrace stop, but a call that must reach the
-    module costs about three (see docs/design.md)."""
+    module costs about three (see docs/design.md).
+    `exec_found`: the module need not see an execve or execveat whose file
+    does not exist (the kernel fails it, ENOENT or ENOTDIR, as it is): the
+    C core resumes those itself when every module claiming exec calls says
+    so.  execvp and shells try each $PATH directory in turn, so most execs
+    of a build are such misses."""
 
     __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner",
-                           "paths_in_c")
+                           "paths_in_c", "exec_found")
     __hash__ = None
 
     def __init__(self, syscalls: set[str] | None = None,
                  arg_in: dict[str, tuple[int, frozenset[int]]] | None = None, no_vdso: bool = False,
                  paths: tuple[list[str], list[str]] | None = None,
                  arg_nonzero: dict[str, int] | None = None, stat_owner: StatOwner | None = None,
-                 paths_in_c: bool = False):
+                 paths_in_c: bool = False, exec_found: bool = False):
         self.syscalls = set() if syscalls is None else syscalls
         self.arg_in = {} if arg_in is None else arg_in
         self.no_vdso = no_vdso
@@ -155,6 +160,7 @@ class Claims(_Record):
         self.arg_nonzero = {} if arg_nonzero is None else arg_nonzero
         self.stat_owner = stat_owner
         self.paths_in_c = paths_in_c
+        self.exec_found = exec_found
 
 
 def boolean(text: str) -> bool:

@@ -894,6 +894,8 @@ class FakeRoot(Module):
                                  kernel_dev=self.proc_dev)
         if not self.xattr_reads:
             c.syscalls -= XATTR_READS
+        # an exec of a missing file changes no ids (execve below)
+        c.exec_found = True
         return c
 
     def _want_xattr_reads(self) -> None:

@@ -278,11 +278,14 @@ class Hypervisor:
         passes: list[tuple[str, str]] = []
         layers: list[str] = []
         paths_in_c = True
+        exec_found = True        # every module claiming exec calls says Claims.exec_found
         cwd_narrowed = True      # every module that claims getcwd has paths
         claims_of = {}
         for module in view.chain():
             c = claims_of[module] = module.claims()
             no_vdso |= c.no_vdso
+            if c.syscalls & {"execve", "execveat"}:
+                exec_found &= bool(c.exec_found)
             cwd_narrowed &= "getcwd" not in c.syscalls or c.paths is not None
             if any(BY_NAME[n].family == "path" for n in c.syscalls if n in BY_NAME):
                 if c.paths is None or prefixes is None:
@@ -374,7 +377,8 @@ class Hypervisor:
         prog = seccomp.build(claimed | watch, arg_in, deny_paths=deny_paths, trap_all=self.trap_all,
                              gadget=view.gadget)
         claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
-        flags = VIEW_NO_VDSO if no_vdso else 0
+        flags = (VIEW_NO_VDSO if no_vdso else 0) | \
+            (lib.UMV_VIEW_EXEC_FOUND if exec_found and self.trace is None else 0)
         widens = not view.trap or any(n & ~o for n, o in zip(prog.trap, view.trap))
         if widens:
             view.trap = bytes(a | b for a, b in zip(prog.trap, view.trap or bytes(len(prog.trap))))
