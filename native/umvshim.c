@@ -278,22 +278,14 @@ static int missing_outside(const char *canon) {
  * passes: each top-level directory it enters. */
 static int walk_outside(const char *base, const char *path) {
     int depth = 0;
-    for (const char *r = base, *next = path; *r || next;) {
-        if (!*r) {
-            r = next;
-            next = 0;
-            continue;
-        }
-        while (*r == '/') r++;
-        if (!*r) continue;
-        size_t len = strcspn(r, "/");
-        if (len == 2 && r[0] == '.' && r[1] == '.') {
+    size_t len;
+    for (const char *r = base, *next = path, *c; (c = umv_component(&r, &next, &len));) {
+        if (len == 2 && c[0] == '.' && c[1] == '.') {
             if (depth) depth--;
-        } else if (!(len == 1 && r[0] == '.')) {
-            if (!depth && !first_outside(r, len)) return 0;
+        } else if (!(len == 1 && c[0] == '.')) {
+            if (!depth && !first_outside(c, len)) return 0;
             depth++;
         }
-        r += len;
     }
     return 1;
 }
@@ -585,8 +577,12 @@ static int overlay_held(int dirfd, const char *path, int writes) {
             ts.canon[un] = '/';
             memcpy(ts.canon + un + 1, rest, dn);
             ts.canon[kn] = 0;
-            keep(&ts.odir, ts.canon, kn, gen, now);
-            ts.odir_where = where;
+            /* not a missing one: the shim's own mkdir (and the core's
+             * answer to one below a pass) bump no count */
+            if (where) {
+                keep(&ts.odir, ts.canon, kn, gen, now);
+                ts.odir_where = where;
+            }
         }
     }
     if (!where) {

@@ -125,33 +125,44 @@ static inline int umv_in_paths(const char *paths, size_t len, const char *p, int
     return 0;
 }
 
+/* The next component of the path *r followed by *next (NULL: none), with
+ * the slashes skipped: where it starts, its length in *len; NULL at the
+ * end.  Both pointers move on. */
+static inline const char *umv_component(const char **r, const char **next, size_t *len) {
+    for (;;) {
+        if (!**r) {
+            if (!*next) return 0;
+            *r = *next;
+            *next = 0;
+            continue;
+        }
+        while (**r == '/') (*r)++;
+        if (!**r) continue;
+        const char *c = *r;
+        *len = __builtin_strcspn(c, "/");
+        *r += *len;
+        return c;
+    }
+}
+
 /* The canonical text of absolute path a + "/" + b in canon (cap bytes):
  * "" and "." dropped, ".." with its parent.  It is where the kernel's walk
  * lands only when the walk meets no symlink (the caller checks that).
  * Returns its length, or 0 when it does not fit; *dotdot: a ".." was met. */
 static inline size_t umv_canon(const char *a, const char *b, char *canon, size_t cap, int *dotdot) {
-    size_t w = 0;
+    size_t w = 0, len;
     *dotdot = 0;
-    for (const char *r = a, *next = b; *r || next;) {
-        if (!*r) {
-            r = next;
-            next = 0;
-            continue;
-        }
-        while (*r == '/') r++;
-        if (!*r) continue;
-        size_t len = __builtin_strcspn(r, "/");
-        if (len == 2 && r[0] == '.' && r[1] == '.') {
+    for (const char *r = a, *next = b, *c; (c = umv_component(&r, &next, &len));) {
+        if (len == 2 && c[0] == '.' && c[1] == '.') {
             *dotdot = 1;
             while (w > 0 && canon[w - 1] != '/') w--;
             if (w > 0) w--;
-        } else if (!(len == 1 && r[0] == '.')) {
+        } else if (!(len == 1 && c[0] == '.')) {
             if (w + 1 + len + 1 > cap) return 0;
             canon[w++] = '/';
-            __builtin_memcpy(canon + w, r, len);
+            __builtin_memcpy(canon + w, c, len);
             w += len;
         }
-        r += len;
     }
     if (!w) canon[w++] = '/';
     canon[w] = 0;

@@ -590,3 +590,32 @@ def test_tar_x_and_changes_match_native_and_stay_in_the_program(tmp_path, where)
         counts.append(st["notif_calls"] + st["seccomp_stops"])
     with_shim, without = counts
     assert with_shim * 3 < without, counts
+
+
+MADE_LATER = r"""
+import os, sys
+m = sys.argv[1]
+os.chdir(m)
+out = []
+for d in ("new", "new2/sub"):
+    out.append(os.path.exists(f"{m}/{d}/f"))
+    os.makedirs(d)   # relative: below a pass, the shim's own mkdir
+    with open(f"{m}/{d}/f", "w") as f:
+        f.write("x")
+    out.append((os.stat(f"{m}/{d}/f").st_size, open(f"{m}/{d}/f").read()))
+print(out)
+"""
+
+
+@pytest.mark.parametrize("kind", ["bind", "tmpfs", "cow"])
+def test_directory_made_after_it_was_missing(tmp_path, kind):
+    """A path under a mount whose directory was missing, then made (by the
+    shim's own mkdir, which no core count sees): the next lookups find it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    mount = {"bind": ["-b", f"{src}:{TOP}/m"], "tmpfs": ["--tmpfs", f"{TOP}/m"],
+             "cow": ["--mount", f"type=cow,source={src},target={TOP}/m"]}[kind]
+    view = run_view([PY, "-c", MADE_LATER, f"{TOP}/m"], *mount)
+    no_top()
+    assert view.returncode == 0, view.stderr
+    assert view.stdout.decode().strip() == "[False, (1, 'x'), False, (1, 'x')]"
