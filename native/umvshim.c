@@ -834,10 +834,19 @@ EXPORT int symlinkat(const char *target, int dirfd, const char *path) {
 EXPORT int chmod(const char *path, mode_t mode) {
     return (int)sret(change_call(SYS_fchmodat, AT_FDCWD, path, LAST_FOLLOW, AT_FDCWD, (long)path, mode, 0, 0));
 }
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
 EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags) {
+    if (flags == AT_SYMLINK_NOFOLLOW) {
+        /* fchmodat2 (Linux 6.6) takes the flag; glibc's way is an O_PATH
+         * open and a chmod through /proc/self/fd/N, two calls the core
+         * must judge (tar -x sets every directory's mode so) */
+        long r = change_call(SYS_fchmodat2, dirfd, path, LAST_KEPT, dirfd, (long)path, mode, flags, 0);
+        if (r != -ENOSYS) return (int)sret(r);
+    }
     if (flags) {
-        /* AT_SYMLINK_NOFOLLOW: glibc's way (an O_PATH open, then a chmod
-         * through /proc/self/fd/N, which the core judges) */
+        /* glibc's way */
         static int (*next)(int, const char *, mode_t, int);
         if (!next) next = (int (*)(int, const char *, mode_t, int))dlsym(RTLD_NEXT, "fchmodat");
         if (!next) {

@@ -619,3 +619,36 @@ def test_directory_made_after_it_was_missing(tmp_path, kind):
     no_top()
     assert view.returncode == 0, view.stderr
     assert view.stdout.decode().strip() == "[False, (1, 'x'), False, (1, 'x')]"
+
+
+CHMOD_NOFOLLOW = r"""
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+os.chdir(sys.argv[1])
+os.makedirs("d", exist_ok=True)
+os.symlink("d", "l")
+open("f", "w").close()
+for p in ("l", "f", "d", "missing", "f/x", os.path.abspath("f")):
+    r = libc.fchmodat(-100, p.encode(), 0o700, 0x100)   # AT_FDCWD, AT_SYMLINK_NOFOLLOW
+    e = errno.errorcode.get(ctypes.get_errno()) if r else ""
+    print(os.path.basename(p), r, e, oct(os.lstat(p).st_mode) if os.path.lexists(p) else "-")
+"""
+
+
+@pytest.mark.parametrize("where", ["tmpfs", "outside"])
+def test_chmod_without_following_matches_native(tmp_path, where):
+    """fchmodat(AT_SYMLINK_NOFOLLOW), which the shim makes as fchmodat2
+    (glibc goes through /proc/self/fd): a symlink gives EOPNOTSUPP, a
+    file or directory gets its mode, as natively."""
+    (tmp_path / "n").mkdir()
+    native = run_native([PY, "-c", CHMOD_NOFOLLOW, str(tmp_path / "n")])
+    assert native.returncode == 0, native.stderr
+    assert native.stdout.decode().splitlines()[:2] == ["l -1 ENOTSUP 0o120777", "f 0  0o100700"]
+    dest = f"{TOP}/t" if where == "tmpfs" else str(tmp_path / "o")
+    if where == "outside":
+        os.mkdir(dest)
+    mount = ["--tmpfs", f"{TOP}/t"] if where == "tmpfs" else ["-b", f"{tmp_path}/n:{TOP}/m"]
+    view = run_view([PY, "-c", CHMOD_NOFOLLOW, dest], *mount)
+    no_top()
+    assert view.returncode == 0, view.stderr
+    assert view.stdout == native.stdout

@@ -65,7 +65,7 @@ GADGET_BIT = 512
 # what it asks the kernel to judge them (openat2 probes, the cwd, fd links)
 STAT_CALLS = ("stat", "lstat", "fstat", "newfstatat", "statx")
 PATH_CALLS = ("openat", "newfstatat", "statx", "readlinkat", "faccessat", "getxattr", "lgetxattr",
-              "listxattr", "llistxattr", "mkdirat", "symlinkat", "fchmodat", "fchownat", "utimensat",
+              "listxattr", "llistxattr", "mkdirat", "symlinkat", "fchmodat", "fchmodat2", "fchownat", "utimensat",
               "fchmod", "fchown")
 PATH_HELPERS = ("openat2", "getcwd", "readlink")
 GADGET_NRS = frozenset(BY_NAME[n].nr for n in STAT_CALLS + PATH_CALLS + PATH_HELPERS)
