@@ -167,7 +167,9 @@ static int ret(long r) {
 /* What a thread keeps between calls.  cwd: its text (the cwd is the
  * process's, but keeping it per thread needs no lock); dir: the last
  * directory found free of symlinks; last: the last path a stat without
- * following found not to be a symlink; fdir: the last directory fd's path.  Each is good while dgen stays and
+ * following found not to be a symlink; fdir, ffile: the paths of the last
+ * directory fd and of the last other fd; odir: which layers of an overlay
+ * have the last directory asked (overlay_held).  Each is good while dgen stays and
  * for CACHE_NS at most: changes made outside the view are not seen by
  * dgen, and the C core's own checks have the same window (docs/vfs.md). */
 #define CACHE_NS 20000000L
@@ -491,6 +493,13 @@ static int ovl_path(const char *layer, const char *rest) {
     return 1;
 }
 
+/* The directory part (dn bytes of rest) in layer, in ts.canon. */
+static int ovl_dir(const char *layer, const char *rest, size_t dn) {
+    if (!ovl_path(layer, rest)) return 0;
+    ts.canon[strlen(layer) + 1 + dn] = 0;
+    return 1;
+}
+
 /* Where does (dirfd, path) lead in an overlay?  OVL_FILE: ts.canon is
  * its host path in the first layer that may have it; a call that finds
  * nothing there (ENOENT) tries the next layer's (ovl_next) when both have
@@ -505,8 +514,8 @@ static int ovl_path(const char *layer, const char *rest) {
 static int overlay_held(int dirfd, const char *path, int writes) {
     if (!ts.novl || !path || !path[0] || ts.busy) return OVL_NO;
     ts.busy = 1;
-    unsigned gen = __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE);
-    long now = now_ns();
+    unsigned gen = 0;
+    long now = 0;   /* read when first needed: most paths are no overlay's */
     const char *rest = NULL, *up = NULL, *low = NULL, *base = NULL;
     for (const char *e = ts.paths; !rest && e < ts.paths + ts.plen; e += strlen(e) + 1) {
         /* writes: passes only (an overlay's changes are the module's) */
@@ -519,7 +528,11 @@ static int overlay_held(int dirfd, const char *path, int writes) {
         }
         /* a walk from below a pass is judged as it is (judge: pass) */
         if (e[0] == 'G') continue;
-        if (!base && !(base = base_of(dirfd, gen, now))) break;
+        if (!base) {
+            gen = __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE);
+            now = now_ns();
+            if (!(base = base_of(dirfd, gen, now))) break;
+        }
         /* relative to a directory in one of its layers (a cwd or dirfd
          * opened there by the module or by this code) */
         n = strlen(up);
@@ -535,14 +548,16 @@ static int overlay_held(int dirfd, const char *path, int writes) {
         rest = ts.base;
     }
     if (!rest) goto no;
+    if (!base) {
+        gen = __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE);
+        now = now_ns();
+    }
     while (*rest == '/') rest++;
-    const char *name = rest;
-    for (const char *c = rest; *c;) {
-        size_t len = strcspn(c, "/");
+    const char *name = rest, *c, *r = rest, *next = NULL;
+    size_t len;
+    while ((c = umv_component(&r, &next, &len))) {
         if (len == 2 && c[0] == '.' && c[1] == '.') goto no;
         name = c;
-        c += len;
-        while (*c == '/') c++;
     }
     size_t rn = strlen(rest);
     /* a trailing slash, or "." last: the core's */
@@ -552,35 +567,20 @@ static int overlay_held(int dirfd, const char *path, int writes) {
     ts.ovl_rest = rest;
     int where = low ? 3 : 1;   /* which layers have the directory: 1 upper, 2 lower */
     if (name > rest) {
-        size_t un = strlen(up), dn = (size_t)(name - rest) - 1;
-        if (un + 1 + dn + 1 > sizeof ts.canon) goto no;
-        memcpy(ts.canon, up, un);
-        ts.canon[un] = '/';
-        memcpy(ts.canon + un + 1, rest, dn);
-        ts.canon[un + 1 + dn] = 0;
+        size_t dn = (size_t)(name - rest) - 1;   /* the directory part */
+        if (!ovl_dir(up, rest, dn)) goto no;
         if (kept_ok(&ts.odir, gen, now) && !strcmp(ts.odir.text, ts.canon)) {
             where = ts.odir_where;
         } else {
-            size_t kn = un + 1 + dn;
-            where = 0;
-            struct open_how how = {O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS};
-            for (int i = 0; i < (low ? 2 : 1); i++) {
-                if (i && !ovl_path(low, rest)) goto no;
-                if (i) ts.canon[strlen(low) + 1 + dn] = 0;
-                long fd = gadget(SYS_openat2, AT_FDCWD, (long)ts.canon, (long)&how, sizeof how, 0);
-                if (fd >= 0) syscall(SYS_close, (int)fd);
-                /* a symlink (ELOOP) or a file (ENOTDIR) on the way: the core's */
-                if (fd < 0 && fd != -ENOENT) goto no;
-                where |= fd >= 0 ? 1 << i : 0;
-            }
-            memcpy(ts.canon, up, un);   /* the key again */
-            ts.canon[un] = '/';
-            memcpy(ts.canon + un + 1, rest, dn);
-            ts.canon[kn] = 0;
+            /* a symlink (ELOOP) or a file (ENOTDIR) on the way: the core's */
+            long u = probe(AT_FDCWD, ts.canon, O_DIRECTORY), l = -ENOENT;
+            if (low) l = ovl_dir(low, rest, dn) ? probe(AT_FDCWD, ts.canon, O_DIRECTORY) : -ENAMETOOLONG;
+            if ((u < 0 && u != -ENOENT) || (l < 0 && l != -ENOENT)) goto no;
+            where = (u >= 0) | (l >= 0) << 1;
             /* not a missing one: the shim's own mkdir (and the core's
              * answer to one below a pass) bump no count */
-            if (where) {
-                keep(&ts.odir, ts.canon, kn, gen, now);
+            if (where && ovl_dir(up, rest, dn)) {
+                keep(&ts.odir, ts.canon, strlen(ts.canon), gen, now);
                 ts.odir_where = where;
             }
         }
@@ -740,15 +740,16 @@ static long read_call(long nr, int dirfd, const char *path, int last, long a, lo
                 if (last != LAST_KEPT && ((r = ovl_lstat(&st)) < 0 || S_ISLNK(st.st_mode))) {
                     ovl_done(0);
                     if (r < 0) return r;
-                } else {
-                    do r = gadget(nr, at ? AT_FDCWD : (long)ts.canon, at ? (long)ts.canon : b, c, d, 0);
-                    while (r == -ENOENT && ovl_next());
-                    return ovl_done(r);
+                    goto usual;
                 }
+                do r = gadget(nr, at ? AT_FDCWD : (long)ts.canon, at ? (long)ts.canon : b, c, d, 0);
+                while (r == -ENOENT && ovl_next());
+                return ovl_done(r);
             }
             if (judge(dirfd, path, 0, 1, last)) return r;
         }
     }
+usual:;
     long r = syscall(nr, a, b, c, d);
     return r < 0 ? -errno : r;
 }

@@ -346,7 +346,7 @@ class Hypervisor:
         # spawned from now on (see native/umvcore.c, "seccomp user
         # notification"): the path calls it narrows, the stat calls it
         # answers; unconditional claims only.
-        kept = list(_passes(passes, (prefixes or []) + layers, bases)) if prefixes is not None else []
+        kept = list(_passes(passes, prefixes + layers, bases)) if prefixes is not None else []
         # a pass dropped (a mount inside it): its calls reach the module
         paths_in_c = paths_in_c and len(kept) == len(passes)
         notify = set()
