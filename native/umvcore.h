@@ -94,10 +94,11 @@ typedef struct {
 
 int umv_init(void);
 int umv_event_fd(void);
-/* nfilter: a filter of nfilter_len instructions installed first, that
- * sends the calls the C core serves from a seccomp listener there,
- * followed by the bitmap of those calls (NULL: none; the kernel may also
- * refuse the child a listener). */
+/* nfilter: the view's filter (filter) with the calls the C core serves
+ * from a seccomp listener sent there, nfilter_len instructions, followed
+ * by the bitmap of those calls; installed with a listener in place of
+ * filter (NULL: none; the kernel may also refuse the child a listener,
+ * and then filter is installed). */
 int umv_spawn(const char *path, char *const argv[], char *const envp[],
               const char *cwd, const void *filter, int filter_len,
               const void *nfilter, int nfilter_len, int view,

@@ -196,6 +196,8 @@ static __thread struct {
     uint64_t calls[UMV_SHM_CALLS / 64];
     char paths[TEXT];
     struct kept cwd, dir, last;
+    struct kept memo;               /* the last path text judged outside... */
+    int memo_dirfd, memo_follow;    /* ...from where; its last name may be followed */
     struct fdkept fdir, ffile;      /* the last directory fd's path; another fd's */
     int novl;                       /* overlays and passes ('O', 'G' entries) */
     struct kept odir;               /* an overlay's directory (upper path) */
@@ -243,6 +245,7 @@ static int path_on(long nr) {
             ts.novl += e[0] == 'O' || e[0] == 'G';
         ts.pseq = seq;
         ts.pview = v;
+        ts.memo.text[0] = 0;   /* judged against the old prefixes */
     }
     return ts.plen && (ts.calls[nr / 64] >> (nr % 64) & 1);
 }
@@ -265,7 +268,7 @@ static const char *pass_of(const char *p) {
 /* Does no 'C' or 'D' prefix have c (n bytes) as its first component? */
 static int first_outside(const char *c, size_t n) {
     for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1) {
-        size_t m = strcspn(e + 2, "/");
+        size_t m = umv_span(e + 2);
         if ((e[0] == 'C' || e[0] == 'D') && (m == 0 || (m == n && !strncmp(e + 2, c, n)))) return 0;
     }
     return 1;
@@ -273,7 +276,7 @@ static int first_outside(const char *c, size_t n) {
 
 /* Does no 'C' or 'D' prefix share the first component of canon? */
 static int missing_outside(const char *canon) {
-    return first_outside(canon + 1, strcspn(canon + 1, "/"));
+    return first_outside(canon + 1, umv_span(canon + 1));
 }
 
 /* The same for every place a walk of base + "/" + path with ".." in it
@@ -379,6 +382,17 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
      * followed (gcc stats "DIR/." for each of its search directories):
      * their canonical text must be no symlink, as a followed last name */
     if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) last = LAST_FOLLOW;
+    /* The same text as the last call judged outside, from the same cwd
+     * (dgen and the clock say it stayed): ls -l asks statx, lgetxattr and
+     * getxattr of each name.  Not from a directory fd, whose number may
+     * have been reused; a followed last name only if it was seen there
+     * and no symlink (creations bump no dgen: a name missing then may be
+     * a symlink now). */
+    if (!hold && (path[0] == '/' || (dirfd == AT_FDCWD && ts.memo_dirfd == AT_FDCWD)) &&
+        (last != LAST_FOLLOW || ts.memo_follow) && kept_ok(&ts.memo, gen, now) && !strcmp(ts.memo.text, path)) {
+        ok = 1;
+        goto out;
+    }
     if (path[0] != '/') {
         base = base_of(dirfd, gen, now);
         if (!base) goto out;
@@ -428,12 +442,19 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
             }
         }
     }
+    int seen = 1;   /* the last name is there, and no symlink */
     if (last == LAST_PLAIN) {
         keep(&ts.last, ts.canon, w, gen, now);
     } else if (last == LAST_FOLLOW && !(kept_ok(&ts.last, gen, now) && !strcmp(ts.last.text, ts.canon))) {
         long r = probe(AT_FDCWD, ts.canon, 0);
         if (r < 0 && r != -ENOENT) goto out;
+        seen = r >= 0;
+    } else if (last == LAST_KEPT) {
+        seen = 0;
     }
+    keep(&ts.memo, path, n, gen, now);
+    ts.memo_dirfd = path[0] == '/' ? -1 : dirfd;
+    ts.memo_follow = seen;
     ok = 1;
 out:
     ts.busy = ok && hold;   /* held: ts.canon is the caller's until it lets go */

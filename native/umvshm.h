@@ -125,6 +125,16 @@ static inline int umv_in_paths(const char *paths, size_t len, const char *p, int
     return 0;
 }
 
+/* The length of the component c starts: up to a '/' or the end.  A loop,
+ * not strcspn: glibc's sets up a table per call, which costs more than
+ * the few bytes of a name (ls -lR in a vfs view spent 3% of its time in
+ * __strcspn_sse42). */
+static inline size_t umv_span(const char *c) {
+    size_t n = 0;
+    while (c[n] && c[n] != '/') n++;
+    return n;
+}
+
 /* The next component of the path *r followed by *next (NULL: none), with
  * the slashes skipped: where it starts, its length in *len; NULL at the
  * end.  Both pointers move on. */
@@ -139,7 +149,7 @@ static inline const char *umv_component(const char **r, const char **next, size_
         while (**r == '/') (*r)++;
         if (!**r) continue;
         const char *c = *r;
-        *len = __builtin_strcspn(c, "/");
+        *len = umv_span(c);
         *r += *len;
         return c;
     }

@@ -182,16 +182,20 @@ def test_gadget_passes_the_shims_calls_only(notify, kind):
                "mkdir", "unlinkat", "getcwd"}
     names = frozenset(sc.STAT_CALLS) if kind == "stat" else frozenset(sc.PATH_CALLS + sc.PATH_HELPERS)
     gadget = True if kind == "stat" else names
-    p = sc.build_notify(claimed, gadget=gadget) if notify else sc.build(claimed, gadget=gadget)
-    trapped = sc.RET_USER_NOTIF if notify else TRACE_CLAIM
+    # a spawn's program: half of the calls go to the listener
+    notified = frozenset(sorted(claimed)[::2]) if notify else frozenset()
+    p = sc.build(claimed, gadget=gadget, notify=notified)
     for name in claimed:
+        trapped = sc.RET_USER_NOTIF if name in notified else TRACE_CLAIM
         want = sc.RET_ALLOW if name in names else trapped
         assert run_bpf(p, nr(name), ip=sc.GADGET_IP) == want, name
         for ip in (0, sc.GADGET_IP + 1, sc.GADGET_IP - 1, sc.GADGET_IP + (1 << 32), sc.GADGET_IP & 0xFFFFFFFF):
             assert run_bpf(p, nr(name), ip=ip) == trapped, (name, hex(ip))
     # i386 calls are refused wherever they come from
-    if not notify:
-        assert run_bpf(p, 106, arch=I386, ip=sc.GADGET_IP) == ENOSYS
+    assert run_bpf(p, 106, arch=I386, ip=sc.GADGET_IP) == ENOSYS
+    if notify:
+        # the bitmap a spawn's program carries is the listener's calls'
+        assert {n for n in claimed if has_bit(p, nr(n))} == notified
     # without the rule, a program that traps those calls says so in its
     # bits (one per call), so that stacking it counts as a widening
     plain = sc.build(claimed)
@@ -220,15 +224,12 @@ def test_unclaimed_calls_run_no_filter(gadget, notify):
     not make the filter read the pointer for calls it does not trap."""
     claimed = {"stat", "lstat", "fstat", "newfstatat", "statx", "chown", "openat", "getxattr",
                "readlink", "getcwd", "clock_gettime", "sendto"}
-    if notify:
-        p = sc.build_notify(claimed, gadget=gadget)
-        guarded = set(claimed)
-    else:
-        p = sc.build(claimed, {"clock_gettime": (0, frozenset({0})), "sendto": (4, None)},
-                     deny_paths=True, gadget=gadget)
-        guarded = claimed | set(sc.GUARDED) | {"clone", "clone3"}
+    p = sc.build(claimed, {"clock_gettime": (0, frozenset({0})), "sendto": (4, None)},
+                 deny_paths=True, gadget=gadget,
+                 notify=frozenset({"stat", "openat", "getcwd"} if notify else ()))
+    guarded = claimed | set(sc.GUARDED) | {"clone", "clone3"}
     for s in SYSCALLS:
-        if s.name in guarded or (not notify and s.support == "deny"):
+        if s.name in guarded or s.support == "deny":
             continue
         assert const_allow(p, s.nr), s.name
     # and the claimed calls are not
@@ -245,7 +246,7 @@ def test_trap_all():
 
 # (the trap-all program is loaded by every `umview -S` test; here a child with
 # no tracer could not even exit under it: RET_TRACE without a tracer is ENOSYS)
-@pytest.mark.parametrize("kwargs", [{}, {"deny_paths": True}, {"gadget": True},
+@pytest.mark.parametrize("kwargs", [{}, {"deny_paths": True}, {"gadget": True}, {"notify": frozenset({"openat"})},
                                     {"gadget": frozenset(sc.PATH_CALLS + sc.PATH_HELPERS)}])
 def test_kernel_accepts_the_program(kwargs):
     claimed = {"uname", "clock_gettime", "openat"}

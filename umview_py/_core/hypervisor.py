@@ -94,6 +94,7 @@ class ViewState:
         self.dispatch: dict[int, tuple] = {}  # nr -> (handlers, any async, name)
         self.trap = b""
         self.program = None
+        self.program_args = self.build_args = None   # what seccomp.build made program of; the latest
         self.notify: frozenset = frozenset()  # calls the C core can serve from a listener
         self.stat_in_c = False
         self.path_shim = frozenset()   # path calls the shim runs (see _push)
@@ -374,8 +375,9 @@ class Hypervisor:
             view.path_shim |= {"getcwd"}
         view.gadget = frozenset(seccomp.STAT_CALLS if view.stat_in_c else ()) | \
             (view.path_shim | frozenset(seccomp.PATH_HELPERS) if view.path_shim else frozenset())
-        prog = seccomp.build(claimed | watch, arg_in, deny_paths=deny_paths, trap_all=self.trap_all,
-                             gadget=view.gadget)
+        view.build_args = (claimed | watch, arg_in, dict(deny_paths=deny_paths, trap_all=self.trap_all,
+                                                          gadget=view.gadget))
+        prog = seccomp.build(view.build_args[0], view.build_args[1], **view.build_args[2])
         claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
         flags = (VIEW_NO_VDSO if no_vdso else 0) | \
             (lib.UMV_VIEW_EXEC_FOUND if exec_found and self.trace is None else 0)
@@ -383,6 +385,7 @@ class Hypervisor:
         if widens:
             view.trap = bytes(a | b for a, b in zip(prog.trap, view.trap or bytes(len(prog.trap))))
             view.program = prog
+            view.program_args = view.build_args
             blob = prog.blob()
             lib.umv_view_set(view.id, claims_bm, flags, blob, len(prog))
         else:
@@ -523,7 +526,15 @@ class Hypervisor:
         code = prog.code()
         ncode, nlen = ffi.NULL, 0
         if view.notify:
-            nprog = seccomp.build_notify(view.notify, gadget=view.gadget)
+            # The view's program with the listener's calls in it, installed
+            # in place of the view's (one filter for each call to run, see
+            # seccomp.py); the child falls back to the view's own when the
+            # kernel gives it no listener.  Its sendmsg, which hands the
+            # listener over, must not wait for that listener.  A call the
+            # shim makes is let through only where both would have.
+            claimed, arg_in, kw = view.program_args
+            kw = dict(kw, gadget=frozenset(seccomp.gadget_names(kw["gadget"])) & view.gadget)
+            nprog = seccomp.build(claimed, arg_in, **kw, notify=view.notify - {"sendmsg"})
             ncode, nlen = nprog.blob(), len(nprog)  # the code, then the bitmap of its calls
         c_argv = [ffi.new("char[]", os.fsencode(a)) for a in argv]
         c_env = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in env.items()]

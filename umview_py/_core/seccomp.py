@@ -8,6 +8,10 @@ USER_NOTIF > TRACE > LOG > ALLOW), so:
   - a later filter can add TRACE for more calls, never remove one: after a
     module is unloaded its calls still stop and the C fast path resumes them;
   - an ERRNO(ENOSYS) rule of any filter beats every TRACE.
+The program of a spawn also holds the calls the C core's listener serves
+(RET_USER_NOTIF, build's `notify`): each filter of the stack that a call
+meets costs the call a run of __seccomp_filter, and a path call the shim
+makes (native/umvshim.c) used to meet two, the notifier's and the view's.
 
 Layout of a program: a head for the foreign ABIs, then a binary search on
 the syscall number (_dispatch) that jumps to the number's rule, the first
@@ -126,7 +130,7 @@ def _gaps(known):
             lo = None
 
 
-def _gadget_names(gadget) -> list:
+def gadget_names(gadget) -> list:
     if gadget is True:
         return sorted(STAT_CALLS)
     return sorted(gadget or ())
@@ -234,29 +238,13 @@ def _dispatch(rules: dict, other) -> list:
             for i, c in enumerate(code)]
 
 
-def build_notify(names, gadget=()) -> Program:
-    """The filter installed at spawn under the view's own, that sends the
-    calls `names` (x86_64 numbers) to the C core's seccomp listener:
-    RET_USER_NOTIF outranks the RET_TRACE the view's filter gives them,
-    and the RET_ERRNO it gives foreign ABIs outranks it in turn (see
-    native/umvcore.c, "seccomp user notification").  With `gadget` (True:
-    the stat family; or names), the shim's own calls are let through (see
-    build)."""
-    p = [
-        _ins(LD_W_ABS, 0, 0, OFF_ARCH),
-        _ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
-        _ins(RET_K, 0, 0, RET_ALLOW),
-        _ins(LD_W_ABS, 0, 0, OFF_NR),
-    ]
-    gnames = set(_gadget_names(gadget))
-    p += _dispatch({BY_NAME[n].nr: ("trap", RET_USER_NOTIF, n in gnames) for n in names},
-                   ("ret", RET_ALLOW))
-    return Program(p, bytes(bitmap(BY_NAME[n].nr for n in names)))
-
-
 def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = False,
-          trap_all: bool = False, gadget=()) -> Program:
-    """The program for a view whose modules claim `claimed` (syscall names)."""
+          trap_all: bool = False, gadget=(), notify=frozenset()) -> Program:
+    """The program for a view whose modules claim `claimed` (syscall names).
+    The calls `notify` go to the C core's seccomp listener instead
+    (RET_USER_NOTIF, see native/umvcore.c): given, this is the program of
+    a spawn, installed with the listener flag, and its `trap` bitmap is the
+    notified calls' (the C core keeps it per process)."""
     arg_in = arg_in or {}
     virtualizes = bool(claimed) or trap_all
     foreign = RET_ERRNO | errno.ENOSYS if virtualizes else RET_ALLOW
@@ -289,7 +277,7 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
     ]
     # Native numbers, each given the first rule that applies in this order
     # (a deny row beats a claim):
-    gnames = set(_gadget_names(gadget))
+    gnames = set(gadget_names(gadget))
     rules = {}
     rules[NR_VSYS] = ("ret", RET_TRACE | DATA_VSYS)
     rules[NR_BOUNCE] = ("ret", RET_TRACE | DATA_BOUNCE)
@@ -309,17 +297,17 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
             if n not in known:
                 rules.setdefault(n, enosys)
     trapped = set()
-    for name in claimed:
+    for name in set(claimed) | set(notify):
         nr = BY_NAME[name].nr
         trapped.add(nr)
         g = name in gnames
+        action = RET_USER_NOTIF if name in notify else RET_TRACE | DATA_CLAIM
         if name not in arg_in:
-            rule = ("trap", RET_TRACE | DATA_CLAIM, g)
+            rule = ("trap", action, g)
         elif arg_in[name][1] is None:
-            rule = ("nonzero", arg_in[name][0], RET_TRACE | DATA_CLAIM, g, default)
+            rule = ("nonzero", arg_in[name][0], action, g, default)
         else:
-            rule = ("values", arg_in[name][0], tuple(sorted(arg_in[name][1])),
-                    RET_TRACE | DATA_CLAIM, g, default)
+            rule = ("values", arg_in[name][0], tuple(sorted(arg_in[name][1])), action, g, default)
         rules.setdefault(nr, rule)
     other = ("ret", default)
     if deny_paths:
@@ -342,4 +330,6 @@ def build(claimed: set[str], arg_in: dict | None = None, *, deny_paths: bool = F
         bits.update(range(MAX_NR + 1))
     if len(p) > 4096:
         raise ValueError(f"seccomp program too long ({len(p)} instructions)")
+    if notify:
+        return Program(p, bytes(bitmap(BY_NAME[n].nr for n in notify)))
     return Program(p, bytes(bitmap(bits)))
