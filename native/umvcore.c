@@ -1405,6 +1405,7 @@ static void shm_publish(int viewno) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     sv->on = views[viewno].stat_table != 0;
     memcpy(sv->cfg, views[viewno].stat_cfg, sizeof sv->cfg);
+    sv->flags = (uint32_t)views[viewno].flags;
     __atomic_store_n(&sv->seq, sv->seq + 1, __ATOMIC_RELEASE);
 }
 
@@ -2577,7 +2578,10 @@ static void do_reply(cmd *c) {
 static void do_view_set(cmd *c) {
     view *v = &views[c->tid];
     v->active = 1;
+    pthread_mutex_lock(&slock);
     v->flags = c->flags;
+    shm_publish(c->tid);
+    pthread_mutex_unlock(&slock);
     memcpy(v->claims, c->claims, UMV_BITMAP_BYTES);
     if (c->filter) {
         free(v->filter);

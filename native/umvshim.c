@@ -29,6 +29,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ static const struct umv_shm *shm;
 static long *pid_page;
 typedef long (*gadget_fn)(long nr, long a, long b, long c, long d, long e);
 static gadget_fn gadget;
+/* libc's, looked up as the shim loads (exec section) */
+static int (*next_execvpe)(const char *, char *const[], char *const[]);
 
 /* mov rax,rdi; mov rdi,rsi; mov rsi,rdx; mov rdx,rcx; mov r10,r8;
  * mov r8,r9; syscall; ret: the call returns to UMV_GADGET_IP (+20) */
@@ -71,6 +74,7 @@ static void forked(void) {
 }
 
 __attribute__((constructor)) static void umv_shim_init(void) {
+    next_execvpe = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execvpe");
     const char *path = getenv("UMVIEW_SHM");
     if (!path) return;
     void *g = mmap((void *)UMV_GADGET_ADDR, 4096, PROT_READ | PROT_WRITE,
@@ -1080,6 +1084,105 @@ EXPORT int __openat_2(int dirfd, const char *path, int flags) {
 EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
     if (NEEDS_MODE(flags)) abort();
     return do_openat(dirfd, path, flags, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* execvp: the $PATH entries that lack the file                        */
+
+/* execvp and its kin try execve on each directory of $PATH in turn, and
+ * all but the last fail with ENOENT: gcc's driver looks for `as` so, eight
+ * misses per compile on this machine's $PATH (make -j2 of 40 files: 328 of
+ * 455 execs).  Each miss is a stop where a module claims exec.  Here the
+ * file is looked for first, and an entry that lacks it is passed over,
+ * when the view would fail that execve as the kernel does, unseen:
+ *   - the view's modules that claim exec all said Claims.exec_found (the
+ *     C core resumes such a miss itself, exec_missing) and the stat calls
+ *     are answered here (the gadget runs stat, and paths are the host's);
+ *   - or the core resumes execve as it is when its path is outside every
+ *     mount, and judge says this one is.
+ * Whatever the entry holds otherwise goes to libc's execvpe with the full
+ * path, which execs it (and runs a script without #! through /bin/sh, as
+ * execvp does); its errors continue the search as glibc's do.  A file
+ * made between the look and the search's end is missed, the window the
+ * core's own check has.  The search runs in vfork children (gcc's
+ * pex-unix): it uses the stack only, and libc's execvpe was looked up
+ * when the shim was loaded. */
+static int exec_skips(void) {
+    unsigned v = my_view();
+    if (!v) return 0;
+    uint32_t cfg[7];
+    if ((__atomic_load_n(&shm->view[v - 1].flags, __ATOMIC_RELAXED) & UMV_VIEW_EXEC_FOUND) && view_cfg(cfg))
+        return 1;
+    return path_on(SYS_execve) && path_on(SYS_newfstatat) ? 2 : 0;
+}
+
+/* Would execve(path) fail with ENOENT or ENOTDIR with no module to see it?
+ * how: exec_skips(). */
+static int exec_miss(const char *path, int how) {
+    struct stat st;
+    long r = gadget(SYS_newfstatat, AT_FDCWD, (long)path, (long)&st, 0, 0);
+    if (r != -ENOENT && r != -ENOTDIR) return 0;
+    return how == 1 || judge(AT_FDCWD, path, 0, 1, LAST_FOLLOW);
+}
+
+static int do_execvpe(const char *file, char *const argv[], char *const envp[]) {
+    int how = file && *file && !strchr(file, '/') && next_execvpe ? exec_skips() : 0;
+    if (!how) {
+        if (next_execvpe) return next_execvpe(file, argv, envp);
+        errno = ENOSYS;
+        return -1;
+    }
+    /* glibc's __execvpe_common, the search */
+    const char *path = getenv("PATH");
+    if (!path) path = "/bin:/usr/bin";
+    size_t flen = strnlen(file, NAME_MAX + 1) + 1, plen = strnlen(path, PATH_MAX - 1) + 1;
+    if (flen > NAME_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    char buf[PATH_MAX + NAME_MAX + 2];
+    int eacces = 0, err = ENOENT;
+    for (const char *p = path, *sub;; p = sub + 1) {
+        sub = strchrnul(p, ':');
+        if ((size_t)(sub - p) < plen) {
+            /* an empty entry is the cwd: the name alone */
+            size_t dl = (size_t)(sub - p);
+            memcpy(buf, p, dl);
+            if (dl) buf[dl++] = '/';
+            memcpy(buf + dl, file, flen);
+            if (exec_miss(buf, how)) {
+                err = ENOENT;
+            } else {
+                next_execvpe(buf, argv, envp);
+                err = errno;
+                if (err == EACCES) eacces = 1;
+                else if (err != ENOENT && err != ESTALE && err != ENOTDIR && err != ENODEV && err != ETIMEDOUT)
+                    return -1;
+            }
+        }
+        if (!*sub) break;
+    }
+    errno = eacces ? EACCES : err;
+    return -1;
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+    return do_execvpe(file, argv, envp);
+}
+EXPORT int execvp(const char *file, char *const argv[]) { return do_execvpe(file, argv, environ); }
+EXPORT int execlp(const char *file, const char *arg, ...) {
+    /* glibc's: the arguments into an array on the stack */
+    va_list ap;
+    size_t n = 1;
+    va_start(ap, arg);
+    while (va_arg(ap, const char *)) n++;
+    va_end(ap);
+    const char *argv[n + 1];
+    argv[0] = arg;
+    va_start(ap, arg);
+    for (size_t i = 1; i <= n; i++) argv[i] = va_arg(ap, const char *);
+    va_end(ap);
+    return do_execvpe(file, (char *const *)argv, environ);
 }
 
 /* ------------------------------------------------------------------ */

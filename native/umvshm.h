@@ -64,6 +64,7 @@ struct umv_shm_view {
     uint32_t seq;        /* odd while the core rewrites the entry */
     uint32_t on;         /* answer stat calls in-process */
     uint32_t cfg[7];     /* StatOwner.config() */
+    uint32_t flags;      /* the view's UMV_VIEW_* flags (umvcore.h) */
 };
 
 #define UMV_SHM_PATHS 4096                    /* bytes of prefixes a view may publish */

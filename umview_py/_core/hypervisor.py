@@ -400,7 +400,11 @@ class Hypervisor:
                          for dirs in kept)
             calls = ffi.NULL
             if view.path_shim and _shim_path() is not None:
-                calls = bytes(seccomp.bitmap(BY_NAME[n].nr for n in view.path_shim))[:lib.UMV_SHM_CALLS // 8]
+                # and execve when the core resumes it as it is outside: the
+                # shim's execvp skips the $PATH entries that lack the file
+                # (the call itself is never made through the gadget)
+                shim_calls = view.path_shim | ({"execve"} & narrowable)
+                calls = bytes(seccomp.bitmap(BY_NAME[n].nr for n in shim_calls))[:lib.UMV_SHM_CALLS // 8]
                 lib.umv_shm_fd()  # before the core publishes to it
             lib.umv_view_set_paths(view.id, blob, len(blob), calls)
         for child in view.children:
