@@ -160,6 +160,7 @@ typedef struct {
     int npasses;
     int stat_table;             /* umv_view_set_statown: table + 1, 0 = off */
     uint32_t stat_cfg[7];
+    uint32_t ids_on, ids[2];    /* umv_view_set_ids */
 } view;
 
 #define HBUCKETS 4096
@@ -1406,6 +1407,8 @@ static void shm_publish(int viewno) {
     sv->on = views[viewno].stat_table != 0;
     memcpy(sv->cfg, views[viewno].stat_cfg, sizeof sv->cfg);
     sv->flags = (uint32_t)views[viewno].flags;
+    sv->ids_on = views[viewno].ids_on;
+    memcpy(sv->ids, views[viewno].ids, sizeof sv->ids);
     __atomic_store_n(&sv->seq, sv->seq + 1, __ATOMIC_RELEASE);
 }
 
@@ -1611,6 +1614,20 @@ int umv_view_set_statown(int viewno, int table, const uint32_t *cfg) {
     pthread_mutex_lock(&slock);
     views[viewno].stat_table = table < 0 || !stables[table].used ? 0 : table + 1;
     if (cfg) memcpy(views[viewno].stat_cfg, cfg, sizeof views[viewno].stat_cfg);
+    shm_publish(viewno);
+    pthread_mutex_unlock(&slock);
+    return 0;
+}
+
+/* Published at once (not through the tracer's queue): a module turns it
+ * off from the handler of the call that makes the ids differ, before that
+ * caller resumes. */
+int umv_view_set_ids(int viewno, int on, uint32_t uid, uint32_t gid) {
+    if (viewno < 0 || viewno >= UMV_MAX_VIEWS) return -EINVAL;
+    pthread_mutex_lock(&slock);
+    views[viewno].ids_on = on != 0;
+    views[viewno].ids[0] = uid;
+    views[viewno].ids[1] = gid;
     shm_publish(viewno);
     pthread_mutex_unlock(&slock);
     return 0;

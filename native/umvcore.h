@@ -148,6 +148,10 @@ void umv_stat_table_free(int table);
 int umv_stat_table_set(int table, uint64_t dev, uint64_t ino, int on);
 int umv_stat_table_has(int table, uint64_t dev, uint64_t ino);
 int umv_view_set_statown(int view, int table, const uint32_t *cfg);
+/* Claims.same_ids: every process of the view has user ids uid and group
+ * ids gid (on = 0: not so, or not known); the shim answers getuid & co.
+ * and the set*id calls that change nothing. */
+int umv_view_set_ids(int view, int on, uint32_t uid, uint32_t gid);
 int umv_shm_fd(void);
 int umv_shm_holder(void);
 void umv_shm_stop(void);

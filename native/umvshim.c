@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/openat2.h>
@@ -58,8 +59,16 @@ static const struct umv_shm *shm;
 static long *pid_page;
 typedef long (*gadget_fn)(long nr, long a, long b, long c, long d, long e);
 static gadget_fn gadget;
-/* libc's, looked up as the shim loads (exec section) */
+/* libc's, looked up as the shim loads (the exec and identity sections) */
 static int (*next_execvpe)(const char *, char *const[], char *const[]);
+static uid_t (*next_getuid)(void), (*next_geteuid)(void);
+static gid_t (*next_getgid)(void), (*next_getegid)(void);
+static int (*next_setuid)(uid_t), (*next_setgid)(gid_t);
+static int (*next_setresuid)(uid_t, uid_t, uid_t), (*next_setresgid)(gid_t, gid_t, gid_t);
+static int (*next_euidaccess)(const char *, int);
+typedef int spawn_fn(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+                     char *const[], char *const[]);
+static spawn_fn *next_posix_spawn, *next_posix_spawnp;
 
 /* mov rax,rdi; mov rdi,rsi; mov rsi,rdx; mov rdx,rcx; mov r10,r8;
  * mov r8,r9; syscall; ret: the call returns to UMV_GADGET_IP (+20) */
@@ -75,6 +84,17 @@ static void forked(void) {
 
 __attribute__((constructor)) static void umv_shim_init(void) {
     next_execvpe = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execvpe");
+    next_getuid = (uid_t (*)(void))dlsym(RTLD_NEXT, "getuid");
+    next_geteuid = (uid_t (*)(void))dlsym(RTLD_NEXT, "geteuid");
+    next_getgid = (gid_t (*)(void))dlsym(RTLD_NEXT, "getgid");
+    next_getegid = (gid_t (*)(void))dlsym(RTLD_NEXT, "getegid");
+    next_setuid = (int (*)(uid_t))dlsym(RTLD_NEXT, "setuid");
+    next_setgid = (int (*)(gid_t))dlsym(RTLD_NEXT, "setgid");
+    next_setresuid = (int (*)(uid_t, uid_t, uid_t))dlsym(RTLD_NEXT, "setresuid");
+    next_setresgid = (int (*)(gid_t, gid_t, gid_t))dlsym(RTLD_NEXT, "setresgid");
+    next_euidaccess = (int (*)(const char *, int))dlsym(RTLD_NEXT, "euidaccess");
+    next_posix_spawn = (spawn_fn *)dlsym(RTLD_NEXT, "posix_spawn");
+    next_posix_spawnp = (spawn_fn *)dlsym(RTLD_NEXT, "posix_spawnp");
     const char *path = getenv("UMVIEW_SHM");
     if (!path) return;
     void *g = mmap((void *)UMV_GADGET_ADDR, 4096, PROT_READ | PROT_WRITE,
@@ -1084,6 +1104,124 @@ EXPORT int __openat_2(int dirfd, const char *path, int flags) {
 EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
     if (NEEDS_MODE(flags)) abort();
     return do_openat(dirfd, path, flags, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* identity calls of a fake root whose processes all have the same ids  */
+
+/* While every process of the view has all its user ids uid and all its
+ * group ids gid (Claims.same_ids: a fake root before any process changed
+ * identity), getuid, geteuid, getgid and getegid are answered here, and
+ * setuid, setgid, setresuid and setresgid succeed here when they would
+ * change nothing.  make's children call getuid and setresuid(-1, 0, -1)
+ * before each exec, the parent geteuid and getuid (make -j2 of the
+ * benchmark: 336 of the 464 calls a fake root sent to Python).  A call
+ * that changes something goes to the module, which turns this off before
+ * the caller resumes (umv_view_set_ids); other processes keep their ids,
+ * so what they read here stays true.  getresuid and getresgid write
+ * through pointers, and stay the kernel's to check. */
+
+static int same_ids(uint32_t ids[2]) {
+    unsigned v = my_view();
+    if (!v) return 0;
+    const struct umv_shm_view *sv = &shm->view[v - 1];
+    for (int tries = 0; tries < 1000; tries++) {
+        uint32_t seq = __atomic_load_n(&sv->seq, __ATOMIC_ACQUIRE);
+        if (seq & 1) continue;
+        uint32_t on = __atomic_load_n(&sv->ids_on, __ATOMIC_RELAXED);
+        ids[0] = __atomic_load_n(&sv->ids[0], __ATOMIC_RELAXED);
+        ids[1] = __atomic_load_n(&sv->ids[1], __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&sv->seq, __ATOMIC_RELAXED) == seq) return on != 0;
+    }
+    return 0;
+}
+
+/* which: 0 the uid, 1 the gid */
+static long same_id(int which) {
+    uint32_t ids[2];
+    return same_ids(ids) ? (long)ids[which] : -1;
+}
+
+/* Would setting these ids (-1: keep) change nothing? */
+static int no_change(int which, const uint32_t *want, int n) {
+    uint32_t ids[2];
+    if (!same_ids(ids)) return 0;
+    for (int i = 0; i < n; i++)
+        if (want[i] != (uint32_t)-1 && want[i] != ids[which]) return 0;
+    return 1;
+}
+
+#define NEXT(fn, ...) (next_##fn ? next_##fn(__VA_ARGS__) : (errno = ENOSYS, -1))
+
+/* libc's own callers of these are out of reach (internal names): make's
+ * come from eaccess (euidaccess: getuid, geteuid, getgid, getegid each
+ * time make looks for a program) and from posix_spawn with
+ * POSIX_SPAWN_RESETIDS (getuid, setresuid, getgid, setresgid in each
+ * child).  With the same ids everywhere both are what they would be
+ * without the ids: eaccess is access (glibc's says so when the real and
+ * effective ids agree), and resetting the effective ids to the real ones
+ * changes nothing. */
+EXPORT int eaccess(const char *path, int mode) {
+    uint32_t ids[2];
+    if (same_ids(ids)) return access(path, mode);
+    return NEXT(euidaccess, path, mode);
+}
+EXPORT int euidaccess(const char *path, int mode) { return eaccess(path, mode); }
+
+static const posix_spawnattr_t *no_resetids(const posix_spawnattr_t *attr, posix_spawnattr_t *copy) {
+    short flags;
+    uint32_t ids[2];
+    if (!attr || posix_spawnattr_getflags(attr, &flags) || !(flags & POSIX_SPAWN_RESETIDS) || !same_ids(ids))
+        return attr;
+    *copy = *attr;   /* plain data: flags, process group, signal sets, scheduling */
+    posix_spawnattr_setflags(copy, flags & ~POSIX_SPAWN_RESETIDS);
+    return copy;
+}
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+    posix_spawnattr_t copy;
+    return next_posix_spawn ? next_posix_spawn(pid, path, fa, no_resetids(attr, &copy), argv, envp) : ENOSYS;
+}
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+    posix_spawnattr_t copy;
+    return next_posix_spawnp ? next_posix_spawnp(pid, file, fa, no_resetids(attr, &copy), argv, envp) : ENOSYS;
+}
+
+
+EXPORT uid_t getuid(void) {
+    long id = same_id(0);
+    return id >= 0 ? (uid_t)id : next_getuid ? next_getuid() : (uid_t)syscall(SYS_getuid);
+}
+EXPORT uid_t geteuid(void) {
+    long id = same_id(0);
+    return id >= 0 ? (uid_t)id : next_geteuid ? next_geteuid() : (uid_t)syscall(SYS_geteuid);
+}
+EXPORT gid_t getgid(void) {
+    long id = same_id(1);
+    return id >= 0 ? (gid_t)id : next_getgid ? next_getgid() : (gid_t)syscall(SYS_getgid);
+}
+EXPORT gid_t getegid(void) {
+    long id = same_id(1);
+    return id >= 0 ? (gid_t)id : next_getegid ? next_getegid() : (gid_t)syscall(SYS_getegid);
+}
+EXPORT int setuid(uid_t uid) {
+    uint32_t w[1] = {uid};
+    /* -1 is EINVAL for setuid, not "keep" */
+    return uid != (uid_t)-1 && no_change(0, w, 1) ? 0 : NEXT(setuid, uid);
+}
+EXPORT int setgid(gid_t gid) {
+    uint32_t w[1] = {gid};
+    return gid != (gid_t)-1 && no_change(1, w, 1) ? 0 : NEXT(setgid, gid);
+}
+EXPORT int setresuid(uid_t r, uid_t e, uid_t s) {
+    uint32_t w[3] = {r, e, s};
+    return no_change(0, w, 3) ? 0 : NEXT(setresuid, r, e, s);
+}
+EXPORT int setresgid(gid_t r, gid_t e, gid_t s) {
+    uint32_t w[3] = {r, e, s};
+    return no_change(1, w, 3) ? 0 : NEXT(setresgid, r, e, s);
 }
 
 /* ------------------------------------------------------------------ */

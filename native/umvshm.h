@@ -65,6 +65,8 @@ struct umv_shm_view {
     uint32_t on;         /* answer stat calls in-process */
     uint32_t cfg[7];     /* StatOwner.config() */
     uint32_t flags;      /* the view's UMV_VIEW_* flags (umvcore.h) */
+    uint32_t ids_on;     /* umv_view_set_ids: ids[0] uid, ids[1] gid */
+    uint32_t ids[2];
 };
 
 #define UMV_SHM_PATHS 4096                    /* bytes of prefixes a view may publish */

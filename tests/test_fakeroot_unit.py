@@ -835,3 +835,26 @@ def test_the_xattrat_calls(work, proc):
                          lst, 64) is None         # nothing kept: the kernel's answer
     finally:
         os.close(fd)
+
+
+def test_same_ids_until_a_change(proc):
+    """Claims.same_ids holds while every process has the default ids: a
+    call that changes nothing keeps it, a change of groups too (the shim
+    answers no group call); the first other id ends it, for good, and the
+    module reclaims from that call."""
+    m = FakeRoot(uid=5, gid=7)
+    reclaims = []
+    m.reclaim = lambda: reclaims.append(m.claims().same_ids)
+    assert m.claims().same_ids == (5, 7)
+    assert proc.call(m.setresuid, "setresuid", NO_ID, 5, NO_ID) == 0
+    g = proc.alloc(4, struct.pack("<I", 9))
+    assert proc.call(m.setgroups, "setgroups", 1, g) == -errno.EPERM   # not root: refused
+    assert m.claims().same_ids == (5, 7) and reclaims == []
+    root = FakeRoot()
+    root.reclaim = lambda: reclaims.append(root.claims().same_ids)
+    assert proc.call(root.setgroups, "setgroups", 1, g) == 0
+    assert root.claims().same_ids == (0, 0) and reclaims == []
+    assert proc.call(root.setresgid, "setresgid", NO_ID, 3, NO_ID) == 0
+    assert reclaims == [None] and root.claims().same_ids is None
+    assert proc.call(root.setresgid, "setresgid", NO_ID, 0, NO_ID) == 0   # back: still off
+    assert root.claims().same_ids is None and reclaims == [None]

@@ -142,17 +142,26 @@ class Claims(_Record):
     does not exist (the kernel fails it, ENOENT or ENOTDIR, as it is): the
     C core resumes those itself when every module claiming exec calls says
     so.  execvp and shells try each $PATH directory in turn, so most execs
-    of a build are such misses."""
+    of a build are such misses.
+    `same_ids`: (uid, gid) when every process of the view has all its user
+    ids uid and all its group ids gid, as the module serves them: programs
+    may then answer getuid, geteuid, getgid and getegid themselves, and
+    the setuid, setgid, setresuid and setresgid calls that change nothing
+    (the shim, native/umvshim.c).  The module must reclaim with None from
+    the handler of the first call that makes some process's ids differ
+    (it is in effect before that caller resumes).  Used only when this
+    module alone serves those calls."""
 
     __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner",
-                           "paths_in_c", "exec_found")
+                           "paths_in_c", "exec_found", "same_ids")
     __hash__ = None
 
     def __init__(self, syscalls: set[str] | None = None,
                  arg_in: dict[str, tuple[int, frozenset[int]]] | None = None, no_vdso: bool = False,
                  paths: tuple[list[str], list[str]] | None = None,
                  arg_nonzero: dict[str, int] | None = None, stat_owner: StatOwner | None = None,
-                 paths_in_c: bool = False, exec_found: bool = False):
+                 paths_in_c: bool = False, exec_found: bool = False,
+                 same_ids: tuple[int, int] | None = None):
         self.syscalls = set() if syscalls is None else syscalls
         self.arg_in = {} if arg_in is None else arg_in
         self.no_vdso = no_vdso
@@ -161,6 +170,7 @@ class Claims(_Record):
         self.stat_owner = stat_owner
         self.paths_in_c = paths_in_c
         self.exec_found = exec_found
+        self.same_ids = same_ids
 
 
 def boolean(text: str) -> bool:

@@ -386,6 +386,10 @@ class Creds:
         return isinstance(other, Creds) and all(getattr(self, k) == getattr(other, k)
                                                 for k in self.__slots__)
 
+    def ids(self) -> tuple:
+        """The user and group ids, the groups left out."""
+        return tuple(getattr(self, k) for k in self.__slots__[:8])
+
     def __hash__(self):
         return hash(tuple(getattr(self, k) for k in self.__slots__))
 
@@ -834,6 +838,9 @@ class FakeRoot(Module):
         super().__init__(**options)
         uid, gid = self.config["uid"], self.config["gid"]
         self.default = Creds(uid, uid, uid, uid, gid, gid, gid, gid, (gid,))
+        # every process still has the default ids (Claims.same_ids): false
+        # from the first call that gives one others, for good
+        self.same_ids = True
         self.procs: dict[int, tuple[int, Creds]] = {}   # pid -> (start time, creds)
         self.records: dict[tuple[int, int], Record] = _Records(self)
         self.store: Store | None = None
@@ -896,7 +903,16 @@ class FakeRoot(Module):
             c.syscalls -= XATTR_READS
         # an exec of a missing file changes no ids (execve below)
         c.exec_found = True
+        if self.same_ids:
+            c.same_ids = (self.default.ruid, self.default.rgid)
         return c
+
+    def _ids_differ(self) -> None:
+        """Some process is about to have ids other than the default: its
+        programs must ask us from now on (before that call returns)."""
+        if self.same_ids:
+            self.same_ids = False
+            self.reclaim()
 
     def _want_xattr_reads(self) -> None:
         if not self.xattr_reads:
@@ -1017,6 +1033,8 @@ class FakeRoot(Module):
     def _set_creds(self, pid: int, old: Creds, new: Creds) -> None:
         if new == old:
             return
+        if new.ids() != self.default.ids():
+            self._ids_differ()
         # Children forked before this change keep what they inherited.
         for child in _children(pid):
             if child not in self.procs:
@@ -1604,6 +1622,7 @@ class FakeRoot(Module):
                 if cst is not None:
                     self.procs[child] = (cst[1], creds)
         self.execs[call.pid] = (st[1], fp, uid, gid)
+        self._ids_differ()   # maybe: the exec may still fail
         return None
 
     def _exec_ids(self, call, target):

@@ -64,6 +64,10 @@ def _with_shim(env: dict) -> None:
     env["UMVIEW_SHM"] = f"/proc/{holder}/fd/3"
 
 
+# the calls Claims.same_ids lets programs answer (native/umvshim.c)
+SAME_ID_CALLS = ("getuid", "geteuid", "getgid", "getegid", "setuid", "setgid", "setresuid", "setresgid")
+
+
 class ModuleStats:
     __slots__ = ("calls", "errors", "seconds")
 
@@ -240,6 +244,7 @@ class Hypervisor:
                 self._unload(module)
             view.modules.clear()
             lib.umv_view_set_statown(view.id, -1, ffi.NULL)
+            lib.umv_view_set_ids(view.id, 0, 0, 0)
             parent = view.parent
             if parent:
                 parent.children.remove(view)
@@ -265,6 +270,22 @@ class Hypervisor:
         else:
             cfg = ffi.new("uint32_t[7]", claims_of[owner].stat_owner.config())
             lib.umv_view_set_statown(view.id, owner.stat_table(), cfg)
+
+    def _push_same_ids(self, view: ViewState, claims_of: dict) -> None:
+        """Let programs answer their own identity calls (Claims.same_ids)
+        when one module alone serves all of them and nothing must see them."""
+        served = {id(h[0]) for name in SAME_ID_CALLS if BY_NAME[name].nr in view.dispatch
+                  for h in view.dispatch[BY_NAME[name].nr][0]}
+        ids = None
+        if len(served) == 1 and self.trace is None and not self.dispatch_in_trio:
+            owner = view.dispatch[BY_NAME["getuid"].nr][0][0][0] if BY_NAME["getuid"].nr in view.dispatch else None
+            if owner is not None and id(owner) in served and all(
+                    BY_NAME[n].nr in view.dispatch for n in SAME_ID_CALLS):
+                ids = claims_of[owner].same_ids
+        if ids is None:
+            lib.umv_view_set_ids(view.id, 0, 0, 0)
+        else:
+            lib.umv_view_set_ids(view.id, 1, ids[0] & 0xFFFFFFFF, ids[1] & 0xFFFFFFFF)
 
     def _push(self, view: ViewState) -> None:
         """Recompute what the view traps and who serves it; tell the C core.
@@ -343,6 +364,7 @@ class Hypervisor:
         view.dispatch = {nr: (hs, any(h[2] for h in hs), BY_NR[nr].name if nr in BY_NR else str(nr))
                          for nr, hs in handlers.items()}
         self._push_stat_owner(view, claims_of)
+        self._push_same_ids(view, claims_of)
         # Calls the C core answers from a seccomp listener in processes
         # spawned from now on (see native/umvcore.c, "seccomp user
         # notification"): the path calls it narrows, the stat calls it
@@ -634,6 +656,7 @@ class Hypervisor:
                 self._unload(module)
             view.modules.clear()
             lib.umv_view_set_statown(view.id, -1, ffi.NULL)
+            lib.umv_view_set_ids(view.id, 0, 0, 0)
         if self._started:
             from .bridge import stats
             log.debug("core statistics: %s", stats())
