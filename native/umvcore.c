@@ -161,6 +161,7 @@ typedef struct {
     int stat_table;             /* umv_view_set_statown: table + 1, 0 = off */
     uint32_t stat_cfg[7];
     uint32_t ids_on, ids[2];    /* umv_view_set_ids */
+    uint32_t nports, ports[UMV_SHM_PORTS];   /* umv_view_set_ports */
 } view;
 
 #define HBUCKETS 4096
@@ -1409,6 +1410,8 @@ static void shm_publish(int viewno) {
     sv->flags = (uint32_t)views[viewno].flags;
     sv->ids_on = views[viewno].ids_on;
     memcpy(sv->ids, views[viewno].ids, sizeof sv->ids);
+    sv->nports = views[viewno].nports;
+    memcpy(sv->ports, views[viewno].ports, sizeof sv->ports);
     __atomic_store_n(&sv->seq, sv->seq + 1, __ATOMIC_RELEASE);
 }
 
@@ -1628,6 +1631,17 @@ int umv_view_set_ids(int viewno, int on, uint32_t uid, uint32_t gid) {
     views[viewno].ids_on = on != 0;
     views[viewno].ids[0] = uid;
     views[viewno].ids[1] = gid;
+    shm_publish(viewno);
+    pthread_mutex_unlock(&slock);
+    return 0;
+}
+
+int umv_view_set_ports(int viewno, int n, const uint32_t *pairs) {
+    if (viewno < 0 || viewno >= UMV_MAX_VIEWS || n < 0 || n > UMV_SHM_PORTS) return -EINVAL;
+    pthread_mutex_lock(&slock);
+    views[viewno].nports = (uint32_t)n;
+    memset(views[viewno].ports, 0, sizeof views[viewno].ports);
+    if (n) memcpy(views[viewno].ports, pairs, n * sizeof *pairs);
     shm_publish(viewno);
     pthread_mutex_unlock(&slock);
     return 0;

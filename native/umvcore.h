@@ -19,6 +19,8 @@
 #define UMV_GADGET_IP 0x75ee000014
 /* syscall numbers below this the shim may be told to run (umvshm.h) */
 #define UMV_SHM_CALLS 512
+/* port pairs a view may publish to the shim (Claims.connect_map) */
+#define UMV_SHM_PORTS 32
 
 /* SECCOMP_RET_DATA values our filters use; anything else came from a filter
  * the tracee installed itself. */
@@ -152,6 +154,10 @@ int umv_view_set_statown(int view, int table, const uint32_t *cfg);
  * ids gid (on = 0: not so, or not known); the shim answers getuid & co.
  * and the set*id calls that change nothing. */
 int umv_view_set_ids(int view, int on, uint32_t uid, uint32_t gid);
+/* Claims.connect_map: n pairs guest << 16 | host (n = 0: none); a
+ * program's connect to an IPv4 loopback or 0.0.0.0 address at port guest
+ * may go to host, made by the program itself (the shim). */
+int umv_view_set_ports(int view, int n, const uint32_t *pairs);
 int umv_shm_fd(void);
 int umv_shm_holder(void);
 void umv_shm_stop(void);

@@ -34,9 +34,12 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <linux/openat2.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -69,6 +72,7 @@ static int (*next_euidaccess)(const char *, int);
 typedef int spawn_fn(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
                      char *const[], char *const[]);
 static spawn_fn *next_posix_spawn, *next_posix_spawnp;
+static int (*next_connect)(int, const struct sockaddr *, socklen_t);
 
 /* mov rax,rdi; mov rdi,rsi; mov rsi,rdx; mov rdx,rcx; mov r10,r8;
  * mov r8,r9; syscall; ret: the call returns to UMV_GADGET_IP (+20) */
@@ -95,6 +99,7 @@ __attribute__((constructor)) static void umv_shim_init(void) {
     next_euidaccess = (int (*)(const char *, int))dlsym(RTLD_NEXT, "euidaccess");
     next_posix_spawn = (spawn_fn *)dlsym(RTLD_NEXT, "posix_spawn");
     next_posix_spawnp = (spawn_fn *)dlsym(RTLD_NEXT, "posix_spawnp");
+    next_connect = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
     const char *path = getenv("UMVIEW_SHM");
     if (!path) return;
     void *g = mmap((void *)UMV_GADGET_ADDR, 4096, PROT_READ | PROT_WRITE,
@@ -145,21 +150,33 @@ static unsigned my_view(void) {
     return v > UMV_MAX_VIEWS ? 0 : v;
 }
 
-/* The view's seven numbers when this process may answer its own stat
- * calls; 0 otherwise. */
-static int view_cfg(uint32_t cfg[7]) {
+/* This process's view entry, read whole up to byte upto (the core
+ * rewrites it under a sequence count); 0: no view known. */
+#define ENTRY_IDS offsetof(struct umv_shm_view, nports)
+_Static_assert(sizeof(struct umv_shm_view) % 4 == 0, "an entry is 32-bit words");
+static int view_entry(struct umv_shm_view *out, size_t upto) {
     unsigned v = my_view();
     if (!v) return 0;
     const struct umv_shm_view *sv = &shm->view[v - 1];
+    const uint32_t *w = (const uint32_t *)sv;
+    uint32_t *o = (uint32_t *)out;
     for (int tries = 0; tries < 1000; tries++) {
         uint32_t seq = __atomic_load_n(&sv->seq, __ATOMIC_ACQUIRE);
         if (seq & 1) continue;
-        uint32_t on = __atomic_load_n(&sv->on, __ATOMIC_RELAXED);
-        for (int i = 0; i < 7; i++) cfg[i] = __atomic_load_n(&sv->cfg[i], __ATOMIC_RELAXED);
+        for (size_t i = 0; i < upto / 4; i++) o[i] = __atomic_load_n(&w[i], __ATOMIC_RELAXED);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&sv->seq, __ATOMIC_RELAXED) == seq) return on != 0;
+        if (__atomic_load_n(&sv->seq, __ATOMIC_RELAXED) == seq) return 1;
     }
     return 0;
+}
+
+/* The view's seven numbers when this process may answer its own stat
+ * calls; 0 otherwise. */
+static int view_cfg(uint32_t cfg[7]) {
+    struct umv_shm_view e;
+    if (!view_entry(&e, ENTRY_IDS) || !e.on) return 0;
+    memcpy(cfg, e.cfg, sizeof e.cfg);
+    return 1;
 }
 
 /* The owner to show, as stat_fast in native/umvcore.c decides it: 1 done
@@ -1107,6 +1124,57 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
 }
 
 /* ------------------------------------------------------------------ */
+/* connects to a mapped port                                           */
+
+/* A port map alone (Claims.connect_map: no proxy, no policy) rewrites a
+ * connect to an IPv4 loopback (or 0.0.0.0) address at a guest port into
+ * one to its host port, and nothing else; the module answers getpeername
+ * from the address (a local peer's host port shows as its guest port).
+ * The rewrite needs no module: done here, the connect makes no stop,
+ * where it made two (the call, and its end, where the program's
+ * registers are put back), and sequential HTTP requests through a port
+ * map ran at 1.8x native on this session's VM.  The call is the kernel's,
+ * made through the gadget with a copy of the address. */
+
+/* Can the kernel read these len bytes?  A futex wait on a word of each
+ * page they touch, with no time to wait: EFAULT if it cannot read it,
+ * EAGAIN or ETIMEDOUT if it can.  So a bad pointer still gets EFAULT from
+ * the call, never a SIGSEGV here. */
+static int readable(const void *p, size_t len) {
+    uintptr_t first = (uintptr_t)p, last = first + len - 1;
+    const struct timespec zero = {0, 0};
+    for (uintptr_t a = first;; a = last) {
+        long r = syscall(SYS_futex, (void *)(a & ~(uintptr_t)3), FUTEX_WAIT_PRIVATE, 0x756d7600u, &zero, NULL, 0);
+        if (r < 0 && errno == EFAULT) return 0;
+        if (a == last || (a >> 12) == (last >> 12)) return 1;
+    }
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+    struct umv_shm_view e;
+    int saved = errno;
+    if (addr && len >= sizeof(struct sockaddr_in) && len <= sizeof(struct sockaddr_storage) &&
+        view_entry(&e, sizeof e) && e.nports && readable(addr, len)) {
+        errno = saved;   /* the probe's */
+        struct sockaddr_in in;
+        memcpy(&in, addr, sizeof in);
+        uint32_t a = ntohl(in.sin_addr.s_addr);
+        if (in.sin_family == AF_INET && ((a >> 24) == 127 || a == 0)) {
+            uint16_t port = ntohs(in.sin_port);
+            for (uint32_t i = 0; i < e.nports && i < UMV_SHM_PORTS; i++) {
+                if (e.ports[i] >> 16 != port) continue;
+                struct sockaddr_storage copy;
+                memcpy(&copy, addr, len);
+                ((struct sockaddr_in *)&copy)->sin_port = htons((uint16_t)(e.ports[i] & 0xFFFF));
+                return (int)sret(gadget(SYS_connect, fd, (long)&copy, len, 0, 0));
+            }
+        }
+    }
+    errno = saved;
+    return next_connect ? next_connect(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
+}
+
+/* ------------------------------------------------------------------ */
 /* identity calls of a fake root whose processes all have the same ids  */
 
 /* While every process of the view has all its user ids uid and all its
@@ -1122,19 +1190,11 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
  * through pointers, and stay the kernel's to check. */
 
 static int same_ids(uint32_t ids[2]) {
-    unsigned v = my_view();
-    if (!v) return 0;
-    const struct umv_shm_view *sv = &shm->view[v - 1];
-    for (int tries = 0; tries < 1000; tries++) {
-        uint32_t seq = __atomic_load_n(&sv->seq, __ATOMIC_ACQUIRE);
-        if (seq & 1) continue;
-        uint32_t on = __atomic_load_n(&sv->ids_on, __ATOMIC_RELAXED);
-        ids[0] = __atomic_load_n(&sv->ids[0], __ATOMIC_RELAXED);
-        ids[1] = __atomic_load_n(&sv->ids[1], __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&sv->seq, __ATOMIC_RELAXED) == seq) return on != 0;
-    }
-    return 0;
+    struct umv_shm_view e;
+    if (!view_entry(&e, ENTRY_IDS) || !e.ids_on) return 0;
+    ids[0] = e.ids[0];
+    ids[1] = e.ids[1];
+    return 1;
 }
 
 /* which: 0 the uid, 1 the gid */
@@ -1189,23 +1249,15 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
     return next_posix_spawnp ? next_posix_spawnp(pid, file, fa, no_resetids(attr, &copy), argv, envp) : ENOSYS;
 }
 
-
-EXPORT uid_t getuid(void) {
-    long id = same_id(0);
-    return id >= 0 ? (uid_t)id : next_getuid ? next_getuid() : (uid_t)syscall(SYS_getuid);
-}
-EXPORT uid_t geteuid(void) {
-    long id = same_id(0);
-    return id >= 0 ? (uid_t)id : next_geteuid ? next_geteuid() : (uid_t)syscall(SYS_geteuid);
-}
-EXPORT gid_t getgid(void) {
-    long id = same_id(1);
-    return id >= 0 ? (gid_t)id : next_getgid ? next_getgid() : (gid_t)syscall(SYS_getgid);
-}
-EXPORT gid_t getegid(void) {
-    long id = same_id(1);
-    return id >= 0 ? (gid_t)id : next_getegid ? next_getegid() : (gid_t)syscall(SYS_getegid);
-}
+#define GET_ID(name, type, which)                                              \
+    EXPORT type name(void) {                                                   \
+        long id = same_id(which);                                              \
+        return id >= 0 ? (type)id : next_##name ? next_##name() : (type)syscall(SYS_##name); \
+    }
+GET_ID(getuid, uid_t, 0)
+GET_ID(geteuid, uid_t, 0)
+GET_ID(getgid, gid_t, 1)
+GET_ID(getegid, gid_t, 1)
 EXPORT int setuid(uid_t uid) {
     uint32_t w[1] = {uid};
     /* -1 is EINVAL for setuid, not "keep" */
@@ -1246,11 +1298,9 @@ EXPORT int setresgid(gid_t r, gid_t e, gid_t s) {
  * pex-unix): it uses the stack only, and libc's execvpe was looked up
  * when the shim was loaded. */
 static int exec_skips(void) {
-    unsigned v = my_view();
-    if (!v) return 0;
-    uint32_t cfg[7];
-    if ((__atomic_load_n(&shm->view[v - 1].flags, __ATOMIC_RELAXED) & UMV_VIEW_EXEC_FOUND) && view_cfg(cfg))
-        return 1;
+    struct umv_shm_view e;
+    if (!view_entry(&e, ENTRY_IDS)) return 0;
+    if ((e.flags & UMV_VIEW_EXEC_FOUND) && e.on) return 1;
     return path_on(SYS_execve) && path_on(SYS_newfstatat) ? 2 : 0;
 }
 

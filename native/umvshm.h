@@ -56,7 +56,7 @@
 #include <stdint.h>
 #include "umvcore.h"
 
-#define UMV_SHM_MAGIC 0x326d687376756d75ULL   /* "umvshm2" */
+#define UMV_SHM_MAGIC 0x336d687376756d75ULL   /* "umvshm3" */
 #define UMV_SHM_PIDS 4194304                  /* PID_MAX_LIMIT on 64-bit */
 #define UMV_SHM_BLOOM_BITS (1u << 24)         /* 2 MB: ~0.1% false hits at 500,000 keys */
 
@@ -67,6 +67,8 @@ struct umv_shm_view {
     uint32_t flags;      /* the view's UMV_VIEW_* flags (umvcore.h) */
     uint32_t ids_on;     /* umv_view_set_ids: ids[0] uid, ids[1] gid */
     uint32_t ids[2];
+    uint32_t nports;     /* umv_view_set_ports: pairs guest, host (host order) */
+    uint32_t ports[UMV_SHM_PORTS];   /* guest << 16 | host */
 };
 
 #define UMV_SHM_PATHS 4096                    /* bytes of prefixes a view may publish */

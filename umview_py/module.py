@@ -150,10 +150,16 @@ class Claims(_Record):
     (the shim, native/umvshim.c).  The module must reclaim with None from
     the handler of the first call that makes some process's ids differ
     (it is in effect before that caller resumes).  Used only when this
-    module alone serves those calls."""
+    module alone serves those calls.
+    `connect_map`: {guest port: host port} when the module's whole answer
+    to a connect to an IPv4 loopback address (127.0.0.0/8, or 0.0.0.0) at
+    a guest port is to connect to the host port instead (the rest of the
+    address kept), and it answers getpeername from the address alone:
+    programs may then make those connects themselves (the shim).  Used
+    only when this module alone serves connect."""
 
     __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner",
-                           "paths_in_c", "exec_found", "same_ids")
+                           "paths_in_c", "exec_found", "same_ids", "connect_map")
     __hash__ = None
 
     def __init__(self, syscalls: set[str] | None = None,
@@ -161,7 +167,7 @@ class Claims(_Record):
                  paths: tuple[list[str], list[str]] | None = None,
                  arg_nonzero: dict[str, int] | None = None, stat_owner: StatOwner | None = None,
                  paths_in_c: bool = False, exec_found: bool = False,
-                 same_ids: tuple[int, int] | None = None):
+                 same_ids: tuple[int, int] | None = None, connect_map: dict[int, int] | None = None):
         self.syscalls = set() if syscalls is None else syscalls
         self.arg_in = {} if arg_in is None else arg_in
         self.no_vdso = no_vdso
@@ -171,6 +177,7 @@ class Claims(_Record):
         self.paths_in_c = paths_in_c
         self.exec_found = exec_found
         self.same_ids = same_ids
+        self.connect_map = connect_map
 
 
 def boolean(text: str) -> bool:

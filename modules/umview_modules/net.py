@@ -912,6 +912,10 @@ class Net(Module):
             c.arg_in["getsockopt"] = (2, frozenset({socket.SO_ERROR}))   # SO_ERROR (at any level)
         if self.proxy_dns:
             sc |= {"sendto", "sendmsg", "sendmmsg", "recvfrom", "recvmsg", "recvmmsg"}
+        if self._v4_map is not None:
+            # the port map's common case (_connect_mapped_v4) needs nobody:
+            # programs make it themselves (the shim)
+            c.connect_map = dict(self.port_map)
         # only the calls that name an address stop: send() on a connected
         # socket and recv() run on.  accept is left alone (docs/net.md:
         # a peer on a mapped port is rare, an accept stop costs every server)

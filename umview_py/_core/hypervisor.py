@@ -102,6 +102,7 @@ class ViewState:
         self.notify: frozenset = frozenset()  # calls the C core can serve from a listener
         self.stat_in_c = False
         self.path_shim = frozenset()   # path calls the shim runs (see _push)
+        self.ports_shim = False        # the shim makes a port map's connects
         self.gadget = frozenset()      # calls the filters let through from the shim's gadget
         self.stats: dict = {}     # (module, syscall) -> ModuleStats
         self.processes = 0        # live processes in this view
@@ -245,6 +246,7 @@ class Hypervisor:
             view.modules.clear()
             lib.umv_view_set_statown(view.id, -1, ffi.NULL)
             lib.umv_view_set_ids(view.id, 0, 0, 0)
+            lib.umv_view_set_ports(view.id, 0, ffi.NULL)
             parent = view.parent
             if parent:
                 parent.children.remove(view)
@@ -274,18 +276,33 @@ class Hypervisor:
     def _push_same_ids(self, view: ViewState, claims_of: dict) -> None:
         """Let programs answer their own identity calls (Claims.same_ids)
         when one module alone serves all of them and nothing must see them."""
-        served = {id(h[0]) for name in SAME_ID_CALLS if BY_NAME[name].nr in view.dispatch
-                  for h in view.dispatch[BY_NAME[name].nr][0]}
+        served = [view.dispatch.get(BY_NAME[name].nr) for name in SAME_ID_CALLS]
         ids = None
-        if len(served) == 1 and self.trace is None and not self.dispatch_in_trio:
-            owner = view.dispatch[BY_NAME["getuid"].nr][0][0][0] if BY_NAME["getuid"].nr in view.dispatch else None
-            if owner is not None and id(owner) in served and all(
-                    BY_NAME[n].nr in view.dispatch for n in SAME_ID_CALLS):
-                ids = claims_of[owner].same_ids
+        if all(served) and self.trace is None and not self.dispatch_in_trio:
+            mods = {h[0] for hs, _, _ in served for h in hs}
+            if len(mods) == 1:
+                ids = claims_of[mods.pop()].same_ids
         if ids is None:
             lib.umv_view_set_ids(view.id, 0, 0, 0)
         else:
+            lib.umv_shm_fd()  # before the core publishes to it
             lib.umv_view_set_ids(view.id, 1, ids[0] & 0xFFFFFFFF, ids[1] & 0xFFFFFFFF)
+
+    def _push_ports(self, view: ViewState, claims_of: dict) -> None:
+        """Let programs make the connects of a port map themselves
+        (Claims.connect_map) when one module alone serves connect and
+        nothing must see them."""
+        served = view.dispatch.get(BY_NAME["connect"].nr)
+        ports = None
+        if served and len(served[0]) == 1 and self.trace is None and not self.dispatch_in_trio:
+            ports = claims_of[served[0][0][0]].connect_map
+        pairs = [g << 16 | h for g, h in sorted((ports or {}).items())]
+        if len(pairs) > lib.UMV_SHM_PORTS:
+            pairs = []   # more than the page holds: all through the module
+        view.ports_shim = bool(pairs)
+        if pairs:
+            lib.umv_shm_fd()  # before the core publishes to it
+        lib.umv_view_set_ports(view.id, len(pairs), ffi.new("uint32_t[]", pairs) if pairs else ffi.NULL)
 
     def _push(self, view: ViewState) -> None:
         """Recompute what the view traps and who serves it; tell the C core.
@@ -365,6 +382,7 @@ class Hypervisor:
                          for nr, hs in handlers.items()}
         self._push_stat_owner(view, claims_of)
         self._push_same_ids(view, claims_of)
+        self._push_ports(view, claims_of)
         # Calls the C core answers from a seccomp listener in processes
         # spawned from now on (see native/umvcore.c, "seccomp user
         # notification"): the path calls it narrows, the stat calls it
@@ -396,7 +414,8 @@ class Hypervisor:
             # is the kernel's (Claims.paths)
             view.path_shim |= {"getcwd"}
         view.gadget = frozenset(seccomp.STAT_CALLS if view.stat_in_c else ()) | \
-            (view.path_shim | frozenset(seccomp.PATH_HELPERS) if view.path_shim else frozenset())
+            (view.path_shim | frozenset(seccomp.PATH_HELPERS) if view.path_shim else frozenset()) | \
+            frozenset(seccomp.NET_CALLS if view.ports_shim else ())
         view.build_args = (claimed | watch, arg_in, dict(deny_paths=deny_paths, trap_all=self.trap_all,
                                                           gadget=view.gadget))
         prog = seccomp.build(view.build_args[0], view.build_args[1], **view.build_args[2])
@@ -530,7 +549,7 @@ class Hypervisor:
         if not argv:
             raise UmviewError("no command")
         env = dict(os.environ if env is None else env)
-        if view.stat_in_c or view.path_shim:
+        if view.stat_in_c or view.path_shim or view.ports_shim:
             _with_shim(env)
         path = argv[0]
         if "/" not in path:
@@ -657,6 +676,7 @@ class Hypervisor:
             view.modules.clear()
             lib.umv_view_set_statown(view.id, -1, ffi.NULL)
             lib.umv_view_set_ids(view.id, 0, 0, 0)
+            lib.umv_view_set_ports(view.id, 0, ffi.NULL)
         if self._started:
             from .bridge import stats
             log.debug("core statistics: %s", stats())
