@@ -73,6 +73,7 @@ typedef int spawn_fn(pid_t *, const char *, const posix_spawn_file_actions_t *, 
                      char *const[], char *const[]);
 static spawn_fn *next_posix_spawn, *next_posix_spawnp;
 static int (*next_connect)(int, const struct sockaddr *, socklen_t);
+static int (*next_getsockname)(int, struct sockaddr *, socklen_t *);
 
 /* mov rax,rdi; mov rdi,rsi; mov rsi,rdx; mov rdx,rcx; mov r10,r8;
  * mov r8,r9; syscall; ret: the call returns to UMV_GADGET_IP (+20) */
@@ -100,6 +101,7 @@ __attribute__((constructor)) static void umv_shim_init(void) {
     next_posix_spawn = (spawn_fn *)dlsym(RTLD_NEXT, "posix_spawn");
     next_posix_spawnp = (spawn_fn *)dlsym(RTLD_NEXT, "posix_spawnp");
     next_connect = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
+    next_getsockname = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "getsockname");
     const char *path = getenv("UMVIEW_SHM");
     if (!path) return;
     void *g = mmap((void *)UMV_GADGET_ADDR, 4096, PROT_READ | PROT_WRITE,
@@ -1139,23 +1141,22 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
 /* Can the kernel read these len bytes?  A futex wait on a word of each
  * page they touch, with no time to wait: EFAULT if it cannot read it,
  * EAGAIN or ETIMEDOUT if it can.  So a bad pointer still gets EFAULT from
- * the call, never a SIGSEGV here. */
+ * the call, never a SIGSEGV here.  Through the gadget, which sets no
+ * errno (futex is no call a view traps). */
 static int readable(const void *p, size_t len) {
     uintptr_t first = (uintptr_t)p, last = first + len - 1;
     const struct timespec zero = {0, 0};
     for (uintptr_t a = first;; a = last) {
-        long r = syscall(SYS_futex, (void *)(a & ~(uintptr_t)3), FUTEX_WAIT_PRIVATE, 0x756d7600u, &zero, NULL, 0);
-        if (r < 0 && errno == EFAULT) return 0;
+        long r = gadget(SYS_futex, (long)(a & ~(uintptr_t)3), FUTEX_WAIT_PRIVATE, 0x756d7600, (long)&zero, 0);
+        if (r == -EFAULT) return 0;
         if (a == last || (a >> 12) == (last >> 12)) return 1;
     }
 }
 
 EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     struct umv_shm_view e;
-    int saved = errno;
     if (addr && len >= sizeof(struct sockaddr_in) && len <= sizeof(struct sockaddr_storage) &&
         view_entry(&e, sizeof e) && e.nports && readable(addr, len)) {
-        errno = saved;   /* the probe's */
         struct sockaddr_in in;
         memcpy(&in, addr, sizeof in);
         uint32_t a = ntohl(in.sin_addr.s_addr);
@@ -1170,8 +1171,32 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
             }
         }
     }
-    errno = saved;
     return next_connect ? next_connect(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
+}
+
+/* The module's getsockname with a port map alone is the kernel's answer
+ * with a mapped host port shown as its guest port (an http.server in the
+ * view asks it of each connection it accepts): made here, once the
+ * kernel has written the name (so the buffer is the program's to touch). */
+EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len) {
+    struct umv_shm_view e;
+    if (!addr || !len || !view_entry(&e, sizeof e) || !e.nports)
+        return next_getsockname ? next_getsockname(fd, addr, len) : (int)syscall(SYS_getsockname, fd, addr, len);
+    socklen_t room = 0;
+    long r = readable(len, sizeof *len) ? (room = *len, gadget(SYS_getsockname, fd, (long)addr, (long)len, 0, 0))
+                                        : -EFAULT;
+    if (r < 0) return (int)sret(r);
+    socklen_t written = room < *len ? room : *len;
+    sa_family_t fam = written >= sizeof fam ? addr->sa_family : AF_UNSPEC;
+    if (written >= 4 && (fam == AF_INET || fam == AF_INET6)) {
+        uint16_t port = ntohs(((struct sockaddr_in *)addr)->sin_port);   /* the same place in both */
+        for (uint32_t i = 0; i < e.nports && i < UMV_SHM_PORTS; i++)
+            if ((e.ports[i] & 0xFFFF) == port) {
+                ((struct sockaddr_in *)addr)->sin_port = htons((uint16_t)(e.ports[i] >> 16));
+                break;
+            }
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */

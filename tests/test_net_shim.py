@@ -1,6 +1,6 @@
-"""A port map's connects made by the program itself (Claims.connect_map,
-the shim's connect): the same answers as through the module, no stop for
-them, and a bad address pointer still gets EFAULT (never a crash)."""
+"""A port map's connects and getsocknames made by the program itself
+(Claims.connect_map, the shim's): the same answers as through the module,
+no stop for them, and a bad pointer still gets EFAULT (never a crash)."""
 import re
 import socket
 
@@ -13,7 +13,7 @@ srv = socket.socket(); srv.bind(("127.0.0.1", port)); srv.listen(64)   # the hos
 peers = []
 for i in range(50):
     c = socket.create_connection(("127.0.0.1", port)); a, _ = srv.accept()
-    peers.append((c.getpeername()[1], a.getpeername()[1] == c.getsockname()[1]))
+    peers.append((c.getpeername()[1], a.getpeername()[1] == c.getsockname()[1], a.getsockname()[1]))
     c.close(); a.close()
 print("peers", sorted(set(peers)))
 # not a mapped port, not loopback, not IPv4: as they are
@@ -24,6 +24,10 @@ libc = ctypes.CDLL(None, use_errno=True)
 s = socket.socket()
 ctypes.set_errno(0)
 print("bad pointer", libc.connect(s.fileno(), ctypes.c_void_p(16), 16), errno.errorcode[ctypes.get_errno()])
+print("name", srv.getsockname()[1])
+n = ctypes.c_uint32(2); buf = ctypes.create_string_buffer(16)   # room for the family only
+print("short", libc.getsockname(srv.fileno(), buf, ctypes.byref(n)), n.value, buf.raw[:4].hex())
+print("bad len", libc.getsockname(srv.fileno(), buf, ctypes.c_void_p(16)), errno.errorcode[ctypes.get_errno()])
 print("bad fd", libc.connect(9999, b"\x02\x00" + port.to_bytes(2, "big") + bytes([127, 0, 0, 1]) + bytes(8), 16),
       errno.errorcode[ctypes.get_errno()])
 """
@@ -50,11 +54,12 @@ def test_port_map_connects_in_the_program(tmp_path):
         stops[shim] = _stats(log.read_text())["seccomp_stops"]
     assert outs["1"] == outs["0"]
     assert outs["1"].splitlines() == [
-        "peers [(8000, True)]", "127.0.0.1 True", "::1 True",
-        "bad pointer -1 EFAULT", "bad fd -1 EBADF"], outs["1"]
-    # the 50 connects to the mapped port: a stop each through the module
-    # (and one more at its end, not counted here), none in the program
-    assert stops["1"] + 45 < stops["0"], stops
+        "peers [(8000, True, 8000)]", "127.0.0.1 True", "::1 True",
+        "bad pointer -1 EFAULT", "name 8000", "short 0 16 02000000", "bad len -1 EFAULT",
+        "bad fd -1 EBADF"], outs["1"]
+    # the 50 connects to the mapped port and the 50 getsocknames of the
+    # accepted sockets: a stop each through the module, none in the program
+    assert stops["1"] + 95 < stops["0"], stops
     native = run_native(["python3", "-c", "import ctypes, errno, socket; s = socket.socket(); "
                          "libc = ctypes.CDLL(None, use_errno=True); "
                          "print(libc.connect(s.fileno(), ctypes.c_void_p(16), 16), "

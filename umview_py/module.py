@@ -154,9 +154,11 @@ class Claims(_Record):
     `connect_map`: {guest port: host port} when the module's whole answer
     to a connect to an IPv4 loopback address (127.0.0.0/8, or 0.0.0.0) at
     a guest port is to connect to the host port instead (the rest of the
-    address kept), and it answers getpeername from the address alone:
-    programs may then make those connects themselves (the shim).  Used
-    only when this module alone serves connect."""
+    address kept), its answer to getsockname is the kernel's with a host
+    port shown as its guest port, and it answers getpeername from the
+    address alone: programs may then make those connects and getsocknames
+    themselves (the shim).  Used only when this module alone serves
+    connect and getsockname."""
 
     __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner",
                            "paths_in_c", "exec_found", "same_ids", "connect_map")

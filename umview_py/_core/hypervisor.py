@@ -289,13 +289,15 @@ class Hypervisor:
             lib.umv_view_set_ids(view.id, 1, ids[0] & 0xFFFFFFFF, ids[1] & 0xFFFFFFFF)
 
     def _push_ports(self, view: ViewState, claims_of: dict) -> None:
-        """Let programs make the connects of a port map themselves
-        (Claims.connect_map) when one module alone serves connect and
-        nothing must see them."""
-        served = view.dispatch.get(BY_NAME["connect"].nr)
+        """Let programs make the connects and getsocknames of a port map
+        themselves (Claims.connect_map) when one module alone serves them
+        and nothing must see them."""
+        served = [view.dispatch.get(BY_NAME[name].nr) for name in seccomp.NET_CALLS]
         ports = None
-        if served and len(served[0]) == 1 and self.trace is None and not self.dispatch_in_trio:
-            ports = claims_of[served[0][0][0]].connect_map
+        if all(served) and self.trace is None and not self.dispatch_in_trio:
+            mods = {h[0] for hs, _, _ in served for h in hs}
+            if len(mods) == 1:
+                ports = claims_of[mods.pop()].connect_map
         pairs = [g << 16 | h for g, h in sorted((ports or {}).items())]
         if len(pairs) > lib.UMV_SHM_PORTS:
             pairs = []   # more than the page holds: all through the module
