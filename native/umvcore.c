@@ -162,6 +162,7 @@ typedef struct {
     uint32_t stat_cfg[7];
     uint32_t ids_on, ids[2];    /* umv_view_set_ids */
     uint32_t nports, ports[UMV_SHM_PORTS];   /* umv_view_set_ports */
+    uint32_t socks[UMV_SHM_SOCKS_WORDS];     /* umv_view_set_socks */
 } view;
 
 #define HBUCKETS 4096
@@ -1412,6 +1413,7 @@ static void shm_publish(int viewno) {
     memcpy(sv->ids, views[viewno].ids, sizeof sv->ids);
     sv->nports = views[viewno].nports;
     memcpy(sv->ports, views[viewno].ports, sizeof sv->ports);
+    memcpy(sv->socks, views[viewno].socks, sizeof sv->socks);
     __atomic_store_n(&sv->seq, sv->seq + 1, __ATOMIC_RELEASE);
 }
 
@@ -1642,6 +1644,16 @@ int umv_view_set_ports(int viewno, int n, const uint32_t *pairs) {
     views[viewno].nports = (uint32_t)n;
     memset(views[viewno].ports, 0, sizeof views[viewno].ports);
     if (n) memcpy(views[viewno].ports, pairs, n * sizeof *pairs);
+    shm_publish(viewno);
+    pthread_mutex_unlock(&slock);
+    return 0;
+}
+
+int umv_view_set_socks(int viewno, const uint32_t *words) {
+    if (viewno < 0 || viewno >= UMV_MAX_VIEWS) return -EINVAL;
+    pthread_mutex_lock(&slock);
+    memset(views[viewno].socks, 0, sizeof views[viewno].socks);
+    if (words) memcpy(views[viewno].socks, words, sizeof views[viewno].socks);
     shm_publish(viewno);
     pthread_mutex_unlock(&slock);
     return 0;

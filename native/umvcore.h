@@ -21,6 +21,11 @@
 #define UMV_SHM_CALLS 512
 /* port pairs a view may publish to the shim (Claims.connect_map) */
 #define UMV_SHM_PORTS 32
+/* direct networks of a SOCKS5 proxy the shim may speak to (Claims.socks5) */
+#define UMV_SHM_DIRECT 16
+/* words of the SOCKS5 entry: on, family, port, timeout ms, address[4],
+ * count, then per direct network family << 8 | prefix bits, address[4] */
+#define UMV_SHM_SOCKS_WORDS 89   /* 9 + 5 * UMV_SHM_DIRECT */
 
 /* SECCOMP_RET_DATA values our filters use; anything else came from a filter
  * the tracee installed itself. */
@@ -158,6 +163,9 @@ int umv_view_set_ids(int view, int on, uint32_t uid, uint32_t gid);
  * program's connect to an IPv4 loopback or 0.0.0.0 address at port guest
  * may go to host, made by the program itself (the shim). */
 int umv_view_set_ports(int view, int n, const uint32_t *pairs);
+/* Claims.socks5: UMV_SHM_SOCKS_WORDS words (NULL: none); blocking TCP
+ * connects through that proxy may be made by the program itself. */
+int umv_view_set_socks(int view, const uint32_t *words);
 int umv_shm_fd(void);
 int umv_shm_holder(void);
 void umv_shm_stop(void);

@@ -39,6 +39,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -74,6 +75,7 @@ typedef int spawn_fn(pid_t *, const char *, const posix_spawn_file_actions_t *, 
 static spawn_fn *next_posix_spawn, *next_posix_spawnp;
 static int (*next_connect)(int, const struct sockaddr *, socklen_t);
 static int (*next_getsockname)(int, struct sockaddr *, socklen_t *);
+static int (*next_getpeername)(int, struct sockaddr *, socklen_t *);
 
 /* mov rax,rdi; mov rdi,rsi; mov rsi,rdx; mov rdx,rcx; mov r10,r8;
  * mov r8,r9; syscall; ret: the call returns to UMV_GADGET_IP (+20) */
@@ -102,6 +104,7 @@ __attribute__((constructor)) static void umv_shim_init(void) {
     next_posix_spawnp = (spawn_fn *)dlsym(RTLD_NEXT, "posix_spawnp");
     next_connect = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
     next_getsockname = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "getsockname");
+    next_getpeername = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "getpeername");
     const char *path = getenv("UMVIEW_SHM");
     if (!path) return;
     void *g = mmap((void *)UMV_GADGET_ADDR, 4096, PROT_READ | PROT_WRITE,
@@ -1153,10 +1156,259 @@ static int readable(const void *p, size_t len) {
     }
 }
 
+/* A SOCKS5 proxy without authentication (Claims.socks5: no port map, no
+ * policy, no DNS of the view's own): a blocking connect of a TCP socket to
+ * an address outside the direct networks is, for the module, a connect to
+ * the proxy and the handshake on the program's socket, while the program's
+ * thread waits.  Made here, it is what proxychains does, with no stop.
+ * The rules are the module's (modules/umview_modules/net.py: connect,
+ * socks5_handshake): the proxy in the socket's family (an IPv4 proxy
+ * v4-mapped for an IPv6 socket; an IPv6 proxy for an IPv4 one:
+ * ENETUNREACH), the proxy's refusals as errnos, a failed handshake leaves
+ * the socket unconnected (connect AF_UNSPEC), the time limit is
+ * proxy_timeout.  Non-blocking sockets (EINPROGRESS, SO_ERROR) stay the
+ * module's.  getpeername shows the destination for the sockets connected
+ * here, from a table of this process: a socket passed over exec or
+ * SCM_RIGHTS shows the proxy's address instead (docs/net.md). */
+#define SOCKS_PEERS 64
+static struct socks_peer {
+    uint64_t ino;                   /* 0: free; written last */
+    socklen_t len;
+    struct sockaddr_storage sa;
+} socks_peers[SOCKS_PEERS];
+static unsigned socks_next;
+
+/* The socket's inode (sockfs numbers are not reused soon); 0: none. */
+static uint64_t sock_ino(int fd) {
+    struct stat st;
+    return gadget(SYS_fstat, fd, (long)&st, 0, 0, 0) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+static void socks_remember(int fd, const struct sockaddr *sa, socklen_t len) {
+    uint64_t ino = sock_ino(fd);
+    if (!ino) return;
+    struct socks_peer *p = &socks_peers[__atomic_fetch_add(&socks_next, 1, __ATOMIC_RELAXED) % SOCKS_PEERS];
+    __atomic_store_n(&p->ino, 0, __ATOMIC_RELEASE);
+    memset(&p->sa, 0, sizeof p->sa);
+    memcpy(&p->sa, sa, len);
+    if (sa->sa_family == AF_INET6) ((struct sockaddr_in6 *)&p->sa)->sin6_flowinfo = 0;
+    else memset(((struct sockaddr_in *)&p->sa)->sin_zero, 0, 8);
+    p->len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    __atomic_store_n(&p->ino, ino, __ATOMIC_RELEASE);
+}
+
+/* Is this IPv4 (a4) or IPv6 (a16) address in a direct network, or the
+ * proxy itself (port)?  s: the view's socks words. */
+static int socks_direct(const uint32_t *s, const uint8_t *a16, const uint8_t *a4, uint16_t port) {
+    uint8_t proxy[16];
+    memcpy(proxy, &s[4], 16);
+    if (port == s[2] && ((s[1] == AF_INET && a4 && !memcmp(a4, proxy, 4)) ||
+                         (s[1] == AF_INET6 && a16 && !memcmp(a16, proxy, 16))))
+        return 1;
+    for (uint32_t i = 0; i < s[8] && i < UMV_SHM_DIRECT; i++) {
+        const uint32_t *d = &s[9 + 5 * i];
+        unsigned fam = d[0] >> 8, bits = d[0] & 0xFF;
+        const uint8_t *net = (const uint8_t *)&d[1], *a = fam == AF_INET ? a4 : a16;
+        if (!a || bits > (fam == AF_INET ? 32u : 128u)) continue;
+        unsigned whole = bits / 8, rest = bits % 8;
+        if (memcmp(a, net, whole)) continue;
+        if (rest && ((a[whole] ^ net[whole]) & (0xFF00 >> rest) & 0xFF)) continue;
+        return 1;
+    }
+    return 0;
+}
+
+/* Wait until fd is ready (POLLIN or POLLOUT) or the deadline: 1, 0 on
+ * timeout, -errno. */
+static int socks_wait(int fd, short what, long deadline) {
+    for (;;) {
+        long left = (deadline - now_ns()) / 1000000;
+        if (left <= 0) return 0;
+        struct pollfd pf = {fd, what, 0};
+        long r = gadget(SYS_poll, (long)&pf, 1, left, 0, 0);
+        if (r == -EINTR) continue;
+        if (r < 0) return (int)r;
+        if (r > 0) return 1;
+    }
+}
+
+/* Exactly n bytes from the proxy: 0, or the errno the program gets. */
+static int socks_recv(int fd, uint8_t *buf, size_t n, long deadline) {
+    while (n) {
+        int w = socks_wait(fd, POLLIN, deadline);
+        if (w == 0) return ETIMEDOUT;
+        if (w < 0) return ECONNREFUSED;
+        long r = gadget(SYS_recvfrom, fd, (long)buf, (long)n, MSG_DONTWAIT, 0);
+        if (r == -EINTR || r == -EAGAIN) continue;
+        if (r <= 0) return ECONNREFUSED;   /* closed, or an error: the proxy's failure */
+        buf += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int socks_send(int fd, const uint8_t *buf, size_t n, long deadline) {
+    while (n) {
+        long r = gadget(SYS_sendto, fd, (long)buf, (long)n, MSG_DONTWAIT | MSG_NOSIGNAL, 0);
+        if (r == -EINTR) continue;
+        if (r == -EAGAIN) {
+            int w = socks_wait(fd, POLLOUT, deadline);
+            if (w == 0) return ETIMEDOUT;
+            if (w < 0) return ECONNREFUSED;
+            continue;
+        }
+        if (r < 0) return ECONNREFUSED;
+        buf += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* The handshake for a4 (IPv4, plain or v4-mapped) or a16 on port (network
+ * order): 0, or the errno. */
+static int socks_handshake(int fd, const uint8_t *a4, const uint8_t *a16, uint16_t nport, long deadline) {
+    static const int reply_errno[9] = {0, ECONNREFUSED, ECONNREFUSED, ENETUNREACH, EHOSTUNREACH,
+                                       ECONNREFUSED, ETIMEDOUT, ECONNREFUSED, ECONNREFUSED};
+    uint8_t b[32];
+    int e = socks_send(fd, (const uint8_t *)"\5\1\0", 3, deadline);
+    if (!e) e = socks_recv(fd, b, 2, deadline);
+    if (e) return e;
+    if (b[0] != 5 || b[1] != 0) return ECONNREFUSED;   /* not SOCKS5, or none of our methods */
+    size_t n = 4;
+    memcpy(b, "\5\1\0", 3);
+    if (a4) {
+        b[3] = 1;
+        memcpy(b + n, a4, 4);
+        n += 4;
+    } else {
+        b[3] = 4;
+        memcpy(b + n, a16, 16);
+        n += 16;
+    }
+    memcpy(b + n, &nport, 2);
+    n += 2;
+    e = socks_send(fd, b, n, deadline);
+    if (!e) e = socks_recv(fd, b, 4, deadline);
+    if (e) return e;
+    if (b[0] != 5) return ECONNREFUSED;
+    if (b[1]) return b[1] < 9 ? reply_errno[b[1]] : ECONNREFUSED;
+    /* the bound address: exactly its length, nothing of the stream after it */
+    if (b[3] == 1) return socks_recv(fd, b, 6, deadline);
+    if (b[3] == 4) return socks_recv(fd, b, 18, deadline);
+    if (b[3] == 3) {
+        e = socks_recv(fd, b, 1, deadline);
+        return e ? e : socks_recv(fd, b + 1, (size_t)b[0] + 2, deadline);
+    }
+    return ECONNREFUSED;
+}
+
+/* 1: the connect was taken here (*ret its answer); 0: not ours to make. */
+static int socks_connect(int fd, const struct sockaddr *addr, socklen_t len, const uint32_t *s, int *ret) {
+    if (!s[0]) return 0;
+    int type = 0, fl;
+    socklen_t tl = sizeof type;
+    sa_family_t fam = addr->sa_family;
+    if ((fam == AF_INET && len < sizeof(struct sockaddr_in)) || (fam == AF_INET6 && len < 24) ||
+        (fam != AF_INET && fam != AF_INET6))
+        return 0;
+    if (gadget(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, (long)&type, (long)&tl) < 0 || type != SOCK_STREAM ||
+        (fl = (int)gadget(SYS_fcntl, fd, F_GETFL, 0, 0, 0)) < 0 || (fl & O_NONBLOCK))
+        return 0;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    const uint8_t *a4 = NULL, *a16 = NULL;
+    uint16_t nport;
+    if (fam == AF_INET) {
+        const struct sockaddr_in *in = (const void *)addr;
+        a4 = (const uint8_t *)&in->sin_addr;
+        nport = in->sin_port;
+    } else {
+        const struct sockaddr_in6 *in6 = (const void *)addr;
+        a16 = (const uint8_t *)&in6->sin6_addr;
+        if (!memcmp(a16, mapped, 12)) a4 = a16 + 12;
+        nport = in6->sin6_port;
+    }
+    if (socks_direct(s, a16, a4, ntohs(nport))) return 0;
+    /* the proxy in the socket's family */
+    struct sockaddr_storage px;
+    memset(&px, 0, sizeof px);
+    socklen_t pl;
+    if (fam == AF_INET) {
+        if (s[1] != AF_INET) {
+            *ret = (int)sret(-ENETUNREACH);
+            return 1;
+        }
+        struct sockaddr_in *p = (void *)&px;
+        p->sin_family = AF_INET;
+        p->sin_port = htons((uint16_t)s[2]);
+        memcpy(&p->sin_addr, &s[4], 4);
+        pl = sizeof *p;
+    } else {
+        struct sockaddr_in6 *p = (void *)&px;
+        p->sin6_family = AF_INET6;
+        p->sin6_port = htons((uint16_t)s[2]);
+        if (s[1] == AF_INET) {
+            memcpy(&p->sin6_addr, mapped, 12);
+            memcpy((uint8_t *)&p->sin6_addr + 12, &s[4], 4);
+        } else {
+            memcpy(&p->sin6_addr, &s[4], 16);
+        }
+        pl = sizeof *p;
+    }
+    long deadline = now_ns() + (long)s[3] * 1000000L;
+    /* to the proxy without waiting (its time limit is ours, not TCP's),
+     * the file's flag put back at once, as the module does */
+    gadget(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK, 0, 0);
+    long r = gadget(SYS_connect, fd, (long)&px, pl, 0, 0);
+    gadget(SYS_fcntl, fd, F_SETFL, fl, 0, 0);
+    if (r == -EISCONN || r == -EALREADY)
+        return 0;   /* connected, or connecting, before: the module knows what */
+    if (r < 0 && r != -EINPROGRESS) {
+        *ret = (int)sret(r);   /* refused at once: the proxy is down */
+        return 1;
+    }
+    int e = 0;
+    if (r == -EINPROGRESS) {
+        int w = socks_wait(fd, POLLOUT, deadline), err = 0;
+        socklen_t el = sizeof err;
+        e = w == 0 ? ETIMEDOUT : w < 0 ? -w
+            : gadget(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, (long)&err, (long)&el) < 0 ? ECONNREFUSED : err;
+    }
+    if (!e) e = socks_handshake(fd, a4, a4 ? NULL : a16, nport, deadline);
+    if (e) {
+        struct sockaddr un = {AF_UNSPEC, {0}};
+        gadget(SYS_connect, fd, (long)&un, sizeof un, 0, 0);   /* unconnected, as after a failed connect */
+        *ret = (int)sret(-e);
+        return 1;
+    }
+    socks_remember(fd, addr, len);
+    *ret = 0;
+    return 1;
+}
+
+EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len) {
+    uint64_t ino = __atomic_load_n(&socks_next, __ATOMIC_RELAXED) && addr && len ? sock_ino(fd) : 0;
+    for (int i = 0; ino && i < SOCKS_PEERS; i++) {
+        struct socks_peer *p = &socks_peers[i];
+        if (__atomic_load_n(&p->ino, __ATOMIC_ACQUIRE) != ino || !readable(len, sizeof *len)) continue;
+        struct sockaddr_storage sa = p->sa;
+        socklen_t sl = p->len, room = *len;
+        if (__atomic_load_n(&p->ino, __ATOMIC_ACQUIRE) != ino) continue;
+        /* the kernel's checks (connected still, the buffers), then ours */
+        long r = gadget(SYS_getpeername, fd, (long)addr, (long)len, 0, 0);
+        if (r < 0) return (int)sret(r);
+        memcpy(addr, &sa, room < sl ? room : sl);
+        *len = sl;
+        return 0;
+    }
+    return next_getpeername ? next_getpeername(fd, addr, len) : (int)syscall(SYS_getpeername, fd, addr, len);
+}
+
 EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     struct umv_shm_view e;
+    int ret;
     if (addr && len >= sizeof(struct sockaddr_in) && len <= sizeof(struct sockaddr_storage) &&
-        view_entry(&e, sizeof e) && e.nports && readable(addr, len)) {
+        view_entry(&e, sizeof e) && (e.nports || e.socks[0]) && readable(addr, len)) {
+        if (socks_connect(fd, addr, len, e.socks, &ret)) return ret;
         struct sockaddr_in in;
         memcpy(&in, addr, sizeof in);
         uint32_t a = ntohl(in.sin_addr.s_addr);

@@ -60,6 +60,8 @@
 #define UMV_SHM_PIDS 4194304                  /* PID_MAX_LIMIT on 64-bit */
 #define UMV_SHM_BLOOM_BITS (1u << 24)         /* 2 MB: ~0.1% false hits at 500,000 keys */
 
+_Static_assert(UMV_SHM_SOCKS_WORDS == 9 + 5 * UMV_SHM_DIRECT, "the SOCKS5 entry's words");
+
 struct umv_shm_view {
     uint32_t seq;        /* odd while the core rewrites the entry */
     uint32_t on;         /* answer stat calls in-process */
@@ -69,6 +71,7 @@ struct umv_shm_view {
     uint32_t ids[2];
     uint32_t nports;     /* umv_view_set_ports: pairs guest, host (host order) */
     uint32_t ports[UMV_SHM_PORTS];   /* guest << 16 | host */
+    uint32_t socks[UMV_SHM_SOCKS_WORDS];   /* umv_view_set_socks (addresses in network order) */
 };
 
 #define UMV_SHM_PATHS 4096                    /* bytes of prefixes a view may publish */

@@ -3,8 +3,10 @@
 no stop for them, and a bad pointer still gets EFAULT (never a crash)."""
 import re
 import socket
+import subprocess
 
-from conftest import run_native, run_view
+from conftest import PROGS, run_native, run_view
+from test_net import RecordingProxy, Target, closed_port
 
 CLIENT = r"""
 import ctypes, errno, socket, sys
@@ -65,3 +67,51 @@ def test_port_map_connects_in_the_program(tmp_path):
                          "print(libc.connect(s.fileno(), ctypes.c_void_p(16), 16), "
                          "errno.errorcode[ctypes.get_errno()])"])
     assert native.stdout == b"-1 EFAULT\n"
+
+
+# ----------------------------------------------------------------------
+# a SOCKS5 proxy: the handshake made by the program (Claims.socks5)
+
+def _client(progs, tmp_path):
+    """The tests' TCP client, linked with libc (the shim takes its connect)."""
+    out = tmp_path / "net_client"
+    subprocess.run(["gcc", "-O1", "-o", str(out), str(PROGS / "net_client_static.c")], check=True)
+    return str(out)
+
+
+def test_socks5_handshake_in_the_program(progs, tmp_path):
+    """The same answers as the module's for every way a proxy can behave
+    (it tunnels, refuses the target, hangs up mid-handshake, says nothing
+    past proxy_timeout, is down), blocking and non-blocking, and
+    getpeername shows the target; a blocking connect makes no stop."""
+    client = _client(progs, tmp_path)
+    holder, down = closed_port()
+    outs, stops = {}, {}
+    try:
+        with Target() as target:
+            for shim in ("1", "0"):
+                res = []
+                for behaviour in ("ok", "refuse", "close", "silent", "down"):
+                    with RecordingProxy("socks5", None if behaviour in ("ok", "down") else behaviour) as proxy:
+                        port = down if behaviour == "down" else proxy.port
+                        opts = ["-p", f"net,socks5=127.0.0.1:{port},no_proxy=,proxy_timeout=1"]
+                        for nb in ([], ["-n"]):
+                            log = tmp_path / "log"
+                            r = run_view([client, *nb, "127.0.0.1", str(target.port), "GET / HTTP/1.0\n\n"],
+                                         *opts, "-vv", "--log", str(log), env={"UMVIEW_SHIM": shim})
+                            res.append((behaviour, nb, r.stdout))
+                            if behaviour == "ok" and not nb:
+                                stops[shim] = _stats(log.read_text())["seccomp_stops"]
+                                assert proxy.requests == [("127.0.0.1", target.port)], proxy.requests
+                outs[shim] = res
+    finally:
+        holder.close()
+    assert outs["1"] == outs["0"]
+    got = {(b, tuple(nb)): out for b, nb, out in outs["1"]}
+    for nb in ((), ("-n",)):
+        assert got[("ok", nb)].startswith(f"connect OK\npeer 127.0.0.1 {target.port}\n".encode())
+        assert got[("ok", nb)].endswith(b"hello from target\n"), got[("ok", nb)]
+        assert got[("refuse", nb)] == got[("close", nb)] == got[("down", nb)] == b"connect ECONNREFUSED\n"
+        assert got[("silent", nb)] == b"connect ETIMEDOUT\n"
+    # the blocking connect and its getpeername stop through the module only
+    assert stops["1"] + 2 <= stops["0"], stops

@@ -158,10 +158,19 @@ class Claims(_Record):
     port shown as its guest port, and it answers getpeername from the
     address alone: programs may then make those connects and getsocknames
     themselves (the shim).  Used only when this module alone serves
-    connect and getsockname."""
+    connect and getsockname.
+    `socks5`: (proxy ip, proxy port, direct networks, seconds) when the
+    module's whole answer to a blocking connect of a TCP socket to an IPv4
+    or IPv6 address outside the direct networks (ipaddress networks, at
+    most 16) and other than the proxy is to connect it to the proxy and
+    make a SOCKS5 CONNECT without authentication, within that time, and
+    its getpeername of such a socket shows the address the program asked
+    for: programs may then do that themselves (the shim, as proxychains
+    does).  Used only when this module alone serves connect, getpeername
+    and getsockopt."""
 
     __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner",
-                           "paths_in_c", "exec_found", "same_ids", "connect_map")
+                           "paths_in_c", "exec_found", "same_ids", "connect_map", "socks5")
     __hash__ = None
 
     def __init__(self, syscalls: set[str] | None = None,
@@ -169,7 +178,8 @@ class Claims(_Record):
                  paths: tuple[list[str], list[str]] | None = None,
                  arg_nonzero: dict[str, int] | None = None, stat_owner: StatOwner | None = None,
                  paths_in_c: bool = False, exec_found: bool = False,
-                 same_ids: tuple[int, int] | None = None, connect_map: dict[int, int] | None = None):
+                 same_ids: tuple[int, int] | None = None, connect_map: dict[int, int] | None = None,
+                 socks5: tuple | None = None):
         self.syscalls = set() if syscalls is None else syscalls
         self.arg_in = {} if arg_in is None else arg_in
         self.no_vdso = no_vdso
@@ -180,6 +190,7 @@ class Claims(_Record):
         self.exec_found = exec_found
         self.same_ids = same_ids
         self.connect_map = connect_map
+        self.socks5 = socks5
 
 
 def boolean(text: str) -> bool:

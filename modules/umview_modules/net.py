@@ -916,6 +916,12 @@ class Net(Module):
             # the port map's common case (_connect_mapped_v4) needs nobody:
             # programs make it themselves (the shim)
             c.connect_map = dict(self.port_map)
+        if (self.proxy and self.proxy_kind == "socks5" and self.proxy.user is None and not self.proxy_dns
+                and not self.remaps and not self.restricted):
+            # a blocking connect through the proxy is the handshake alone
+            # (connect, _connect_via_proxy): the shim does it as proxychains
+            c.socks5 = (str(self.proxy.addr.ip), self.proxy.addr.port, list(self.no_proxy),
+                        self.config["proxy_timeout"])
         # only the calls that name an address stop: send() on a connected
         # socket and recv() run on.  accept is left alone (docs/net.md:
         # a peer on a mapped port is rare, an accept stop costs every server)

@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import signal
+import struct
 import threading
 import time
 
@@ -68,6 +69,26 @@ def _with_shim(env: dict) -> None:
 SAME_ID_CALLS = ("getuid", "geteuid", "getgid", "getegid", "setuid", "setgid", "setresuid", "setresgid")
 
 
+_AF_INET, _AF_INET6 = 2, 10     # (socket is not imported at start-up)
+
+
+def _socks_words(socks) -> list[int] | None:
+    """Claims.socks5 as umv_view_set_socks takes it (native/umvcore.h), or
+    None when it does not fit."""
+    import ipaddress
+    ip, port, direct, timeout = socks
+    ip = ipaddress.ip_address(ip)
+    if len(direct) > lib.UMV_SHM_DIRECT:
+        return None
+    family = _AF_INET if ip.version == 4 else _AF_INET6
+    words = [1, family, port, max(1, int(timeout * 1000))] + list(struct.unpack("<4I", ip.packed.ljust(16, b"\0")))
+    words.append(len(direct))
+    for net in direct:
+        fam = _AF_INET if net.version == 4 else _AF_INET6
+        words += [fam << 8 | net.prefixlen] + list(struct.unpack("<4I", net.network_address.packed.ljust(16, b"\0")))
+    return words + [0] * (lib.UMV_SHM_SOCKS_WORDS - len(words))
+
+
 class ModuleStats:
     __slots__ = ("calls", "errors", "seconds")
 
@@ -102,7 +123,7 @@ class ViewState:
         self.notify: frozenset = frozenset()  # calls the C core can serve from a listener
         self.stat_in_c = False
         self.path_shim = frozenset()   # path calls the shim runs (see _push)
-        self.ports_shim = False        # the shim makes a port map's connects
+        self.net_shim = False          # the shim makes a port map's or a proxy's connects
         self.gadget = frozenset()      # calls the filters let through from the shim's gadget
         self.stats: dict = {}     # (module, syscall) -> ModuleStats
         self.processes = 0        # live processes in this view
@@ -247,6 +268,7 @@ class Hypervisor:
             lib.umv_view_set_statown(view.id, -1, ffi.NULL)
             lib.umv_view_set_ids(view.id, 0, 0, 0)
             lib.umv_view_set_ports(view.id, 0, ffi.NULL)
+            lib.umv_view_set_socks(view.id, ffi.NULL)
             parent = view.parent
             if parent:
                 parent.children.remove(view)
@@ -273,38 +295,41 @@ class Hypervisor:
             cfg = ffi.new("uint32_t[7]", claims_of[owner].stat_owner.config())
             lib.umv_view_set_statown(view.id, owner.stat_table(), cfg)
 
+    def _alone(self, view: ViewState, names, claims_of: dict):
+        """The claims of the one module that serves all of the calls
+        `names` in view, when nothing else must see them (tracing, the trio
+        dispatch kept for measurements); else None."""
+        served = [view.dispatch.get(BY_NAME[name].nr) for name in names]
+        if not all(served) or self.trace is not None or self.dispatch_in_trio:
+            return None
+        mods = {h[0] for hs, _, _ in served for h in hs}
+        return claims_of[mods.pop()] if len(mods) == 1 else None
+
     def _push_same_ids(self, view: ViewState, claims_of: dict) -> None:
-        """Let programs answer their own identity calls (Claims.same_ids)
-        when one module alone serves all of them and nothing must see them."""
-        served = [view.dispatch.get(BY_NAME[name].nr) for name in SAME_ID_CALLS]
-        ids = None
-        if all(served) and self.trace is None and not self.dispatch_in_trio:
-            mods = {h[0] for hs, _, _ in served for h in hs}
-            if len(mods) == 1:
-                ids = claims_of[mods.pop()].same_ids
+        """Let programs answer their own identity calls (Claims.same_ids)."""
+        c = self._alone(view, SAME_ID_CALLS, claims_of)
+        ids = c.same_ids if c is not None else None
         if ids is None:
             lib.umv_view_set_ids(view.id, 0, 0, 0)
         else:
             lib.umv_shm_fd()  # before the core publishes to it
             lib.umv_view_set_ids(view.id, 1, ids[0] & 0xFFFFFFFF, ids[1] & 0xFFFFFFFF)
 
-    def _push_ports(self, view: ViewState, claims_of: dict) -> None:
+    def _push_net(self, view: ViewState, claims_of: dict) -> None:
         """Let programs make the connects and getsocknames of a port map
-        themselves (Claims.connect_map) when one module alone serves them
-        and nothing must see them."""
-        served = [view.dispatch.get(BY_NAME[name].nr) for name in seccomp.NET_CALLS]
-        ports = None
-        if all(served) and self.trace is None and not self.dispatch_in_trio:
-            mods = {h[0] for hs, _, _ in served for h in hs}
-            if len(mods) == 1:
-                ports = claims_of[mods.pop()].connect_map
-        pairs = [g << 16 | h for g, h in sorted((ports or {}).items())]
+        (Claims.connect_map), and blocking connects through a SOCKS5 proxy
+        (Claims.socks5), themselves."""
+        c = self._alone(view, ("connect", "getsockname"), claims_of)
+        pairs = [g << 16 | h for g, h in sorted(((c.connect_map if c else None) or {}).items())]
         if len(pairs) > lib.UMV_SHM_PORTS:
             pairs = []   # more than the page holds: all through the module
-        view.ports_shim = bool(pairs)
-        if pairs:
+        c = self._alone(view, ("connect", "getpeername", "getsockopt"), claims_of)
+        words = _socks_words(c.socks5) if c is not None and c.socks5 is not None else None
+        view.net_shim = bool(pairs) or words is not None
+        if view.net_shim:
             lib.umv_shm_fd()  # before the core publishes to it
         lib.umv_view_set_ports(view.id, len(pairs), ffi.new("uint32_t[]", pairs) if pairs else ffi.NULL)
+        lib.umv_view_set_socks(view.id, ffi.new("uint32_t[]", words) if words else ffi.NULL)
 
     def _push(self, view: ViewState) -> None:
         """Recompute what the view traps and who serves it; tell the C core.
@@ -384,7 +409,7 @@ class Hypervisor:
                          for nr, hs in handlers.items()}
         self._push_stat_owner(view, claims_of)
         self._push_same_ids(view, claims_of)
-        self._push_ports(view, claims_of)
+        self._push_net(view, claims_of)
         # Calls the C core answers from a seccomp listener in processes
         # spawned from now on (see native/umvcore.c, "seccomp user
         # notification"): the path calls it narrows, the stat calls it
@@ -417,7 +442,7 @@ class Hypervisor:
             view.path_shim |= {"getcwd"}
         view.gadget = frozenset(seccomp.STAT_CALLS if view.stat_in_c else ()) | \
             (view.path_shim | frozenset(seccomp.PATH_HELPERS) if view.path_shim else frozenset()) | \
-            frozenset(seccomp.NET_CALLS if view.ports_shim else ())
+            frozenset(seccomp.NET_CALLS if view.net_shim else ())
         view.build_args = (claimed | watch, arg_in, dict(deny_paths=deny_paths, trap_all=self.trap_all,
                                                           gadget=view.gadget))
         prog = seccomp.build(view.build_args[0], view.build_args[1], **view.build_args[2])
@@ -551,7 +576,7 @@ class Hypervisor:
         if not argv:
             raise UmviewError("no command")
         env = dict(os.environ if env is None else env)
-        if view.stat_in_c or view.path_shim or view.ports_shim:
+        if view.stat_in_c or view.path_shim or view.net_shim:
             _with_shim(env)
         path = argv[0]
         if "/" not in path:
@@ -679,6 +704,7 @@ class Hypervisor:
             lib.umv_view_set_statown(view.id, -1, ffi.NULL)
             lib.umv_view_set_ids(view.id, 0, 0, 0)
             lib.umv_view_set_ports(view.id, 0, ffi.NULL)
+            lib.umv_view_set_socks(view.id, ffi.NULL)
         if self._started:
             from .bridge import stats
             log.debug("core statistics: %s", stats())

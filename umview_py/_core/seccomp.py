@@ -67,14 +67,15 @@ GADGET_BIT = 512
 # the calls the shim makes through its gadget (native/umvshim.c): the stat
 # family of a fake root; the path calls it judges outside every mount, and
 # what it asks the kernel to judge them (openat2 probes, the cwd, fd links);
-# the connects and getsocknames of a port map
+# the connects of a port map or a SOCKS5 proxy, and their names
 STAT_CALLS = ("stat", "lstat", "fstat", "newfstatat", "statx")
 PATH_CALLS = ("openat", "newfstatat", "statx", "readlinkat", "faccessat", "getxattr", "lgetxattr",
               "listxattr", "llistxattr", "mkdirat", "symlinkat", "fchmodat", "fchmodat2", "fchownat", "utimensat",
               "fchmod", "fchown")
 PATH_HELPERS = ("openat2", "getcwd", "readlink")
-# and the connects and getsocknames of a port map (Claims.connect_map)
-NET_CALLS = ("connect", "getsockname")
+# and the connects and getsocknames of a port map (Claims.connect_map), the
+# proxied connects and their names (Claims.socks5)
+NET_CALLS = ("connect", "getsockname", "getpeername", "getsockopt")
 GADGET_NRS = frozenset(BY_NAME[n].nr for n in STAT_CALLS + PATH_CALLS + PATH_HELPERS + NET_CALLS)
 GADGET_IP = 0x75ee000014    # UMV_GADGET_IP in native/umvcore.h (a test compares)
 
