@@ -1420,8 +1420,21 @@ static void shm_publish(int viewno) {
 /* Tell the shim the view's path prefixes and the calls it may run when a
  * path is outside them all (tracer thread; calls NULL: none).  Prefixes
  * that do not fit: none. */
+/* Path changes Python asked for that the tracer has not published yet,
+ * per view (under plock).  A module changes its claims from a handler the
+ * tracer thread runs (a cow mount's first deletion ends its overlay), and
+ * the command that publishes them waits in the queue until the tracer has
+ * resumed that caller: meanwhile the caller's shim would still see the
+ * overlay and read a deleted file's layer (seen: a listing that still
+ * held the unlinked name).  So the entry is marked as being rewritten
+ * (an odd sequence count: the shim sends its calls the usual way) from
+ * the moment the change is asked for until the last one asked is out. */
+static pthread_mutex_t plock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned paths_pending[UMV_MAX_VIEWS];
+
 static void shm_publish_paths(int viewno, const unsigned char *calls) {
     if (!shm) return;
+    pthread_mutex_lock(&plock);
     const view *v = &views[viewno];
     struct umv_shm_paths *sp = &shm->vpaths[viewno];
     /* the prefixes, then 'G' guest, 'H' host for each plain pass, and
@@ -1432,7 +1445,7 @@ static void shm_publish_paths(int viewno, const unsigned char *calls) {
         len += ps->glen + 2 + ps->hlen + 2 + (ps->lfd < 0 ? 0 : ps->llen + 2);
     }
     int on = calls && v->paths && v->paths_len > 0 && len <= UMV_SHM_PATHS;
-    __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
+    if (!(sp->seq & 1)) __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     sp->len = on ? (uint32_t)len : 0;
     if (on) {
@@ -1456,7 +1469,9 @@ static void shm_publish_paths(int viewno, const unsigned char *calls) {
     } else {
         memset(sp->calls, 0, sizeof sp->calls);
     }
-    __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
+    if (paths_pending[viewno]) paths_pending[viewno]--;
+    if (!paths_pending[viewno]) __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&plock);
 }
 
 int umv_shm_fd(void) {
@@ -3009,6 +3024,13 @@ int umv_view_set_paths(int viewno, const char *paths, int len, const unsigned ch
         c->filter_len = len;
     }
     if (!started) { do_view_paths(c); free(c); return 0; }
+    if (shm) {   /* see paths_pending */
+        struct umv_shm_paths *sp = &shm->vpaths[viewno];
+        pthread_mutex_lock(&plock);
+        paths_pending[viewno]++;
+        if (!(sp->seq & 1)) __atomic_store_n(&sp->seq, sp->seq + 1, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&plock);
+    }
     push_cmd(c);
     return 0;
 }

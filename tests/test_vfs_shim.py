@@ -10,6 +10,7 @@ symlink, a directory swapped for a symlink after the shim has seen it, "..".
 """
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -652,3 +653,28 @@ def test_chmod_without_following_matches_native(tmp_path, where):
     no_top()
     assert view.returncode == 0, view.stderr
     assert view.stdout == native.stdout
+
+
+def test_first_deletion_in_a_cow_mount_is_seen_at_once(tmp_path):
+    """The first deletion in a cow mount ends the overlay the shim reads;
+    the program's very next call must not read the lower layer (it would
+    list the deleted name).  The change is published by the tracer after
+    the caller resumed; the shim's entry is marked pending meanwhile.  Two
+    busy loops make the tracer late; before the mark, 5 runs in 40 listed
+    the name here."""
+    src = tmp_path / "src"
+    (src / "dir" / "sub").mkdir(parents=True)
+    (src / "dir" / "sub" / "y.txt").write_text("y\n")
+    code = (f"import os; os.unlink('{TOP}/c/dir/sub/y.txt'); "
+            f"print(os.listdir('{TOP}/c/dir/sub'))")
+    hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)]
+    try:
+        outs = [run_view([sys.executable, "-S", "-c", code], "--mount",
+                         f"type=cow,source={src},target={TOP}/c").stdout for _ in range(40)]
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    no_top()
+    assert outs == [b"[]\n"] * 40, [o for o in outs if o != b"[]\n"]
+    assert (src / "dir" / "sub" / "y.txt").exists()   # the source is never changed
