@@ -168,6 +168,38 @@ def test_claims():
     assert not inspect.iscoroutinefunction(Net(socks5="127.0.0.1:1").connect)
 
 
+def test_claims_for_the_shim():
+    """connect_map and socks5 are claimed only where the module's answer is
+    that simple (no policy, no netcoop, no proxy with a port map; a SOCKS5
+    proxy without credentials, proxy_dns or port map)."""
+    assert Net(port_map="8000:18000+8001:18001").claims().connect_map == {8000: 18000, 8001: 18001}
+    for m in (Net(), Net(port_map="1:2", mode="loopback"), Net(netcoop="yes"),
+              Net(port_map="1:2", socks5="127.0.0.1:1080")):
+        assert m.claims().connect_map is None
+    ip, port, direct, timeout = Net(socks5="127.0.0.1:1080", no_proxy="10.0.0.0/8").claims().socks5
+    assert (ip, port, timeout) == ("127.0.0.1", 1080, 30.0)
+    assert direct == [ipaddress.ip_network("10.0.0.0/8")]
+    assert Net(socks5="127.0.0.1:1080").claims().socks5[2] == list(net.DEFAULT_NO_PROXY)
+    for m in (Net(socks5="a:b@127.0.0.1:1080"), Net(socks5="127.0.0.1:1080", proxy_dns="yes"),
+              Net(http_proxy="127.0.0.1:3128"), Net(socks5="127.0.0.1:1080", port_map="1:2"),
+              Net(socks5="127.0.0.1:1080", mode="loopback")):
+        assert m.claims().socks5 is None
+
+
+def test_socks_words():
+    """Claims.socks5 as the shim reads it (umvcore.h, UMV_SHM_SOCKS_WORDS)."""
+    from umview_py._core.hypervisor import _socks_words
+    from umview_py._native import lib
+    w = _socks_words(("::1", 1080, [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")], 2.5))
+    assert len(w) == lib.UMV_SHM_SOCKS_WORDS
+    assert w[:4] == [1, socket.AF_INET6, 1080, 2500] and w[8] == 2
+    assert struct.pack("<4I", *w[4:8]) == ipaddress.ip_address("::1").packed
+    assert w[9] == socket.AF_INET << 8 | 8 and struct.pack("<I", w[10]) == bytes([10, 0, 0, 0])
+    assert w[14] == socket.AF_INET6 << 8 | 8 and struct.pack("<4I", *w[15:19])[:1] == b"\xfd"
+    too_many = [ipaddress.ip_network(f"10.{i}.0.0/16") for i in range(lib.UMV_SHM_DIRECT + 1)]
+    assert _socks_words(("127.0.0.1", 1, too_many, 1)) is None
+
+
 # ----------------------------------------------------------------------
 # the policy handlers
 
