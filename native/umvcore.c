@@ -161,8 +161,8 @@ typedef struct {
     int stat_table;             /* umv_view_set_statown: table + 1, 0 = off */
     uint32_t stat_cfg[7];
     uint32_t ids_on, ids[2];    /* umv_view_set_ids */
-    uint32_t nports, ports[UMV_SHM_PORTS];   /* umv_view_set_ports */
-    uint32_t socks[UMV_SHM_SOCKS_WORDS];     /* umv_view_set_socks */
+    uint32_t nports, ports[UMV_SHM_PORTS];   /* umv_view_set_net */
+    uint32_t socks[UMV_SHM_SOCKS_WORDS];
 } view;
 
 #define HBUCKETS 4096
@@ -1417,9 +1417,6 @@ static void shm_publish(int viewno) {
     __atomic_store_n(&sv->seq, sv->seq + 1, __ATOMIC_RELEASE);
 }
 
-/* Tell the shim the view's path prefixes and the calls it may run when a
- * path is outside them all (tracer thread; calls NULL: none).  Prefixes
- * that do not fit: none. */
 /* Path changes Python asked for that the tracer has not published yet,
  * per view (under plock).  A module changes its claims from a handler the
  * tracer thread runs (a cow mount's first deletion ends its overlay), and
@@ -1432,6 +1429,9 @@ static void shm_publish(int viewno) {
 static pthread_mutex_t plock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned paths_pending[UMV_MAX_VIEWS];
 
+/* Tell the shim the view's path prefixes and the calls it may run when a
+ * path is outside them all (tracer thread; calls NULL: none).  Prefixes
+ * that do not fit: none. */
 static void shm_publish_paths(int viewno, const unsigned char *calls) {
     if (!shm) return;
     pthread_mutex_lock(&plock);
@@ -1653,22 +1653,15 @@ int umv_view_set_ids(int viewno, int on, uint32_t uid, uint32_t gid) {
     return 0;
 }
 
-int umv_view_set_ports(int viewno, int n, const uint32_t *pairs) {
-    if (viewno < 0 || viewno >= UMV_MAX_VIEWS || n < 0 || n > UMV_SHM_PORTS) return -EINVAL;
+int umv_view_set_net(int viewno, int nports, const uint32_t *pairs, const uint32_t *socks) {
+    if (viewno < 0 || viewno >= UMV_MAX_VIEWS || nports < 0 || nports > UMV_SHM_PORTS) return -EINVAL;
+    view *v = &views[viewno];
     pthread_mutex_lock(&slock);
-    views[viewno].nports = (uint32_t)n;
-    memset(views[viewno].ports, 0, sizeof views[viewno].ports);
-    if (n) memcpy(views[viewno].ports, pairs, n * sizeof *pairs);
-    shm_publish(viewno);
-    pthread_mutex_unlock(&slock);
-    return 0;
-}
-
-int umv_view_set_socks(int viewno, const uint32_t *words) {
-    if (viewno < 0 || viewno >= UMV_MAX_VIEWS) return -EINVAL;
-    pthread_mutex_lock(&slock);
-    memset(views[viewno].socks, 0, sizeof views[viewno].socks);
-    if (words) memcpy(views[viewno].socks, words, sizeof views[viewno].socks);
+    v->nports = (uint32_t)nports;
+    memset(v->ports, 0, sizeof v->ports);
+    if (nports) memcpy(v->ports, pairs, nports * sizeof *pairs);
+    memset(v->socks, 0, sizeof v->socks);
+    if (socks) memcpy(v->socks, socks, sizeof v->socks);
     shm_publish(viewno);
     pthread_mutex_unlock(&slock);
     return 0;

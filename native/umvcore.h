@@ -159,13 +159,12 @@ int umv_view_set_statown(int view, int table, const uint32_t *cfg);
  * ids gid (on = 0: not so, or not known); the shim answers getuid & co.
  * and the set*id calls that change nothing. */
 int umv_view_set_ids(int view, int on, uint32_t uid, uint32_t gid);
-/* Claims.connect_map: n pairs guest << 16 | host (n = 0: none); a
- * program's connect to an IPv4 loopback or 0.0.0.0 address at port guest
- * may go to host, made by the program itself (the shim). */
-int umv_view_set_ports(int view, int n, const uint32_t *pairs);
-/* Claims.socks5: UMV_SHM_SOCKS_WORDS words (NULL: none); blocking TCP
- * connects through that proxy may be made by the program itself. */
-int umv_view_set_socks(int view, const uint32_t *words);
+/* What the shim may do itself for a network module: Claims.connect_map,
+ * nports pairs guest << 16 | host (a connect to an IPv4 loopback or
+ * 0.0.0.0 address at port guest goes to host), and Claims.socks5,
+ * UMV_SHM_SOCKS_WORDS words (NULL: none; blocking TCP connects through
+ * that proxy). */
+int umv_view_set_net(int view, int nports, const uint32_t *pairs, const uint32_t *socks);
 int umv_shm_fd(void);
 int umv_shm_holder(void);
 void umv_shm_stop(void);

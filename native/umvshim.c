@@ -76,6 +76,8 @@ static spawn_fn *next_posix_spawn, *next_posix_spawnp;
 static int (*next_connect)(int, const struct sockaddr *, socklen_t);
 static int (*next_getsockname)(int, struct sockaddr *, socklen_t *);
 static int (*next_getpeername)(int, struct sockaddr *, socklen_t *);
+/* libc's fn, or ENOSYS when it was not found */
+#define NEXT(fn, ...) (next_##fn ? next_##fn(__VA_ARGS__) : (errno = ENOSYS, -1))
 
 /* mov rax,rdi; mov rdi,rsi; mov rsi,rdx; mov rdx,rcx; mov r10,r8;
  * mov r8,r9; syscall; ret: the call returns to UMV_GADGET_IP (+20) */
@@ -1403,11 +1405,23 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len) {
     return next_getpeername ? next_getpeername(fd, addr, len) : (int)syscall(SYS_getpeername, fd, addr, len);
 }
 
+/* The view's entry, read whole, when it has a network job for the shim
+ * (a port map, a proxy); 0 otherwise, after one look at the two words
+ * (most views have none, and connect and getsockname come here). */
+static int net_entry(struct umv_shm_view *e) {
+    unsigned v = my_view();
+    if (!v) return 0;
+    const struct umv_shm_view *sv = &shm->view[v - 1];
+    if (!__atomic_load_n(&sv->nports, __ATOMIC_RELAXED) && !__atomic_load_n(&sv->socks[0], __ATOMIC_RELAXED))
+        return 0;
+    return view_entry(e, sizeof *e) && (e->nports || e->socks[0]);
+}
+
 EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     struct umv_shm_view e;
     int ret;
     if (addr && len >= sizeof(struct sockaddr_in) && len <= sizeof(struct sockaddr_storage) &&
-        view_entry(&e, sizeof e) && (e.nports || e.socks[0]) && readable(addr, len)) {
+        net_entry(&e) && readable(addr, len)) {
         if (socks_connect(fd, addr, len, e.socks, &ret)) return ret;
         struct sockaddr_in in;
         memcpy(&in, addr, sizeof in);
@@ -1432,7 +1446,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
  * kernel has written the name (so the buffer is the program's to touch). */
 EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len) {
     struct umv_shm_view e;
-    if (!addr || !len || !view_entry(&e, sizeof e) || !e.nports)
+    if (!addr || !len || !net_entry(&e) || !e.nports)
         return next_getsockname ? next_getsockname(fd, addr, len) : (int)syscall(SYS_getsockname, fd, addr, len);
     socklen_t room = 0;
     long r = readable(len, sizeof *len) ? (room = *len, gadget(SYS_getsockname, fd, (long)addr, (long)len, 0, 0))
@@ -1488,8 +1502,6 @@ static int no_change(int which, const uint32_t *want, int n) {
         if (want[i] != (uint32_t)-1 && want[i] != ids[which]) return 0;
     return 1;
 }
-
-#define NEXT(fn, ...) (next_##fn ? next_##fn(__VA_ARGS__) : (errno = ENOSYS, -1))
 
 /* libc's own callers of these are out of reach (internal names): make's
  * come from eaccess (euidaccess: getuid, geteuid, getgid, getegid each
@@ -1592,11 +1604,7 @@ static int exec_miss(const char *path, int how) {
 
 static int do_execvpe(const char *file, char *const argv[], char *const envp[]) {
     int how = file && *file && !strchr(file, '/') && next_execvpe ? exec_skips() : 0;
-    if (!how) {
-        if (next_execvpe) return next_execvpe(file, argv, envp);
-        errno = ENOSYS;
-        return -1;
-    }
+    if (!how) return NEXT(execvpe, file, argv, envp);
     /* glibc's __execvpe_common, the search */
     const char *path = getenv("PATH");
     if (!path) path = "/bin:/usr/bin";

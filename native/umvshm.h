@@ -69,9 +69,9 @@ struct umv_shm_view {
     uint32_t flags;      /* the view's UMV_VIEW_* flags (umvcore.h) */
     uint32_t ids_on;     /* umv_view_set_ids: ids[0] uid, ids[1] gid */
     uint32_t ids[2];
-    uint32_t nports;     /* umv_view_set_ports: pairs guest, host (host order) */
+    uint32_t nports;     /* umv_view_set_net: pairs guest, host (host order) */
     uint32_t ports[UMV_SHM_PORTS];   /* guest << 16 | host */
-    uint32_t socks[UMV_SHM_SOCKS_WORDS];   /* umv_view_set_socks (addresses in network order) */
+    uint32_t socks[UMV_SHM_SOCKS_WORDS];   /* umv_view_set_net (addresses in network order) */
 };
 
 #define UMV_SHM_PATHS 4096                    /* bytes of prefixes a view may publish */

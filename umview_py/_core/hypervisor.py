@@ -65,15 +65,19 @@ def _with_shim(env: dict) -> None:
     env["UMVIEW_SHM"] = f"/proc/{holder}/fd/3"
 
 
-# the calls Claims.same_ids lets programs answer (native/umvshim.c)
-SAME_ID_CALLS = ("getuid", "geteuid", "getgid", "getegid", "setuid", "setgid", "setresuid", "setresgid")
+# the calls the shim answers for a module alone (native/umvshim.c):
+# Claims.same_ids, Claims.connect_map, Claims.socks5
+_SAME_ID_NRS = tuple(BY_NAME[n].nr for n in ("getuid", "geteuid", "getgid", "getegid", "setuid", "setgid",
+                                             "setresuid", "setresgid"))
+_PORT_MAP_NRS = tuple(BY_NAME[n].nr for n in ("connect", "getsockname"))
+_SOCKS_NRS = tuple(BY_NAME[n].nr for n in ("connect", "getpeername", "getsockopt"))
 
 
 _AF_INET, _AF_INET6 = 2, 10     # (socket is not imported at start-up)
 
 
 def _socks_words(socks) -> list[int] | None:
-    """Claims.socks5 as umv_view_set_socks takes it (native/umvcore.h), or
+    """Claims.socks5 as umv_view_set_net takes it (native/umvcore.h), or
     None when it does not fit."""
     import ipaddress
     ip, port, direct, timeout = socks
@@ -119,7 +123,7 @@ class ViewState:
         self.dispatch: dict[int, tuple] = {}  # nr -> (handlers, any async, name)
         self.trap = b""
         self.program = None
-        self.program_args = self.build_args = None   # what seccomp.build made program of; the latest
+        self.program_args = None      # what seccomp.build made program of
         self.notify: frozenset = frozenset()  # calls the C core can serve from a listener
         self.stat_in_c = False
         self.path_shim = frozenset()   # path calls the shim runs (see _push)
@@ -265,10 +269,7 @@ class Hypervisor:
             for module in reversed(view.modules):
                 self._unload(module)
             view.modules.clear()
-            lib.umv_view_set_statown(view.id, -1, ffi.NULL)
-            lib.umv_view_set_ids(view.id, 0, 0, 0)
-            lib.umv_view_set_ports(view.id, 0, ffi.NULL)
-            lib.umv_view_set_socks(view.id, ffi.NULL)
+            self._forget_in_c(view)
             parent = view.parent
             if parent:
                 parent.children.remove(view)
@@ -276,18 +277,22 @@ class Hypervisor:
             _merge_stats(self._ended_stats, view.stats)
             view = parent
 
+    def _alone(self, view: ViewState, nrs):
+        """The one module that serves all of the calls nrs in view, when
+        nothing else must see them (tracing, the trio dispatch kept for
+        measurements); else None."""
+        served = [view.dispatch.get(nr) for nr in nrs]
+        if not served or not all(served) or self.trace is not None or self.dispatch_in_trio:
+            return None
+        mods = {h[0] for hs, _, _ in served for h in hs}
+        return mods.pop() if len(mods) == 1 else None
+
     def _push_stat_owner(self, view: ViewState, claims_of: dict) -> None:
         """Let the C core answer the view's stat calls (Claims.stat_owner)
-        when one module alone serves all of them and nothing must see them
-        (tracing, the trio dispatch kept for measurements)."""
-        owner = None
-        served = [view.dispatch[nr][0] for nr in _STAT_NRS if nr in view.dispatch]
-        if served and self.trace is None and not self.dispatch_in_trio:
-            mods = {id(h[0]) for hs in served for h in hs}
-            if len(mods) == 1 and all(len(hs) == 1 for hs in served):
-                owner = served[0][0][0]
-                if claims_of[owner].stat_owner is None:
-                    owner = None
+        when one module alone serves all of them."""
+        owner = self._alone(view, [nr for nr in _STAT_NRS if nr in view.dispatch])
+        if owner is not None and claims_of[owner].stat_owner is None:
+            owner = None
         view.stat_in_c = owner is not None
         if owner is None:
             lib.umv_view_set_statown(view.id, -1, ffi.NULL)
@@ -295,20 +300,10 @@ class Hypervisor:
             cfg = ffi.new("uint32_t[7]", claims_of[owner].stat_owner.config())
             lib.umv_view_set_statown(view.id, owner.stat_table(), cfg)
 
-    def _alone(self, view: ViewState, names, claims_of: dict):
-        """The claims of the one module that serves all of the calls
-        `names` in view, when nothing else must see them (tracing, the trio
-        dispatch kept for measurements); else None."""
-        served = [view.dispatch.get(BY_NAME[name].nr) for name in names]
-        if not all(served) or self.trace is not None or self.dispatch_in_trio:
-            return None
-        mods = {h[0] for hs, _, _ in served for h in hs}
-        return claims_of[mods.pop()] if len(mods) == 1 else None
-
     def _push_same_ids(self, view: ViewState, claims_of: dict) -> None:
         """Let programs answer their own identity calls (Claims.same_ids)."""
-        c = self._alone(view, SAME_ID_CALLS, claims_of)
-        ids = c.same_ids if c is not None else None
+        owner = self._alone(view, _SAME_ID_NRS)
+        ids = claims_of[owner].same_ids if owner is not None else None
         if ids is None:
             lib.umv_view_set_ids(view.id, 0, 0, 0)
         else:
@@ -319,17 +314,24 @@ class Hypervisor:
         """Let programs make the connects and getsocknames of a port map
         (Claims.connect_map), and blocking connects through a SOCKS5 proxy
         (Claims.socks5), themselves."""
-        c = self._alone(view, ("connect", "getsockname"), claims_of)
-        pairs = [g << 16 | h for g, h in sorted(((c.connect_map if c else None) or {}).items())]
+        owner = self._alone(view, _PORT_MAP_NRS)
+        pairs = [g << 16 | h for g, h in sorted(((claims_of[owner].connect_map if owner else None) or {}).items())]
         if len(pairs) > lib.UMV_SHM_PORTS:
             pairs = []   # more than the page holds: all through the module
-        c = self._alone(view, ("connect", "getpeername", "getsockopt"), claims_of)
-        words = _socks_words(c.socks5) if c is not None and c.socks5 is not None else None
+        owner = self._alone(view, _SOCKS_NRS)
+        socks = claims_of[owner].socks5 if owner is not None else None
+        words = _socks_words(socks) if socks is not None else None
         view.net_shim = bool(pairs) or words is not None
         if view.net_shim:
             lib.umv_shm_fd()  # before the core publishes to it
-        lib.umv_view_set_ports(view.id, len(pairs), ffi.new("uint32_t[]", pairs) if pairs else ffi.NULL)
-        lib.umv_view_set_socks(view.id, ffi.new("uint32_t[]", words) if words else ffi.NULL)
+        lib.umv_view_set_net(view.id, len(pairs), ffi.new("uint32_t[]", pairs) if pairs else ffi.NULL,
+                             ffi.new("uint32_t[]", words) if words else ffi.NULL)
+
+    def _forget_in_c(self, view: ViewState) -> None:
+        """What the C core and the shim keep of a view that ends."""
+        lib.umv_view_set_statown(view.id, -1, ffi.NULL)
+        lib.umv_view_set_ids(view.id, 0, 0, 0)
+        lib.umv_view_set_net(view.id, 0, ffi.NULL, ffi.NULL)
 
     def _push(self, view: ViewState) -> None:
         """Recompute what the view traps and who serves it; tell the C core.
@@ -443,9 +445,8 @@ class Hypervisor:
         view.gadget = frozenset(seccomp.STAT_CALLS if view.stat_in_c else ()) | \
             (view.path_shim | frozenset(seccomp.PATH_HELPERS) if view.path_shim else frozenset()) | \
             frozenset(seccomp.NET_CALLS if view.net_shim else ())
-        view.build_args = (claimed | watch, arg_in, dict(deny_paths=deny_paths, trap_all=self.trap_all,
-                                                          gadget=view.gadget))
-        prog = seccomp.build(view.build_args[0], view.build_args[1], **view.build_args[2])
+        args = (claimed | watch, arg_in, dict(deny_paths=deny_paths, trap_all=self.trap_all, gadget=view.gadget))
+        prog = seccomp.build(args[0], args[1], **args[2])
         claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
         flags = (VIEW_NO_VDSO if no_vdso else 0) | \
             (lib.UMV_VIEW_EXEC_FOUND if exec_found and self.trace is None else 0)
@@ -453,7 +454,7 @@ class Hypervisor:
         if widens:
             view.trap = bytes(a | b for a, b in zip(prog.trap, view.trap or bytes(len(prog.trap))))
             view.program = prog
-            view.program_args = view.build_args
+            view.program_args = args
             blob = prog.blob()
             lib.umv_view_set(view.id, claims_bm, flags, blob, len(prog))
         else:
@@ -701,10 +702,7 @@ class Hypervisor:
             for module in reversed(view.modules):
                 self._unload(module)
             view.modules.clear()
-            lib.umv_view_set_statown(view.id, -1, ffi.NULL)
-            lib.umv_view_set_ids(view.id, 0, 0, 0)
-            lib.umv_view_set_ports(view.id, 0, ffi.NULL)
-            lib.umv_view_set_socks(view.id, ffi.NULL)
+            self._forget_in_c(view)
         if self._started:
             from .bridge import stats
             log.debug("core statistics: %s", stats())
