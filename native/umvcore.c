@@ -1819,7 +1819,24 @@ static int stat_fast(tracee *t, const struct user_regs_struct *r) {
 
 static pthread_rwlock_t tlock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t nlock = PTHREAD_MUTEX_INITIALIZER;
-static int nl_fds[MAX_LISTENERS], nl_count;
+/* Threads serving one listener: one per CPU we may run on, at most
+ * NL_THREADS (see notif_sync_update for why).  Thread 0 always serves;
+ * the others (helpers) only while the view has many threads (nl_spread),
+ * parked on nl_cond otherwise.  Under nlock. */
+#define NL_THREADS 4
+struct nl_entry {
+    int fd, threads;               /* threads still running */
+    int dead;                      /* thread 0 has ended: helpers end too */
+    int alive[NL_THREADS];
+    pthread_t th[NL_THREADS];
+};
+static struct nl_entry nls[MAX_LISTENERS];
+static int nl_count;
+static pthread_cond_t nl_cond = PTHREAD_COND_INITIALIZER;
+static int nl_spread;
+static int nl_nthreads, nl_pin;    /* threads per listener; each on its own CPU? */
+static int nl_cpus[NL_THREADS];
+static cpu_set_t nl_mask;          /* the CPUs we may run on */
 static int nl_wake[2] = {-1, -1};
 static pthread_t notifier;
 static int nl_sock[MAX_LISTENERS], nl_nsock;  /* sockets a listener comes through */
@@ -1904,21 +1921,41 @@ static int notif_serve(int fd, const struct seccomp_notif *req, struct seccomp_n
 
 static void notif_add(int fd, int is_sock);
 
-/* One thread per listener, waiting in SECCOMP_IOCTL_NOTIF_RECV itself: a
- * poll() before each RECV costs a syscall a call (about 1 µs of the 6 µs
+/* Threads per listener, each waiting in SECCOMP_IOCTL_NOTIF_RECV itself:
+ * a poll() before each RECV costs a syscall a call (about 1 µs of the 6 µs
  * round trip measured here).  When the last task using the filter is gone
  * the kernel wakes the waiting RECV with ENOENT, the same error as for a
  * caller killed before we read its call; poll() then tells the two apart
- * (POLLHUP), and the thread closes its listener and ends.  Threads of
- * different trees take turns (nserve): the tracer's tables they read
- * under tlock, and the caches path_fast keeps, are not for two at once. */
+ * (POLLHUP), and thread 0 marks the listener dead and ends; the last of its
+ * threads closes it.  Threads take turns (nserve): the tracer's tables they
+ * read under tlock, and the caches path_fast keeps, are not for two at once. */
 static pthread_mutex_t nserve = PTHREAD_MUTEX_INITIALIZER;
 static int notif_epoch;          /* bumped by notif_shutdown */
 
+static struct nl_entry *nl_find(int fd) {
+    for (int j = 0; j < nl_count; j++)
+        if (nls[j].fd == fd) return &nls[j];
+    return NULL;
+}
+
+/* A helper waits here while the view has few threads; 0: its listener
+ * or the core is gone, the helper ends. */
+static int helper_wait(int fd, int epoch) {
+    pthread_mutex_lock(&nlock);
+    struct nl_entry *e;
+    while ((e = nl_find(fd)) && !e->dead && !nl_spread &&
+           __atomic_load_n(&notif_epoch, __ATOMIC_ACQUIRE) == epoch)
+        pthread_cond_wait(&nl_cond, &nlock);
+    int go = e && !e->dead && __atomic_load_n(&notif_epoch, __ATOMIC_ACQUIRE) == epoch;
+    pthread_mutex_unlock(&nlock);
+    return go;
+}
+
 static void *listener_main(void *arg) {
-    int fd = (int)(intptr_t)arg;
+    int fd = (int)((intptr_t)arg / NL_THREADS), k = (int)((intptr_t)arg % NL_THREADS);
     int epoch = __atomic_load_n(&notif_epoch, __ATOMIC_ACQUIRE);
     for (;;) {
+        if (k && !helper_wait(fd, epoch)) break;
         struct seccomp_notif req;
         memset(&req, 0, sizeof req);
         if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
@@ -1946,10 +1983,19 @@ static void *listener_main(void *arg) {
         if (over) break;
     }
     pthread_mutex_lock(&nlock);
-    for (int j = 0; j < nl_count; j++)
-        if (nl_fds[j] == fd) { nl_fds[j] = nl_fds[--nl_count]; break; }
+    struct nl_entry *e = nl_find(fd);
+    int last = 1;
+    if (e) {
+        e->alive[k] = 0;
+        if (!k) {
+            e->dead = 1;
+            pthread_cond_broadcast(&nl_cond);
+        }
+        last = --e->threads == 0;
+        if (last) *e = nls[--nl_count];
+    }
     pthread_mutex_unlock(&nlock);
-    close(fd);
+    if (last) close(fd);
     return NULL;
 }
 
@@ -1986,24 +2032,65 @@ static void *notifier_main(void *arg) {
     return NULL;
 }
 
-/* SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux >= 6.6) has the caller and the
- * notifier wake each other on the caller's CPU: a stat loop goes from 29
- * to 25 µs a call, ls -lR of a bind mount from ~7.9 to ~6.5 s.  But it
- * pulls every caller to the notifier's CPU: make -j2 took 2.7-3.2 s
- * instead of 1.7-2.1 s (native 1.4-1.6 s), its two compilers sharing one
- * CPU.  So it is on while the view has at most two threads (a program and
- * the shell waiting for it), off beyond; the tracer switches it as
- * threads come and go. */
+/* Where the notifier runs decides what a call costs: waking a thread on
+ * the other CPU costs ~20 µs on the VM of 2026-12-07, twice per call (the
+ * notification and the answer), against ~9 µs for the whole round trip on
+ * one CPU.
+ *   - One program at a time: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux >=
+ *     6.6) has the caller and the notifier wake each other on the
+ *     caller's CPU: a stat loop takes 9 µs a call, 35-49 µs without it.
+ *   - Many (make -j2): sync would pull every caller to the one serving
+ *     thread's CPU (make -j2 in a bind view 0.89 → 1.06 s, its compilers
+ *     sharing one CPU).  Instead each CPU gets a serving thread of its
+ *     own, pinned there: the kernel wakes every thread waiting in RECV
+ *     (its wait is not exclusive), and the one on the caller's CPU, which
+ *     the caller has just left free, takes the call first; its answer
+ *     wakes the caller where it was.  make -j2 in a bind view with 6,273
+ *     notified calls: 0.89 → 0.81 s (native 0.62 s); two unpinned
+ *     threads 0.85 s.
+ * Each extra thread is one more woken for nothing per call, so there are
+ * at most NL_THREADS, pinned only when that covers every CPU.  The
+ * tracer switches between the two ways as threads come and go; the
+ * helpers park meanwhile, so one program pays for no second waiter. */
 static int sync_on = 1;
+
+static void nl_place(struct nl_entry *e) {
+    for (int k = 0; k < NL_THREADS; k++) {
+        if (!e->alive[k]) continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        if (nl_spread && nl_pin) CPU_SET(nl_cpus[k], &one);
+        if (pthread_setaffinity_np(e->th[k], sizeof one, nl_spread && nl_pin ? &one : &nl_mask)) {}
+    }
+}
 
 static void notif_sync_update(void) {
     int want = ntracees <= 2;
     if (want == sync_on) return;
     sync_on = want;
     pthread_mutex_lock(&nlock);
-    for (int i = 0; i < nl_count; i++)
-        if (ioctl(nl_fds[i], SECCOMP_IOCTL_NOTIF_SET_FLAGS, (__u64)(want ? SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP_ : 0)) < 0) {}
+    nl_spread = !want && nl_nthreads > 1;
+    for (int i = 0; i < nl_count; i++) {
+        if (ioctl(nls[i].fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (__u64)(want ? SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP_ : 0)) < 0) {}
+        nl_place(&nls[i]);
+    }
+    pthread_cond_broadcast(&nl_cond);
     pthread_mutex_unlock(&nlock);
+}
+
+/* How many threads serve a listener, and on which CPUs (under nlock). */
+static void nl_threads_init(void) {
+    if (nl_nthreads) return;
+    nl_nthreads = 1;
+    if (sched_getaffinity(0, sizeof nl_mask, &nl_mask)) return;
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, &nl_mask)) continue;
+        if (n < NL_THREADS) nl_cpus[n] = c;
+        n++;
+    }
+    nl_nthreads = n < 1 ? 1 : n > NL_THREADS ? NL_THREADS : n;
+    nl_pin = n <= NL_THREADS;
 }
 
 /* A listener (or, is_sock, the socket it will come through) for the
@@ -2018,16 +2105,27 @@ static void notif_add(int fd, int is_sock) {
     pthread_sigmask(SIG_BLOCK, &all, &old);  /* our threads take no signals */
     if (is_sock && nl_nsock < MAX_LISTENERS) { nl_sock[nl_nsock++] = fd; fd = -1; }
     if (!is_sock && nl_count < MAX_LISTENERS) {
-        pthread_t th;
+        nl_threads_init();
+        nl_spread = !sync_on && nl_nthreads > 1;
+        struct nl_entry *e = &nls[nl_count];
+        memset(e, 0, sizeof *e);
+        e->fd = fd;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 256 * 1024);
-        if (pthread_create(&th, &attr, listener_main, (void *)(intptr_t)fd) == 0) {
-            nl_fds[nl_count++] = fd;
-            fd = -1;
+        for (int k = 0; k < nl_nthreads; k++) {
+            if (pthread_create(&e->th[k], &attr, listener_main, (void *)(intptr_t)(fd * NL_THREADS + k)))
+                break;
+            e->alive[k] = 1;
+            e->threads++;
         }
         pthread_attr_destroy(&attr);
+        if (e->threads) {   /* thread 0 at least (helpers start after it) */
+            nl_count++;
+            nl_place(e);
+            fd = -1;
+        }
     }
     if (!notifier_started && nl_wake[0] < 0 && pipe2(nl_wake, O_CLOEXEC | O_NONBLOCK) == 0)
         notifier_started = pthread_create(&notifier, NULL, notifier_main, NULL) == 0;
@@ -2051,6 +2149,7 @@ static void notif_shutdown(void) {
      * its callers go (CONTINUE) and ends at its next call */
     __atomic_add_fetch(&notif_epoch, 1, __ATOMIC_ACQ_REL);
     pthread_mutex_lock(&nlock);
+    pthread_cond_broadcast(&nl_cond);   /* parked helpers end */
     for (int i = 0; i < nl_nsock; i++) close(nl_sock[i]);
     nl_nsock = 0;
     pthread_mutex_unlock(&nlock);
