@@ -252,6 +252,8 @@ static __thread struct {
     int odir_where;                 /* ...in which layers: 1 upper, 2 lower */
     const char *ovl_up, *ovl_low, *ovl_rest;  /* overlay_held's answer */
     int ovl_both;
+    unsigned canon_gen;             /* canon is the last judged path's, from then */
+    long canon_at;                  /* (0: another's, or none) */
     char canon[TEXT], base[TEXT];
 } ts __attribute__((tls_model("initial-exec")));
 
@@ -418,6 +420,7 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
     if (!path || !path[0]) return reads && (at_flags & AT_EMPTY_PATH);
     if (ts.busy) return 0;
     ts.busy = 1;
+    ts.canon_at = 0;
     int ok = 0;
     unsigned gen = __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE);
     long now = now_ns();
@@ -474,8 +477,9 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
     } else {
         char *slash = strrchr(ts.canon, '/');
         size_t dn = slash == ts.canon ? 1 : (size_t)(slash - ts.canon);
-        if (!(kept_ok(&ts.dir, gen, now) && strlen(ts.dir.text) == dn &&
-              !memcmp(ts.dir.text, ts.canon, dn))) {
+        /* a walk with no symlink has none in any part of it either: the
+         * kept directory answers for its parents (ls -R goes back up) */
+        if (!(kept_ok(&ts.dir, gen, now) && umv_prefix_of(ts.canon, dn, ts.dir.text))) {
             char save = ts.canon[dn];
             ts.canon[dn] = 0;
             long r = probe(AT_FDCWD, ts.canon, O_DIRECTORY);
@@ -503,6 +507,8 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
     keep(&ts.memo, path, n, gen, now);
     ts.memo_dirfd = path[0] == '/' ? -1 : dirfd;
     ts.memo_follow = seen;
+    ts.canon_gen = gen;
+    ts.canon_at = now;
     ok = 1;
 out:
     ts.busy = ok && hold;   /* held: ts.canon is the caller's until it lets go */
@@ -555,6 +561,7 @@ static int ovl_layers(const char *e, const char **up, const char **low) {
 
 static int ovl_path(const char *layer, const char *rest) {
     size_t ln = strlen(layer), rn = strlen(rest);
+    ts.canon_at = 0;
     if (ln + 1 + rn + 1 > sizeof ts.canon) return 0;
     memcpy(ts.canon, layer, ln);
     ts.canon[ln] = '/';
@@ -1141,6 +1148,25 @@ EXPORT char *getcwd(char *buf, size_t size) {
     return next_getcwd(buf, size);
 }
 
+/* A directory just opened by the judged text in ts.canon, through a walk
+ * with no symlink (openat2 RESOLVE_NO_SYMLINKS): that walk is kept as
+ * ts.dir, and the text as the new fd's path, with what the statx before
+ * the open found there (if the name was swapped in between, the fd's own
+ * statx will not match, and fd_path reads its link as usual).  tar and
+ * ls -R open each directory, then walk from it or name what is in it:
+ * without this, a probe of the directory and a readlink of
+ * /proc/self/fd/N follow each open. */
+static void opened_dir(int fd, const struct statx *sx) {
+    if (!ts.canon_at) return;   /* the memo answered: canon is not this path's */
+    size_t n = strlen(ts.canon);
+    keep(&ts.dir, ts.canon, n, ts.canon_gen, ts.canon_at);
+    keep(&ts.fdir.k, ts.canon, n, ts.canon_gen, ts.canon_at);
+    ts.fdir.fd = fd;
+    ts.fdir.mnt = sx->stx_mnt_id;
+    ts.fdir.ino = sx->stx_ino;
+    ts.fdir.dev = makedev(sx->stx_dev_major, sx->stx_dev_minor);
+}
+
 /* open: it may create or truncate, so it is judged first.  A statx of
  * the path (no side effect: no FIFO waits, no device opens) lets us read
  * the path safely; the open itself is an openat2 that refuses
@@ -1156,7 +1182,8 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
         /* the kernel reads the path: a statx that asks for nothing, one call
          * where an O_PATH open and its close were two */
         struct statx sx;
-        long r = gadget(SYS_statx, dirfd, (long)path, AT_SYMLINK_NOFOLLOW, 0, (long)&sx);
+        long r = gadget(SYS_statx, dirfd, (long)path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO | STATX_MNT_ID,
+                        (long)&sx);
         int reads = !(flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_PATH));
         if ((r >= 0 || r == -ENOENT) && !(flags & O_PATH)) {
             /* below a pass, any open runs on the host's file; in an
@@ -1193,8 +1220,10 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
             }
         }
         if ((r >= 0 || r == -ENOENT) && judge(dirfd, path, 0, 0, LAST_KEPT)) {
+            int dir = r >= 0 && S_ISDIR(sx.stx_mode) && (sx.stx_mask & STATX_MNT_ID);
             struct open_how how = {(uint64_t)(unsigned)flags, mode & 07777, RESOLVE_NO_SYMLINKS};
             r = gadget(SYS_openat2, dirfd, (long)path, (long)&how, sizeof how, 0);
+            if (r >= 0 && dir) opened_dir((int)r, &sx);
             if (r != -ELOOP && r != -EINVAL) return (int)sret(r);
         }
     }

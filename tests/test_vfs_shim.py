@@ -727,3 +727,47 @@ def test_first_deletion_in_a_cow_mount_is_seen_at_once(tmp_path):
     no_top()
     assert outs == [b"[]\n"] * 40, [o for o in outs if o != b"[]\n"]
     assert (src / "dir" / "sub" / "y.txt").exists()   # the source is never changed
+
+
+
+FD_REUSED = r"""
+import os, sys
+out = sys.argv[1]
+fd = os.open(f"{out}/d", os.O_RDONLY)           # a directory outside: the shim keeps its path
+print(os.stat("f", dir_fd=fd).st_size, os.path.exists(f"{out}/d/mnt/file"))
+os.close(fd)
+# the same number, made by dup2 (no path call) a directory with a mount in it
+top = os.open(f"{out}/top", os.O_RDONLY)
+fd = os.open(f"{out}/d", os.O_RDONLY)
+print(os.stat("f", dir_fd=fd).st_size)
+fd2 = os.dup2(top, fd)
+os.close(top)
+print(fd2 == fd, os.stat("mnt/file", dir_fd=fd2).st_size, sorted(os.listdir(f"{out}/top/mnt")))
+sub = os.open("mnt/sub", os.O_RDONLY, dir_fd=fd2)   # opened from it, into the mount
+print(sorted(os.listdir(sub)), os.stat("g", dir_fd=sub).st_size)
+os.close(sub)
+os.close(fd2)
+fd3 = os.open(f"{out}/d/sub", os.O_RDONLY)      # outside again, below a directory seen before
+print(sorted(os.listdir(fd3)), os.stat("g", dir_fd=fd3).st_size, os.stat("../f", dir_fd=fd3).st_size)
+"""
+
+
+def test_a_directory_fd_number_reused(tmp_path):
+    """The shim keeps the path of a directory it opened with the fd's
+    number; when the number is given to a directory with a mount in it
+    (by dup2, which is no path call), walks from it into the mount are the
+    mount's (the fd's identity no longer matches what was kept), not the
+    host directory it covers."""
+    out, src = tmp_path / "out", tmp_path / "src"
+    for d in (out / "d" / "sub", out / "d" / "mnt", out / "top" / "mnt", src / "sub"):
+        d.mkdir(parents=True)
+    (out / "d" / "f").write_text("outside")
+    (out / "d" / "mnt" / "file").write_text("where a stale path would lead")
+    (out / "d" / "sub" / "g").write_text("gg")
+    (out / "top" / "mnt" / "hostonly").write_text("covered by the mount")
+    (src / "file").write_text("in the mount\n")
+    (src / "sub" / "g").write_text("mounted g")
+    r = run_view([PY, "-c", FD_REUSED, str(out)], "-b", f"{src}:{out}/top/mnt")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().splitlines() == [
+        "7 True", "7", "True 13 ['file', 'sub']", "['g'] 9", "['g'] 2 7"]
