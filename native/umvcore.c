@@ -2248,28 +2248,41 @@ static void run_rewritten(tracee *t, struct user_regs_struct *r, const uint64_t 
     ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
 }
 
-/* An execve or execveat whose file does not exist (ENOENT, ENOTDIR):
- * the kernel fails it as it is, and a module that said so
- * (Claims.exec_found) need not see it.  execvp and the shells try each
- * directory of $PATH in turn: under `umview -0`, 574 of make -j2's 701
- * execs were such misses, each a round trip to Python.  A relative path
- * is looked up through the caller's /proc/PID/cwd or fd link.  A file
- * made between this look and the exec runs unseen (a race the view
- * accepts, as the C core's other checks). */
-static int exec_missing(tracee *t, const struct user_regs_struct *r) {
+/* An execve or execveat a module that claims it need not see:
+ *   - its file does not exist (ENOENT, ENOTDIR): the kernel fails it as it
+ *     is (Claims.exec_found).  execvp and the shells try each directory of
+ *     $PATH in turn: under `umview -0`, 574 of make -j2's 701 execs were
+ *     such misses, each a round trip to Python;
+ *   - (Claims.exec_setid) the file is not set-user-ID nor set-group-ID
+ *     (with group execute) on the host, and the module's stat table has
+ *     no record of it (its shown mode is the host's), while the module
+ *     says every process has the same ids (ids_on; an exec would
+ *     otherwise copy effective ids to saved ones): the exec changes no
+ *     ids.  fakeroot's make -j2: the 127 remaining execs in Python.
+ * A relative path is looked up through the caller's /proc/PID/cwd or fd
+ * link.  A file made or changed between this look and the exec runs
+ * unseen (a race the view accepts, as the C core's other checks). */
+static int exec_unneeded(tracee *t, const struct user_regs_struct *r, const view *v) {
     long nr = (long)r->orig_rax;
     if (nr != SYS_execve && nr != SYS_execveat) return 0;
+    if (!(v->flags & (UMV_VIEW_EXEC_FOUND | UMV_VIEW_EXEC_SETID))) return 0;
     static __thread char path[PATH_MAX], full[PATH_MAX + 64];
     uint64_t ptr = nr == SYS_execve ? r->rdi : r->rsi;
     int dirfd = nr == SYS_execve ? AT_FDCWD : (int)r->rdi;
+    if (nr == SYS_execveat && (r->r8 & ~(uint64_t)AT_SYMLINK_NOFOLLOW)) return 0;  /* AT_EMPTY_PATH... */
     int64_t n = umv_peek_string(t->tid, ptr, path, sizeof path);
     if (n <= 0) return 0;   /* a bad pointer, "" (AT_EMPTY_PATH): the module's */
     if (path[0] == '/') snprintf(full, sizeof full, "%s", path);
     else if (dirfd == AT_FDCWD) snprintf(full, sizeof full, "/proc/%d/cwd/%s", t->tid, path);
     else if (dirfd >= 0) snprintf(full, sizeof full, "/proc/%d/fd/%d/%s", t->p->tgid, dirfd, path);
     else return 0;
-    struct stat st;
-    return stat(full, &st) < 0 && (errno == ENOENT || errno == ENOTDIR);
+    struct statx sx;
+    int follow = nr == SYS_execveat && (r->r8 & AT_SYMLINK_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0;
+    if (statx(AT_FDCWD, full, follow, STATX_TYPE | STATX_MODE | STATX_INO, &sx) < 0)
+        return (errno == ENOENT || errno == ENOTDIR) && (v->flags & UMV_VIEW_EXEC_FOUND);
+    if (!(v->flags & UMV_VIEW_EXEC_SETID) || !v->ids_on || !v->stat_table) return 0;
+    if ((sx.stx_mode & S_ISUID) || (sx.stx_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) return 0;
+    return umv_stat_table_has(v->stat_table - 1, makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino) == 0;
 }
 
 static void handle_seccomp(tracee *t) {
@@ -2334,7 +2347,7 @@ static void handle_seccomp(tracee *t) {
         resume(t, PTRACE_CONT, 0);
         return;
     }
-    if (data == UMV_DATA_CLAIM && (views[t->p->view].flags & UMV_VIEW_EXEC_FOUND) && exec_missing(t, &r)) {
+    if (data == UMV_DATA_CLAIM && exec_unneeded(t, &r, &views[t->p->view])) {
         stats.fast_resumed++;
         let_run(t, (long)r.orig_rax);
         resume(t, PTRACE_CONT, 0);

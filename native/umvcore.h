@@ -64,6 +64,7 @@
 /* view flags */
 #define UMV_VIEW_NO_VDSO 1  /* hide the vDSO from programs exec'd in this view */
 #define UMV_VIEW_EXEC_FOUND 2  /* execs of missing files need no module (Claims.exec_found) */
+#define UMV_VIEW_EXEC_SETID 4  /* execs of files not set-id need no module (Claims.exec_setid) */
 
 typedef struct {
     int kind;

@@ -898,6 +898,26 @@ def test_execs_of_missing_files_stay_in_c(runner):
     assert st["to_python"] < 60, st   # 278 without the fast path
 
 
+PLAIN_EXECS = r"""
+for i in $(seq 30); do /bin/true; done
+cp /usr/bin/id ./plain; ./plain -u; chmod 4755 ./plain; ./plain -u
+install -o 4321 -m 4755 /usr/bin/id ./found; ./found -u
+"""
+
+
+def test_execs_of_files_not_set_id_stay_in_c(runner):
+    """An exec of a file that is not set-user-ID nor set-group-ID, with no
+    record, changes no ids while every process has the same ones: the C
+    core lets it run without asking the module (Claims.exec_setid).  A
+    file made set-user-ID in the view (a record) still sets the euid, and
+    so does one whose owner is faked."""
+    log = runner.workdir / "umview.log"
+    out = runner.fakeroot(PLAIN_EXECS, "-0", "-vv", "--log", str(log))
+    assert out.splitlines() == ["0", "0", "4321"], out
+    st = {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", log.read_text().split("core statistics:")[-1])}
+    assert st["to_python"] < 20, st   # each of the 30 execs reached Python without the check
+
+
 FORK_FIRST_C = r"""
 #include <stdio.h>
 #include <sys/syscall.h>

@@ -143,6 +143,12 @@ class Claims(_Record):
     C core resumes those itself when every module claiming exec calls says
     so.  execvp and shells try each $PATH directory in turn, so most execs
     of a build are such misses.
+    `exec_setid`: the module need not see an exec of a file that is not
+    set-user-ID, nor set-group-ID with group execute, on the host and that
+    its `stat_owner` table does not list, while its `same_ids` claim is in
+    effect: such an exec changes no ids (a fake root's only interest in an
+    exec).  Like `exec_found`, it counts only when every module claiming
+    exec calls says so.
     `same_ids`: (uid, gid) when every process of the view has all its user
     ids uid and all its group ids gid, as the module serves them: programs
     may then answer getuid, geteuid, getgid and getegid themselves, and
@@ -170,14 +176,14 @@ class Claims(_Record):
     and getsockopt."""
 
     __slots__ = _fields = ("syscalls", "arg_in", "no_vdso", "paths", "arg_nonzero", "stat_owner",
-                           "paths_in_c", "exec_found", "same_ids", "connect_map", "socks5")
+                           "paths_in_c", "exec_found", "exec_setid", "same_ids", "connect_map", "socks5")
     __hash__ = None
 
     def __init__(self, syscalls: set[str] | None = None,
                  arg_in: dict[str, tuple[int, frozenset[int]]] | None = None, no_vdso: bool = False,
                  paths: tuple[list[str], list[str]] | None = None,
                  arg_nonzero: dict[str, int] | None = None, stat_owner: StatOwner | None = None,
-                 paths_in_c: bool = False, exec_found: bool = False,
+                 paths_in_c: bool = False, exec_found: bool = False, exec_setid: bool = False,
                  same_ids: tuple[int, int] | None = None, connect_map: dict[int, int] | None = None,
                  socks5: tuple | None = None):
         self.syscalls = set() if syscalls is None else syscalls
@@ -188,6 +194,7 @@ class Claims(_Record):
         self.stat_owner = stat_owner
         self.paths_in_c = paths_in_c
         self.exec_found = exec_found
+        self.exec_setid = exec_setid
         self.same_ids = same_ids
         self.connect_map = connect_map
         self.socks5 = socks5

@@ -901,8 +901,11 @@ class FakeRoot(Module):
                                  kernel_dev=self.proc_dev)
         if not self.xattr_reads:
             c.syscalls -= XATTR_READS
-        # an exec of a missing file changes no ids (execve below)
+        # an exec of a missing file changes no ids, nor one of a file that is
+        # not set-id and has no record while every process has the default
+        # ids (execve below)
         c.exec_found = True
+        c.exec_setid = True
         if self.same_ids:
             c.same_ids = (self.default.ruid, self.default.rgid)
         return c

@@ -347,6 +347,7 @@ class Hypervisor:
         layers: list[str] = []
         paths_in_c = True
         exec_found = True        # every module claiming exec calls says Claims.exec_found
+        exec_setid = True        # ... and Claims.exec_setid
         cwd_narrowed = True      # every module that claims getcwd has paths
         claims_of = {}
         for module in view.chain():
@@ -354,6 +355,7 @@ class Hypervisor:
             no_vdso |= c.no_vdso
             if c.syscalls & {"execve", "execveat"}:
                 exec_found &= bool(c.exec_found)
+                exec_setid &= bool(c.exec_setid)
             cwd_narrowed &= "getcwd" not in c.syscalls or c.paths is not None
             if any(BY_NAME[n].family == "path" for n in c.syscalls if n in BY_NAME):
                 if c.paths is None or prefixes is None:
@@ -449,7 +451,8 @@ class Hypervisor:
         prog = seccomp.build(args[0], args[1], **args[2])
         claims_bm = bytes(seccomp.bitmap(BY_NAME[n].nr for n in claimed))
         flags = (VIEW_NO_VDSO if no_vdso else 0) | \
-            (lib.UMV_VIEW_EXEC_FOUND if exec_found and self.trace is None else 0)
+            (lib.UMV_VIEW_EXEC_FOUND if exec_found and self.trace is None else 0) | \
+            (lib.UMV_VIEW_EXEC_SETID if exec_setid and self.trace is None else 0)
         widens = not view.trap or any(n & ~o for n, o in zip(prog.trap, view.trap))
         if widens:
             view.trap = bytes(a | b for a, b in zip(prog.trap, view.trap or bytes(len(prog.trap))))
