@@ -401,6 +401,134 @@ static const char *base_of(int dirfd, unsigned gen, long now) {
     return fd_path(dirfd, &ts.fdir, gen, now);
 }
 
+/* Does what follows a name in a path ask for a directory ("/", "/.",
+ * "/..", alone or before more)?  glibc's realpath then checks the name
+ * with an access of "NAME/" instead of requiring that readlink said "no
+ * symlink" (EINVAL). */
+static int suffix_needs_dir(const char *end) {
+    while (*end == '/') {
+        while (*end == '/') end++;
+        if (!*end) return 1;
+        if (*end++ != '.') return 0;
+        if (!*end || *end == '/' || (*end == '.' && (!end[1] || end[1] == '/'))) return 1;
+    }
+    return 0;
+}
+
+/* How walk_links treats a path. */
+enum { WALK_LAST = 1,    /* a symlink last is followed too */
+       WALK_GLIBC = 2 }; /* realpath's checks and errors, not the first stop's */
+
+/* The kernel's walk of (dirfd, path), one readlink a name, made here
+ * through the gadget while every name it reaches is outside the view's
+ * mounts, so that the host's answers are the view's.  Each name is judged
+ * on its text before it is read: the text has no symlink (each one met
+ * was replaced by its target), so it is where the kernel goes, and ".."
+ * is its parent.  A name the walk cannot go past (missing, not a
+ * directory, not searchable) ends it there, as it ends the kernel's, once
+ * its text is judged: nothing of the view is at, under or above it.
+ *   - realpath (WALK_GLIBC | WALK_LAST): glibc's walk.  gcc's driver
+ *     resolves /usr/bin/cc -> /etc/alternatives/cc -> /usr/bin/gcc -> ...
+ *     twice a run, 22 readlinks that would each go to the core (make -j2
+ *     of 40 files: 924 of its 6,273 calls notified);
+ *   - judge: a call whose walk met a symlink (merged /usr: /lib, /bin and
+ *     /sbin are symlinks; gcc stats "/lib/x86_64-linux-gnu/12/." for its
+ *     search directories, a call that went to Python through the core).
+ * Returns the length of the resolved text in res (TEXT bytes), -errno
+ * where the walk stopped (with the text of that name in res), or 0: the
+ * core must see it (a name of the view's, a text too long). */
+static long walk_links(int dirfd, const char *path, char *res, int how) {
+    char rest[TEXT], link[TEXT];
+    size_t w = 0, n = strlen(path);
+    res[0] = 0;
+    if (!n) return -ENOENT;
+    if (n >= TEXT || !path_on(SYS_readlinkat) || !path_on(SYS_newfstatat)) return 0;
+    memcpy(rest, path, n + 1);
+    if (path[0] != '/') {
+        const char *base = base_of(dirfd, __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE), now_ns());
+        if (!base || pass_of(base) || umv_in_paths(ts.paths, ts.plen, base, UMV_WALK_BASE)) return 0;
+        w = strlen(base);
+        if (w >= TEXT) return 0;
+        memcpy(res, base, w + 1);
+        if (w == 1) w = 0;   /* "/": names are added with their slash */
+        res[w] = 0;
+    }
+    int links = 0;
+    for (const char *r = rest;;) {
+        while (*r == '/') r++;
+        if (!*r) break;
+        size_t len = umv_span(r);
+        const char *end = r + len;
+        if (len == 1 && r[0] == '.') {
+            r = end;
+            continue;
+        }
+        if (len == 2 && r[0] == '.' && r[1] == '.') {   /* res has no symlink: its parent is lexical */
+            while (w && res[w - 1] != '/') w--;
+            if (w) w--;
+            res[w] = 0;
+            r = end;
+            continue;
+        }
+        size_t cw = w + 1 + len;
+        if (cw + 2 > TEXT) return 0;
+        res[w] = '/';
+        memcpy(res + w + 1, r, len);
+        res[cw] = 0;
+        if (umv_in_paths(ts.paths, ts.plen, res, 0) || pass_of(res)) return 0;
+        const char *more = end;
+        while (*more == '/') more++;
+        int last = !*more;
+        if (last && !(how & WALK_LAST) && !(how & WALK_GLIBC)) {
+            w = cw;   /* kept as it is: judged on its text */
+            break;
+        }
+        long k = gadget(SYS_readlinkat, AT_FDCWD, (long)res, (long)link, TEXT - 1, 0);
+        if (k >= 0) {
+            if (++links > 40) return -ELOOP;
+            size_t tail = strlen(end);
+            if ((size_t)k + tail + 1 > TEXT) return 0;
+            memmove(rest + k, end, tail + 1);   /* the link's target, then what followed it */
+            memcpy(rest, link, (size_t)k);
+            r = rest;
+            if (k && link[0] == '/') w = 0;
+            res[w] = 0;
+            continue;
+        }
+        if (!(how & WALK_GLIBC)) {
+            if (k != -EINVAL) return k;   /* the kernel's walk stops here too */
+        } else if (suffix_needs_dir(end)) {
+            /* glibc: faccessat(F_OK, AT_EACCESS) of "NAME/", which checks
+             * what a stat of it checks, with the same ids */
+            struct stat st;
+            res[cw] = '/';
+            res[cw + 1] = 0;
+            long a = gadget(SYS_newfstatat, AT_FDCWD, (long)res, (long)&st, 0, 0);
+            res[cw] = 0;
+            if (a < 0) return a;
+        } else if (k != -EINVAL) {
+            return k;
+        }
+        w = cw;
+        r = end;
+    }
+    if (!w) {
+        res[0] = '/';
+        res[1] = 0;
+        w = 1;
+    }
+    return (long)w;
+}
+
+/* A walk that meets a symlink (ELOOP from a probe): followed here, name
+ * by name; outside if every name it reaches is (walk_links).  Not for a
+ * caller that holds the canonical text (it is not where the walk lands),
+ * nor from below a pass (the core's pass_beneath). */
+static int links_outside(int dirfd, const char *path, int last, int hold, const char *pass) {
+    char res[TEXT];
+    return !hold && !pass && walk_links(dirfd, path, res, last == LAST_FOLLOW ? WALK_LAST : 0) != 0;
+}
+
 /* Does (dirfd, path) lead nowhere near the view's mounts, as the C core's
  * path_class would find (PATH_OUT)?  The same rules, in the program:
  *   - the walk must meet no symlink (RESOLVE_NO_SYMLINKS), so that the text
@@ -471,7 +599,8 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
             /* missing before any symlink: as below, if nothing of the
              * view shares a top directory the walk enters (gcc's driver
              * stats "DIR/../../../x86_64-linux-gnu/12/." and the like) */
-            ok = r == -ENOENT && !pass && walk_outside(path[0] == '/' ? "" : base, path);
+            ok = (r == -ENOENT && !pass && walk_outside(path[0] == '/' ? "" : base, path)) ||
+                 (r == -ELOOP && links_outside(dirfd, path, last, hold, pass));
             goto out;
         }
     } else {
@@ -489,7 +618,8 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
                 /* a directory on the way is missing, met before any symlink:
                  * the kernel's walk stops there, and so does the view's
                  * unless a mount lies below it (the core's lexical_class) */
-                ok = r == -ENOENT && !pass && missing_outside(ts.canon);
+                ok = (r == -ENOENT && !pass && missing_outside(ts.canon)) ||
+                     (r == -ELOOP && links_outside(dirfd, path, last, hold, pass));
                 goto out;
             }
         }
@@ -499,7 +629,10 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
         keep(&ts.last, ts.canon, w, gen, now);
     } else if (last == LAST_FOLLOW && !(kept_ok(&ts.last, gen, now) && !strcmp(ts.last.text, ts.canon))) {
         long r = probe(AT_FDCWD, ts.canon, 0);
-        if (r < 0 && r != -ENOENT) goto out;
+        if (r < 0 && r != -ENOENT) {
+            ok = r == -ELOOP && links_outside(dirfd, path, last, hold, pass);
+            goto out;
+        }
         seen = r >= 0;
     } else if (last == LAST_KEPT) {
         seen = 0;
@@ -969,105 +1102,6 @@ EXPORT int futimens(int fd, const struct timespec times[2]) {
  * path as glibc's does: a bad pointer faults here as it faults there. */
 static char *(*next_realpath)(const char *, char *);
 
-/* Does what follows a name in a path ask for a directory ("/", "/.",
- * "/..", alone or before more)?  glibc's realpath then checks the name
- * with an access of "NAME/" instead of requiring that readlink said "no
- * symlink" (EINVAL). */
-static int suffix_needs_dir(const char *end) {
-    while (*end == '/') {
-        while (*end == '/') end++;
-        if (!*end) return 1;
-        if (*end++ != '.') return 0;
-        if (!*end || *end == '/' || (*end == '.' && (!end[1] || end[1] == '/'))) return 1;
-    }
-    return 0;
-}
-
-/* The walk of glibc's realpath, one readlink a name, made here through
- * the gadget when every name it reaches is outside the view's mounts, so
- * that the host's answers are the view's: gcc's driver resolves
- * /usr/bin/cc -> /etc/alternatives/cc -> /usr/bin/gcc -> ... twice a
- * run, 22 readlinks that would each go to the core (make -j2 of 40 files:
- * 924 of its 6,273 calls notified).  Each name is judged on its text
- * before it is read: the text has no symlink (each one met was replaced
- * by its target), so it is where the kernel goes.  Errors and the limit
- * of 40 links are glibc's.  Returns the length of the result in res
- * (TEXT bytes), -errno with the part resolved in res, or 0: the core must
- * see it (a name of the view's, a text too long). */
-static long walk_realpath(const char *path, char *res) {
-    char rest[TEXT], link[TEXT];
-    size_t w = 0, n = strlen(path);
-    res[0] = 0;
-    if (!n) return -ENOENT;
-    if (n >= TEXT || !path_on(SYS_readlinkat) || !path_on(SYS_newfstatat)) return 0;
-    memcpy(rest, path, n + 1);
-    if (path[0] != '/') {
-        const char *base = base_of(AT_FDCWD, __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE), now_ns());
-        if (!base || pass_of(base) || umv_in_paths(ts.paths, ts.plen, base, UMV_WALK_BASE)) return 0;
-        w = strlen(base);
-        if (w >= TEXT) return 0;
-        memcpy(res, base, w + 1);
-        if (w == 1) w = 0;   /* "/": names are added with their slash */
-        res[w] = 0;
-    }
-    int links = 0;
-    for (const char *r = rest;;) {
-        while (*r == '/') r++;
-        if (!*r) break;
-        size_t len = umv_span(r);
-        const char *end = r + len;
-        if (len == 1 && r[0] == '.') {
-            r = end;
-            continue;
-        }
-        if (len == 2 && r[0] == '.' && r[1] == '.') {   /* res has no symlink: its parent is lexical */
-            while (w && res[w - 1] != '/') w--;
-            if (w) w--;
-            res[w] = 0;
-            r = end;
-            continue;
-        }
-        size_t cw = w + 1 + len;
-        if (cw + 2 > TEXT) return 0;
-        res[w] = '/';
-        memcpy(res + w + 1, r, len);
-        res[cw] = 0;
-        if (umv_in_paths(ts.paths, ts.plen, res, 0) || pass_of(res)) return 0;
-        long k = gadget(SYS_readlinkat, AT_FDCWD, (long)res, (long)link, TEXT - 1, 0);
-        if (k >= 0) {
-            if (++links > 40) return -ELOOP;
-            size_t tail = strlen(end);
-            if ((size_t)k + tail + 1 > TEXT) return 0;
-            memmove(rest + k, end, tail + 1);   /* the link's target, then what followed it */
-            memcpy(rest, link, (size_t)k);
-            r = rest;
-            if (k && link[0] == '/') w = 0;
-            res[w] = 0;
-            continue;
-        }
-        if (suffix_needs_dir(end)) {
-            /* glibc: faccessat(F_OK, AT_EACCESS) of "NAME/", which checks
-             * what a stat of it checks, with the same ids */
-            struct stat st;
-            res[cw] = '/';
-            res[cw + 1] = 0;
-            long a = gadget(SYS_newfstatat, AT_FDCWD, (long)res, (long)&st, 0, 0);
-            res[cw] = 0;
-            if (a < 0) return a;
-        } else if (k != -EINVAL) {
-            return k;
-        }
-        w = cw;
-        r = end;
-    }
-    if (!w) {
-        res[0] = '/';
-        res[1] = 0;
-        w = 1;
-    }
-    return (long)w;
-}
-
 EXPORT char *realpath(const char *path, char *resolved) {
     if (!next_realpath) {
         next_realpath = (char *(*)(const char *, char *))dlsym(RTLD_NEXT, "realpath");
@@ -1092,7 +1126,7 @@ EXPORT char *realpath(const char *path, char *resolved) {
     }
     if (path && !ts.busy) {
         char res[TEXT];
-        long w = walk_realpath(path, res);
+        long w = walk_links(AT_FDCWD, path, res, WALK_GLIBC | WALK_LAST);
         if (w > 0) {
             char *out = resolved ? resolved : malloc((size_t)w + 1);
             if (out) memcpy(out, res, (size_t)w + 1);
