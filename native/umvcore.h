@@ -51,6 +51,7 @@
 
 /* core flags (umv_set_flags) */
 #define UMV_REPORT_SIGNALS 1
+#define UMV_LAZY_EVENTS 2   /* forks and exits wait in the queue (see push_event) */
 
 /* reply actions, Python -> C */
 #define UMV_ACT_CONT 1      /* run the call in the kernel (args/nr possibly rewritten) */
@@ -177,6 +178,7 @@ int64_t umv_peek_string(int pid, uint64_t addr, char *buf, size_t len);
 int umv_kill_all(int sig);
 int umv_kill_view(int view, int sig);
 void umv_set_flags(int flags);
+int umv_watch_exit(int pid);
 void umv_get_stats(umv_stats *out);
 int umv_shutdown(void);
 /* CDEF-END */

@@ -98,6 +98,23 @@ async def test_api_module_instance_and_kill_on_exception(tmp_path):
     assert gone(pids[0])
 
 
+async def test_api_run_returns_while_the_view_has_other_processes(tmp_path):
+    """The core keeps forks and exits in its queue until Python needs them
+    (docs/design.md): a run ends as soon as its own process does, while
+    another process of the view (here blocked on a FIFO) and its children
+    come and go."""
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    async with umview_py.View() as view:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(view.run, ["sh", "-c", f"true; /bin/true; read x < {fifo}"])
+            with trio.fail_after(30):   # a guard: these end at once
+                for i in range(5):
+                    r = await view.run(["sh", "-c", f"/bin/true; exit {i}"])
+                    assert r.returncode == i
+            await trio.to_thread.run_sync(fifo.write_text, "go\n")
+
+
 async def test_api_cancel_kills_the_tree(tmp_path):
     marker = tmp_path / "pids"
     async with umview_py.View() as view:

@@ -202,6 +202,8 @@ class Hypervisor:
         self._next_view = 1
         self._exit_status: dict[int, int] = {}
         self._exit_events: dict[int, _Flag] = {}
+        self._evbuf = ffi.new("umv_event[256]")
+        self._draining = False
         self._sysexit_waiters: dict[int, list] = {}
         self._last_kernel: dict[int, int] = {}
         self._allgone = _Flag()
@@ -501,7 +503,9 @@ class Hypervisor:
             raise UmviewError("one hypervisor per process")
         check(lib.umv_init(), "umv_init")
         lib.umv_set_path_rules(ffi.from_buffer("int32_t[]", _PATH_RULES), len(_PATH_RULES) // _RULE_INTS)
-        lib.umv_set_flags(lib.UMV_REPORT_SIGNALS if self.trace is not None else 0)
+        # forks and exits wait in the core's queue unless someone waits for
+        # them (_watch); a trace prints them in order with the calls
+        lib.umv_set_flags(lib.UMV_REPORT_SIGNALS if self.trace is not None else lib.UMV_LAZY_EVENTS)
         if self.pin_cpu is not None:
             for tid in os.listdir("/proc/self/task"):
                 os.sched_setaffinity(int(tid), {self.pin_cpu})
@@ -628,6 +632,7 @@ class Hypervisor:
         view.processes += 1
         self._exit_events.setdefault(pid, _Flag())
         self.parent_of[pid] = os.getpid()
+        self._watch(pid)
         return pid
 
     def host_path(self, view: ViewState, path: str) -> str:
@@ -642,6 +647,7 @@ class Hypervisor:
         """The wait status of pid (as os.waitpid gives it): pid must have been
         spawned by us, or be alive when wait() is called."""
         ev = self._exit_events.setdefault(pid, _Flag())
+        self._watch(pid)
         await ev.wait()
         del self._exit_events[pid]
         return self._exit_status.pop(pid)
@@ -649,6 +655,7 @@ class Hypervisor:
     def on_exit(self, pid: int, fn) -> None:
         """Call fn(wait status) from the pump when pid exits."""
         self._exit_callbacks[pid] = fn
+        self._watch(pid)
 
     async def wait_all(self) -> None:
         await self._allgone.wait()
@@ -667,6 +674,7 @@ class Hypervisor:
     async def kill_tree(self, pid: int, sig: int = signal.SIGKILL) -> None:
         """Kill pid and every process descended from it (as far as we saw
         them being born), and wait for them to be gone."""
+        self._drain(self._evbuf)   # the forks the core has not told yet
         tree = {pid}
         grew = True
         while grew:
@@ -690,6 +698,7 @@ class Hypervisor:
         """Wait until view and the views nested in it have no process left."""
         for child in list(view.children):
             await self.view_idle(child)
+        self._drain(self._evbuf)   # the exits the core keeps (the last one wakes us)
         while view.processes > 0:
             ev = self._idle.setdefault(view.id, _Flag())
             await ev.wait()
@@ -737,12 +746,24 @@ class Hypervisor:
                 self._drain(buf)
 
     def _drain(self, buf) -> None:
-        while True:
-            n = lib.umv_get_events(buf, 256)
-            if n == 0:
-                return
-            for i in range(n):
-                self._event(buf[i])
+        if self._draining:
+            return   # called back from an event: the loop below goes on
+        self._draining = True
+        try:
+            while True:
+                n = lib.umv_get_events(buf, 256)
+                if n == 0:
+                    return
+                for i in range(n):
+                    self._event(buf[i])
+        finally:
+            self._draining = False
+
+    def _watch(self, pid: int) -> None:
+        """Have the core wake us when pid exits, and take in the events it
+        queued before (pid may have exited already)."""
+        lib.umv_watch_exit(pid)
+        self._drain(self._evbuf)
 
     def stop_pump(self) -> None:
         if self._pump_scope is not None:
