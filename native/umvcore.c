@@ -2097,6 +2097,11 @@ static void *notifier_main(void *arg) {
  * helpers park meanwhile, so one program pays for no second waiter. */
 static int sync_on = 1;
 
+/* under nlock: should the helpers serve (many threads, and helpers)? */
+static void nl_spread_update(void) {
+    nl_spread = !sync_on && nl_nthreads > 1;
+}
+
 static void nl_place(struct nl_entry *e) {
     for (int k = 0; k < NL_THREADS; k++) {
         if (!e->alive[k]) continue;
@@ -2112,7 +2117,7 @@ static void notif_sync_update(void) {
     if (want == sync_on) return;
     sync_on = want;
     pthread_mutex_lock(&nlock);
-    nl_spread = !want && nl_nthreads > 1;
+    nl_spread_update();
     for (int i = 0; i < nl_count; i++) {
         if (ioctl(nls[i].fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (__u64)(want ? SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP_ : 0)) < 0) {}
         nl_place(&nls[i]);
@@ -2149,7 +2154,7 @@ static void notif_add(int fd, int is_sock) {
     if (is_sock && nl_nsock < MAX_LISTENERS) { nl_sock[nl_nsock++] = fd; fd = -1; }
     if (!is_sock && nl_count < MAX_LISTENERS) {
         nl_threads_init();
-        nl_spread = !sync_on && nl_nthreads > 1;
+        nl_spread_update();
         struct nl_entry *e = &nls[nl_count];
         memset(e, 0, sizeof *e);
         e->fd = fd;

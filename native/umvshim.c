@@ -417,7 +417,8 @@ static int suffix_needs_dir(const char *end) {
 
 /* How walk_links treats a path. */
 enum { WALK_LAST = 1,    /* a symlink last is followed too */
-       WALK_GLIBC = 2 }; /* realpath's checks and errors, not the first stop's */
+       WALK_GLIBC = 2 }; /* realpath's checks and errors, not the first stop's
+                            (with WALK_LAST) */
 
 /* The kernel's walk of (dirfd, path), one readlink a name, made here
  * through the gadget while every name it reaches is outside the view's
@@ -479,7 +480,7 @@ static long walk_links(int dirfd, const char *path, char *res, int how) {
         const char *more = end;
         while (*more == '/') more++;
         int last = !*more;
-        if (last && !(how & WALK_LAST) && !(how & WALK_GLIBC)) {
+        if (last && !(how & WALK_LAST)) {
             w = cw;   /* kept as it is: judged on its text */
             break;
         }
