@@ -247,7 +247,7 @@ static __thread struct {
     struct kept memo;               /* the last path text judged outside... */
     int memo_dirfd, memo_follow;    /* ...from where; its last name may be followed */
     struct fdkept fdir, ffile;      /* the last directory fd's path; another fd's */
-    int novl;                       /* overlays and passes ('O', 'G' entries) */
+    int novl, nover;                /* overlays and passes ('O', 'G' entries); overlays */
     struct kept odir;               /* an overlay's directory (upper path) */
     int odir_where;                 /* ...in which layers: 1 upper, 2 lower */
     const char *ovl_up, *ovl_low, *ovl_rest;  /* overlay_held's answer */
@@ -290,9 +290,11 @@ static int path_on(long nr) {
         if (__atomic_load_n(&sp->seq, __ATOMIC_RELAXED) != seq) return 0;
         ts.paths[len] = 0;
         ts.plen = len;
-        ts.novl = 0;
-        for (const char *e = ts.paths; e < ts.paths + len; e += strlen(e) + 1)
+        ts.novl = ts.nover = 0;
+        for (const char *e = ts.paths; e < ts.paths + len; e += strlen(e) + 1) {
             ts.novl += e[0] == 'O' || e[0] == 'G';
+            ts.nover += e[0] == 'O';
+        }
         ts.pseq = seq;
         ts.pview = v;
         ts.memo.text[0] = 0;   /* judged against the old prefixes */
@@ -435,10 +437,12 @@ enum { WALK_LAST = 1,    /* a symlink last is followed too */
  *   - judge: a call whose walk met a symlink (merged /usr: /lib, /bin and
  *     /sbin are symlinks; gcc stats "/lib/x86_64-linux-gnu/12/." for its
  *     search directories, a call that went to Python through the core).
+ * plain: the length of a canonical absolute path's directory part found
+ * free of symlinks already (its names are not read again), or 0.
  * Returns the length of the resolved text in res (TEXT bytes), -errno
  * where the walk stopped (with the text of that name in res), or 0: the
  * core must see it (a name of the view's, a text too long). */
-static long walk_links(int dirfd, const char *path, char *res, int how) {
+static long walk_links(int dirfd, const char *path, char *res, int how, size_t plain) {
     char rest[TEXT], link[TEXT];
     size_t w = 0, n = strlen(path);
     res[0] = 0;
@@ -484,6 +488,11 @@ static long walk_links(int dirfd, const char *path, char *res, int how) {
             w = cw;   /* kept as it is: judged on its text */
             break;
         }
+        if (!links && cw <= plain && !last) {   /* the part seen free of symlinks */
+            w = cw;
+            r = end;
+            continue;
+        }
         long k = gadget(SYS_readlinkat, AT_FDCWD, (long)res, (long)link, TEXT - 1, 0);
         if (k >= 0) {
             if (++links > 40) return -ELOOP;
@@ -527,7 +536,7 @@ static long walk_links(int dirfd, const char *path, char *res, int how) {
  * nor from below a pass (the core's pass_beneath). */
 static int links_outside(int dirfd, const char *path, int last, int hold, const char *pass) {
     char res[TEXT];
-    return !hold && !pass && walk_links(dirfd, path, res, last == LAST_FOLLOW ? WALK_LAST : 0) != 0;
+    return !hold && !pass && walk_links(dirfd, path, res, last == LAST_FOLLOW ? WALK_LAST : 0, 0) != 0;
 }
 
 /* Does (dirfd, path) lead nowhere near the view's mounts, as the C core's
@@ -631,7 +640,11 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
     } else if (last == LAST_FOLLOW && !(kept_ok(&ts.last, gen, now) && !strcmp(ts.last.text, ts.canon))) {
         long r = probe(AT_FDCWD, ts.canon, 0);
         if (r < 0 && r != -ENOENT) {
-            ok = r == -ELOOP && links_outside(dirfd, path, last, hold, pass);
+            /* a symlink last (ls -l's getxattr of each link): the walk to
+             * its directory was found free of symlinks, follow it from there */
+            char res[TEXT];
+            ok = r == -ELOOP && !hold && !pass &&
+                 walk_links(AT_FDCWD, ts.canon, res, WALK_LAST, (size_t)(strrchr(ts.canon, '/') - ts.canon)) != 0;
             goto out;
         }
         seen = r >= 0;
@@ -723,6 +736,7 @@ static int ovl_dir(const char *layer, const char *rest, size_t dn) {
  * view changes a layer. */
 static int overlay_held(int dirfd, const char *path, int writes) {
     if (!ts.novl || !path || !path[0] || ts.busy) return OVL_NO;
+    if (path[0] != '/' && !ts.nover) return OVL_NO;   /* a relative walk is judged as it is below a pass */
     ts.busy = 1;
     unsigned gen = 0;
     long now = 0;   /* read when first needed: most paths are no overlay's */
@@ -1127,7 +1141,7 @@ EXPORT char *realpath(const char *path, char *resolved) {
     }
     if (path && !ts.busy) {
         char res[TEXT];
-        long w = walk_links(AT_FDCWD, path, res, WALK_GLIBC | WALK_LAST);
+        long w = walk_links(AT_FDCWD, path, res, WALK_GLIBC | WALK_LAST, 0);
         if (w > 0) {
             char *out = resolved ? resolved : malloc((size_t)w + 1);
             if (out) memcpy(out, res, (size_t)w + 1);
