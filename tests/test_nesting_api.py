@@ -115,6 +115,34 @@ async def test_api_run_returns_while_the_view_has_other_processes(tmp_path):
             await trio.to_thread.run_sync(fifo.write_text, "go\n")
 
 
+def _fds_on(path) -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            pass
+    return n
+
+
+async def test_api_nested_views_with_mounts_leave_no_fd(tmp_path):
+    """A view that ends gives back what the core kept for its mounts (an
+    fd of each bind's source): a script that makes many views does not
+    run out of fds."""
+    import json
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    mounts = json.dumps([["bind", str(src), "/umvtest/b", {}]])
+    async with umview_py.View() as outer:
+        for _ in range(10):
+            async with outer.nest(modules=[("vfs", {"mounts": mounts})]) as inner:
+                r = await inner.run(["cat", "/umvtest/b/f"], capture_output=True)
+                assert r.stdout == b"x"
+                assert _fds_on(src) >= 1   # the core's, while the mount is there
+        assert _fds_on(src) == 0
+
+
 async def test_api_cancel_kills_the_tree(tmp_path):
     marker = tmp_path / "pids"
     async with umview_py.View() as view:

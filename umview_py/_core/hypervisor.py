@@ -334,6 +334,7 @@ class Hypervisor:
         lib.umv_view_set_statown(view.id, -1, ffi.NULL)
         lib.umv_view_set_ids(view.id, 0, 0, 0)
         lib.umv_view_set_net(view.id, 0, ffi.NULL, ffi.NULL)
+        lib.umv_view_set_paths(view.id, ffi.NULL, 0, ffi.NULL)   # and the fds of its passes
 
     def _push(self, view: ViewState) -> None:
         """Recompute what the view traps and who serves it; tell the C core.
