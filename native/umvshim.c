@@ -734,6 +734,18 @@ static int ovl_dir(const char *layer, const char *rest, size_t dn) {
  * (ts.odir), while dgen stays: the core bumps it whenever a module may
  * change files (shim_forget in umvcore.c), which is the only way the
  * view changes a layer. */
+/* Is host directory dir the listing that stands for guest directory g (a
+ * 'V' entry, then 'W' g)? */
+static int listing_of(const char *dir, const char *g) {
+    const char *end = ts.paths + ts.plen;
+    for (const char *e = ts.paths; e < end; e += strlen(e) + 1) {
+        if (e[0] != 'V' || strcmp(e + 1, dir)) continue;
+        const char *w = e + strlen(e) + 1;
+        return w < end && w[0] == 'W' && !strcmp(w + 1, g);
+    }
+    return 0;
+}
+
 static int overlay_held(int dirfd, const char *path, int writes) {
     if (!ts.novl || !path || !path[0] || ts.busy) return OVL_NO;
     if (path[0] != '/' && !ts.nover) return OVL_NO;   /* a relative walk is judged as it is below a pass */
@@ -756,6 +768,15 @@ static int overlay_held(int dirfd, const char *path, int writes) {
             gen = __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE);
             now = now_ns();
             if (!(base = base_of(dirfd, gen, now))) break;
+        }
+        /* relative to the overlay's root as the module shows it: its
+         * listing directory (tar -C into a cow mount walks from there) */
+        if (listing_of(base, e + 1)) {
+            if (strlen(path) + 2 > sizeof ts.base) break;
+            ts.base[0] = '/';
+            strcpy(ts.base + 1, path);
+            rest = ts.base;
+            continue;
         }
         /* relative to a directory in one of its layers (a cwd or dirfd
          * opened there by the module or by this code) */

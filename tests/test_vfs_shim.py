@@ -9,6 +9,7 @@ statistics), and every way a path outside can still lead into a mount: a
 symlink, a directory swapped for a symlink after the shim has seen it, "..".
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -546,6 +547,43 @@ def test_reads_in_a_cow_mount_match_native_and_stay_in_the_program(tmp_path):
         assert sorted((str(p), p.lstat().st_mtime_ns) for p in tree.rglob("*")) == before
     with_shim, without = counts
     assert with_shim * 4 < without, counts
+
+
+COW_ROOT = r"""
+set -e
+echo new > "$1/made-in-upper"
+tar -C "$1" -cf - . | tar -tvf - | sort
+cd "$1" && stat -c '%n %s' made-in-upper f000 && cat made-in-upper
+"""
+
+
+def test_calls_from_a_cow_roots_listing_stay_in_the_program(tmp_path):
+    """A program that opens the root of a cow mount (tar -C) gets the
+    directory the module made to list it; the names relative to it are
+    read from the layers in the program too (the module publishes the
+    listing, Claims.paths): tar's 200 stats and opens at the top reach
+    Python no more, with the same archive as natively, a file made in the
+    upper layer included."""
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    for i in range(100):
+        (lower / f"f{i:03}").write_text("x" * i)
+        (lower / f"d{i:03}").mkdir()
+    native_copy = tmp_path / "copy"
+    shutil.copytree(lower, native_copy)
+    native = subprocess.run(["sh", "-c", COW_ROOT, "sh", str(native_copy)], capture_output=True)
+    assert native.returncode == 0, native.stderr
+    log = tmp_path / "log"
+    view = run_view(["sh", "-c", COW_ROOT, "sh", f"{TOP}/c"], "--mount", f"type=cow,source={lower},target={TOP}/c",
+                    "-vv", "--log", str(log))
+    assert view.returncode == 0, view.stderr
+
+    def norm(out):   # the root's own line: the upper layer's directory, not the copy's
+        return [re.sub(r" \d{4}-\d\d-\d\d \d\d:\d\d ", " ", line) for line in out.decode().splitlines()
+                if not line.endswith(" ./")]
+    assert norm(view.stdout) == norm(native.stdout)
+    assert core_stats(log)["to_python"] < 50, core_stats(log)
+    assert sorted(p.name for p in lower.iterdir()) == sorted(p.name for p in native_copy.iterdir() if p.name != "made-in-upper")
 
 
 REL_CHDIR = r"""

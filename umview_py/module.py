@@ -105,7 +105,8 @@ class Claims(_Record):
     that syscall never stop).  `no_vdso`: programs exec'd in the view get no
     vDSO, so their clock reads become real syscalls.  `paths`: for modules
     that serve path calls only in some places: (prefixes, bases),
-    (prefixes, bases, passes) or (prefixes, bases, passes, layers).
+    (prefixes, bases, passes), (prefixes, bases, passes, layers) or
+    (prefixes, bases, passes, layers, listings).
     `arg_nonzero`: syscall name -> argument index: trap the call only when
     that (64-bit) argument is not 0, e.g. an optional address.  A path
     call whose paths lead (as the kernel resolves them) to none of
@@ -128,7 +129,11 @@ class Claims(_Record):
     linked with libc (with opens for reading of a regular file, or of a
     directory only one layer has).  The shim keeps which layers have a
     directory until the next call that reaches a module: a module must
-    change the layers only while it serves a call.  A module with `paths` that
+    change the layers only while it serves a call.  `listings`: (host
+    directory, guest directory) pairs, where a program that opened the
+    root of an overlay (guest) holds the host directory the module made to
+    list it: the shim reads the overlay for names relative to it too.  A
+    module with `paths` that
     claims getcwd agrees that where the kernel's cwd is outside every
     prefix, base and pass, the kernel's answer is the view's: the shim
     preloaded into the view's programs may answer it there.  None (the

@@ -348,6 +348,7 @@ class Hypervisor:
         bases: list[str] = []
         passes: list[tuple[str, str]] = []
         layers: list[str] = []
+        listings: list[tuple[str, str]] = []
         paths_in_c = True
         exec_found = True        # every module claiming exec calls says Claims.exec_found
         exec_setid = True        # ... and Claims.exec_setid
@@ -368,6 +369,7 @@ class Hypervisor:
                     bases += c.paths[1]
                     passes += c.paths[2] if len(c.paths) > 2 else ()
                     layers += c.paths[3] if len(c.paths) > 3 else ()
+                    listings += c.paths[4] if len(c.paths) > 4 else ()
                     paths_in_c &= bool(c.paths_in_c)
             for name in c.syscalls:
                 row = BY_NAME.get(name)
@@ -472,7 +474,8 @@ class Hypervisor:
                 b"".join(b"B" + os.fsencode(p) + b"\0" for p in bases) + \
                 b"".join(b"D" + os.fsencode(p) + b"\0" for p in layers) + \
                 b"".join((b"P" if len(dirs) == 2 else b"O") + b"".join(os.fsencode(d) + b"\0" for d in dirs)
-                         for dirs in kept)
+                         for dirs in kept) + \
+                b"".join(b"V" + os.fsencode(h) + b"\0W" + os.fsencode(g) + b"\0" for h, g in listings)
             calls = ffi.NULL
             if view.path_shim and _shim_path() is not None:
                 # and execve when the core resumes it as it is outside: the

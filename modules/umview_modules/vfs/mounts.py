@@ -651,6 +651,9 @@ class MountTable:
             out.pop(os.path.basename(self._private_root), None)
         return out
 
+    def has_listing(self, vdir: str) -> bool:
+        return vdir in self._listing_of
+
     def listing(self, res: Resolved) -> str:
         """A host directory holding the entries of view directory res (as
         empty files, directories and symlinks of the right types): what a
