@@ -723,17 +723,6 @@ static int ovl_dir(const char *layer, const char *rest, size_t dn) {
     return 1;
 }
 
-/* Where does (dirfd, path) lead in an overlay?  OVL_FILE: ts.canon is
- * its host path in the first layer that may have it; a call that finds
- * nothing there (ENOENT) tries the next layer's (ovl_next) when both have
- * its directory.  ts.busy stays set until the caller is done (ovl_done).
- * OVL_MISSING: no layer has its directory, so the view has no such file
- * either.  OVL_NO: not an overlay's, or unclear: ask the core.
- *
- * Which layers have a directory is kept for the last directory asked
- * (ts.odir), while dgen stays: the core bumps it whenever a module may
- * change files (shim_forget in umvcore.c), which is the only way the
- * view changes a layer. */
 /* Is host directory dir the listing that stands for guest directory g (a
  * 'V' entry, then 'W' g)? */
 static int listing_of(const char *dir, const char *g) {
@@ -746,6 +735,17 @@ static int listing_of(const char *dir, const char *g) {
     return 0;
 }
 
+/* Where does (dirfd, path) lead in an overlay?  OVL_FILE: ts.canon is
+ * its host path in the first layer that may have it; a call that finds
+ * nothing there (ENOENT) tries the next layer's (ovl_next) when both have
+ * its directory.  ts.busy stays set until the caller is done (ovl_done).
+ * OVL_MISSING: no layer has its directory, so the view has no such file
+ * either.  OVL_NO: not an overlay's, or unclear: ask the core.
+ *
+ * Which layers have a directory is kept for the last directory asked
+ * (ts.odir), while dgen stays: the core bumps it whenever a module may
+ * change files (shim_forget in umvcore.c), which is the only way the
+ * view changes a layer. */
 static int overlay_held(int dirfd, const char *path, int writes) {
     if (!ts.novl || !path || !path[0] || ts.busy) return OVL_NO;
     if (path[0] != '/' && !ts.nover) return OVL_NO;   /* a relative walk is judged as it is below a pass */
