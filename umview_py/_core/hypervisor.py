@@ -742,7 +742,11 @@ class Hypervisor:
         fd = lib.umv_event_fd()
         buf = ffi.new("umv_event[256]")
         with self._pump_scope:
-            while True:
+            # shutdown() may come while the pump is woken but has not run yet
+            # (another task drained the queue meanwhile: _watch, view_idle):
+            # then no wait is there for notify_closing to end, and the fd must
+            # not be waited on again once it is closed (trio would fail inside)
+            while self._started:
                 try:
                     await trio.lowlevel.wait_readable(fd)
                 except trio.ClosedResourceError:  # shutdown()
