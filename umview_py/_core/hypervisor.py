@@ -636,7 +636,9 @@ class Hypervisor:
         view.processes += 1
         self._exit_events.setdefault(pid, _Flag())
         self.parent_of[pid] = os.getpid()
-        self._watch(pid)
+        # its exit wakes us; not drained here: the caller registers what it
+        # waits with (on_exit, wait) before any event of pid is taken in
+        lib.umv_watch_exit(pid)
         return pid
 
     def host_path(self, view: ViewState, path: str) -> str:
