@@ -334,12 +334,13 @@ static size_t nwatched, capwatched;
 int umv_watch_exit(int pid) {
     pthread_mutex_lock(&qlock);
     int ok = 0;
-    if (nwatched == capwatched) {
+    for (size_t i = 0; i < nwatched && !ok; i++) ok = watched[i] == (pid_t)pid;   /* once (its exit unwatches it once) */
+    if (!ok && nwatched == capwatched) {
         size_t ncap = capwatched ? capwatched * 2 : 16;
         pid_t *n = realloc(watched, ncap * sizeof *n);
         if (n) { watched = n; capwatched = ncap; }
     }
-    if (nwatched < capwatched) { watched[nwatched++] = (pid_t)pid; ok = 1; }
+    if (!ok && nwatched < capwatched) { watched[nwatched++] = (pid_t)pid; ok = 1; }
     pthread_mutex_unlock(&qlock);
     return ok ? 0 : -ENOMEM;
 }

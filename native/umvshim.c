@@ -76,8 +76,9 @@ static spawn_fn *next_posix_spawn, *next_posix_spawnp;
 static int (*next_connect)(int, const struct sockaddr *, socklen_t);
 static int (*next_getsockname)(int, struct sockaddr *, socklen_t *);
 static int (*next_getpeername)(int, struct sockaddr *, socklen_t *);
-/* libc's fn, or ENOSYS when it was not found */
+/* libc's fn, or ENOSYS when it was not found; NEXT_SYS: or the raw call */
 #define NEXT(fn, ...) (next_##fn ? next_##fn(__VA_ARGS__) : (errno = ENOSYS, -1))
+#define NEXT_SYS(fn, ...) (next_##fn ? next_##fn(__VA_ARGS__) : syscall(SYS_##fn, ##__VA_ARGS__))
 
 /* mov rax,rdi; mov rdi,rsi; mov rsi,rdx; mov rdx,rcx; mov r10,r8;
  * mov r8,r9; syscall; ret: the call returns to UMV_GADGET_IP (+20) */
@@ -534,9 +535,9 @@ static long walk_links(int dirfd, const char *path, char *res, int how, size_t p
  * by name; outside if every name it reaches is (walk_links).  Not for a
  * caller that holds the canonical text (it is not where the walk lands),
  * nor from below a pass (the core's pass_beneath). */
-static int links_outside(int dirfd, const char *path, int last, int hold, const char *pass) {
+static int links_outside(int dirfd, const char *path, int last, int hold, const char *pass, size_t plain) {
     char res[TEXT];
-    return !hold && !pass && walk_links(dirfd, path, res, last == LAST_FOLLOW ? WALK_LAST : 0, 0) != 0;
+    return !hold && !pass && walk_links(dirfd, path, res, last == LAST_FOLLOW ? WALK_LAST : 0, plain) != 0;
 }
 
 /* Does (dirfd, path) lead nowhere near the view's mounts, as the C core's
@@ -610,7 +611,7 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
              * view shares a top directory the walk enters (gcc's driver
              * stats "DIR/../../../x86_64-linux-gnu/12/." and the like) */
             ok = (r == -ENOENT && !pass && walk_outside(path[0] == '/' ? "" : base, path)) ||
-                 (r == -ELOOP && links_outside(dirfd, path, last, hold, pass));
+                 (r == -ELOOP && links_outside(dirfd, path, last, hold, pass, 0));
             goto out;
         }
     } else {
@@ -629,7 +630,7 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
                  * the kernel's walk stops there, and so does the view's
                  * unless a mount lies below it (the core's lexical_class) */
                 ok = (r == -ENOENT && !pass && missing_outside(ts.canon)) ||
-                     (r == -ELOOP && links_outside(dirfd, path, last, hold, pass));
+                     (r == -ELOOP && links_outside(dirfd, path, last, hold, pass, 0));
                 goto out;
             }
         }
@@ -642,9 +643,8 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
         if (r < 0 && r != -ENOENT) {
             /* a symlink last (ls -l's getxattr of each link): the walk to
              * its directory was found free of symlinks, follow it from there */
-            char res[TEXT];
-            ok = r == -ELOOP && !hold && !pass &&
-                 walk_links(AT_FDCWD, ts.canon, res, WALK_LAST, (size_t)(strrchr(ts.canon, '/') - ts.canon)) != 0;
+            ok = r == -ELOOP &&
+                 links_outside(AT_FDCWD, ts.canon, last, hold, pass, (size_t)(strrchr(ts.canon, '/') - ts.canon));
             goto out;
         }
         seen = r >= 0;
@@ -1614,7 +1614,7 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len) {
         *len = sl;
         return 0;
     }
-    return next_getpeername ? next_getpeername(fd, addr, len) : (int)syscall(SYS_getpeername, fd, addr, len);
+    return (int)NEXT_SYS(getpeername, fd, addr, len);
 }
 
 /* The view's entry, read whole, when it has a network job for the shim
@@ -1649,7 +1649,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
             }
         }
     }
-    return next_connect ? next_connect(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
+    return (int)NEXT_SYS(connect, fd, addr, len);
 }
 
 /* The module's getsockname with a port map alone is the kernel's answer
@@ -1659,7 +1659,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len) {
 EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len) {
     struct umv_shm_view e;
     if (!addr || !len || !net_entry(&e) || !e.nports)
-        return next_getsockname ? next_getsockname(fd, addr, len) : (int)syscall(SYS_getsockname, fd, addr, len);
+        return (int)NEXT_SYS(getsockname, fd, addr, len);
     socklen_t room = 0;
     long r = readable(len, sizeof *len) ? (room = *len, gadget(SYS_getsockname, fd, (long)addr, (long)len, 0, 0))
                                         : -EFAULT;
@@ -1753,7 +1753,7 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
 #define GET_ID(name, type, which)                                              \
     EXPORT type name(void) {                                                   \
         long id = same_id(which);                                              \
-        return id >= 0 ? (type)id : next_##name ? next_##name() : (type)syscall(SYS_##name); \
+        return id >= 0 ? (type)id : (type)NEXT_SYS(name);                     \
     }
 GET_ID(getuid, uid_t, 0)
 GET_ID(geteuid, uid_t, 0)
