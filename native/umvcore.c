@@ -107,7 +107,7 @@ typedef struct proc {
     int nthreads;
     int inject_busy;            /* a thread of ours is running seccomp() for it */
     int interrupted;            /* PTRACE_INTERRUPT sent to its threads */
-    uint64_t sysinsn;           /* address of a `syscall` instruction, 0 = unknown */
+    int threaded;               /* it has made a thread (see exec_wanted) */
     int pidfd;                  /* for pidfd_getfd (stat of an fd), -1 = not open yet */
     unsigned char installed[UMV_BITMAP_BYTES];
     unsigned char notify[UMV_BITMAP_BYTES];  /* calls its listener filter notifies */
@@ -131,6 +131,7 @@ typedef struct tracee {
     int restore_args;           /* the call ran with rewritten arguments */
     long bounce_nr;             /* 1 + a notified call sent on to ptrace (see notif_bounce) */
     long notif_pass;            /* 1 + a call let run from a seccomp stop: see let_run */
+    int exec_opt;               /* its ptrace options hold PTRACE_O_TRACEEXEC */
     uint64_t orig_args[6];      /* ...these were the program's */
     struct user_regs_struct saved;
     struct tracee *next;
@@ -496,7 +497,34 @@ static void emit(int kind, tracee *t, const struct user_regs_struct *r, int data
 
 static void maybe_interrupt(proc *p);
 
+/* Exec stops only where they are needed.  An exec stop (PTRACE_EVENT_EXEC)
+ * is one more round trip to this thread per program run, ~40 µs on a VM
+ * that wakes the other CPU slowly, and a build makes hundreds of execs.  A
+ * SEIZEd tracee without PTRACE_O_TRACEEXEC gets no stop and no SIGTRAP at
+ * exec (ptrace(2)), so the option is set only where the stop has work:
+ *   - a process that has made a thread: when a thread other than the
+ *     leader execs, it takes over the leader's tid, the others die, and
+ *     only the exec stop (PTRACE_GETEVENTMSG) names the tid that vanished
+ *     without an exit to report;
+ *   - a view that hides the vDSO (UMV_VIEW_NO_VDSO): the new image's
+ *     auxiliary vector is edited at that stop.
+ * Options can change only while the tracee is stopped: resume() sets the
+ * option as it lets a thread go, and auto-attached children inherit their
+ * parent's options as they were when it forked (exec_opt is copied in
+ * adopt_child).  It is never cleared again.  A view that starts hiding the
+ * vDSO interrupts its processes (do_view_set) so each has it at its next
+ * exec; the address of a `syscall` instruction that injections use is
+ * looked up each time, as nothing says when an exec replaced the image. */
+#define OPTS_BASE (PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | \
+                   PTRACE_O_TRACECLONE | PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL)
+static int exec_wanted(const proc *p) {
+    return p->threaded || (views[p->view].flags & UMV_VIEW_NO_VDSO);
+}
+
 static void resume(tracee *t, int req, int sig) {
+    if (t->p && !t->exec_opt && exec_wanted(t->p) &&
+        ptrace(PTRACE_SETOPTIONS, t->tid, 0, (void *)(long)(OPTS_BASE | PTRACE_O_TRACEEXEC)) == 0)
+        t->exec_opt = 1;
     t->state = req == PTRACE_SYSCALL && t->state == T_PYTHON ? T_WANT_EXIT : T_RUNNING;
     if (ptrace(req, t->tid, 0, (void *)(long)sig) < 0) return; /* it died: its exit comes */
     if (t->state == T_RUNNING && t->p && needs_filter(t->p)) maybe_interrupt(t->p);
@@ -600,12 +628,12 @@ static int inject_at_seccomp(tracee *t, struct user_regs_struct *r) {
 static int inject_generic(tracee *t, int sig) {
     struct user_regs_struct n;
     if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->saved) < 0) return -1;
-    if (!t->p->sysinsn) t->p->sysinsn = find_sysinsn(t->p->tgid);
-    if (!t->p->sysinsn) return -1;
+    uint64_t sysinsn = find_sysinsn(t->p->tgid);   /* not kept: see exec_wanted */
+    if (!sysinsn) return -1;
     n = t->saved;
     if (setup_seccomp_call(t, &n) < 0) return -1;
     n.orig_rax = (unsigned long long)-1;
-    n.rip = t->p->sysinsn;
+    n.rip = sysinsn;
     ptrace(PTRACE_SETREGS, t->tid, 0, &n);
     t->inj_restart = 0;
     t->inj_sig = sig;
@@ -2504,22 +2532,34 @@ static void handle_syscall_stop(tracee *t) {
             ptrace(PTRACE_SYSCALL, t->tid, 0, 0);
         return;
     }
-    if (t->state == T_RESTORE) {
-        shim_forget();   /* the rewritten call has run */
-        struct user_regs_struct r;
-        if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0) {
-            r.rdi = t->orig_args[0]; r.rsi = t->orig_args[1]; r.rdx = t->orig_args[2];
-            r.r10 = t->orig_args[3]; r.r8 = t->orig_args[4]; r.r9 = t->orig_args[5];
-            ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+    if (t->state == T_RESTORE || t->state == T_WANT_EXIT) {
+        /* The exit of an execve that succeeded belongs to the new image:
+         * nothing of the old one may be put back into its registers (a
+         * static binary takes rdx for a function to call at its exit).
+         * A tracee with exec stops never gets here for it: resumed with
+         * PTRACE_CONT at its PTRACE_EVENT_EXEC, it skips this stop, and
+         * without them (see exec_wanted) it is served the same way. */
+        struct user_regs_struct r = {0};
+        int have = ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0;
+        if (have && r.rax == 0 && (r.orig_rax == SYS_execve || r.orig_rax == SYS_execveat)) {
+            if (t->state == T_RESTORE) shim_forget();
+            t->restore_args = 0;
+            t->state = T_RUNNING;
+            resume(t, PTRACE_CONT, 0);
+            return;
         }
-        t->state = T_RUNNING;
-        resume(t, PTRACE_CONT, 0);
-        return;
-    }
-    if (t->state == T_WANT_EXIT) {
-        struct user_regs_struct r;
-        ptrace(PTRACE_GETREGS, t->tid, 0, &r);
-        t->state = T_PYEXIT;
+        if (t->state == T_RESTORE) {
+            shim_forget();   /* the rewritten call has run */
+            if (have) {
+                r.rdi = t->orig_args[0]; r.rsi = t->orig_args[1]; r.rdx = t->orig_args[2];
+                r.r10 = t->orig_args[3]; r.r8 = t->orig_args[4]; r.r9 = t->orig_args[5];
+                ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+            }
+            t->state = T_RUNNING;
+            resume(t, PTRACE_CONT, 0);
+            return;
+        }
+        t->state = T_PYEXIT;    /* T_WANT_EXIT: Python waits for the result */
         emit(UMV_EV_SYSEXIT, t, &r, 0, (int64_t)r.rax);
         return;
     }
@@ -2541,9 +2581,11 @@ static void adopt_child(tracee *parent, pid_t child, int thread) {
         e.data = parent->p->tgid;
         push_event(&e);
     }
+    if (thread) p->threaded = 1;
     if (!c) {
-        tnew(child, p, T_NEW);
+        tnew(child, p, T_NEW)->exec_opt = parent->exec_opt;
     } else if (c->state == T_ORPHAN) {
+        c->exec_opt = parent->exec_opt;
         c->p = p;
         p->nthreads++;
         resume(c, PTRACE_CONT, 0);
@@ -2655,7 +2697,6 @@ static void handle_stop(pid_t tid, int status) {
             tracee *o = tfind((pid_t)former);
             if (o) tdel(o);
         }
-        t->p->sysinsn = 0;
         if (views[t->p->view].flags & UMV_VIEW_NO_VDSO) hide_vdso(t);
         resume(t, PTRACE_CONT, 0);
         return;
@@ -2790,6 +2831,7 @@ static void do_reply(cmd *c) {
 static void do_view_set(cmd *c) {
     view *v = &views[c->tid];
     v->active = 1;
+    int hides = (c->flags & ~v->flags) & UMV_VIEW_NO_VDSO;
     pthread_mutex_lock(&slock);
     v->flags = c->flags;
     shm_publish(c->tid);
@@ -2803,7 +2845,7 @@ static void do_view_set(cmd *c) {
     }
     for (int b = 0; b < HBUCKETS; b++)
         for (proc *p = ptab[b]; p; p = p->next)
-            if (p->view == c->tid && needs_filter(p)) maybe_interrupt(p);
+            if (p->view == c->tid && (needs_filter(p) || hides)) maybe_interrupt(p);
 }
 
 /* The first tracee.  The tracer thread must not wait here for the exec to
@@ -2888,9 +2930,8 @@ static void do_spawn(cmd *c) {
     char r;
     while (read(ready[0], &r, 1) < 0 && errno == EINTR) {}
     close(ready[0]);
-    long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
-                PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |
-                PTRACE_O_EXITKILL;
+    int exec_opt = (views[c->tid].flags & UMV_VIEW_NO_VDSO) != 0;
+    long opts = OPTS_BASE | (exec_opt ? PTRACE_O_TRACEEXEC : 0);
     if (ptrace(PTRACE_SEIZE, pid, 0, (void *)opts) < 0) {
         int e = errno;
         kill(pid, SIGKILL);
@@ -2905,7 +2946,7 @@ static void do_spawn(cmd *c) {
         memcpy(p->notify, c->nfilter + c->nfilter_len, UMV_BITMAP_BYTES);
         p->has_notify = 1;
     }
-    tnew(pid, p, T_RUNNING);
+    tnew(pid, p, T_RUNNING)->exec_opt = exec_opt;
     root_pid = pid;
     if (write(go[1], "x", 1) < 0) {}
     close(go[1]);

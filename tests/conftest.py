@@ -1,6 +1,7 @@
 """Shared fixtures: running commands natively and in a view, building the
 small C helper programs of tests/progs."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,12 @@ def assert_same(native, view):
     assert view.stdout == native.stdout, (view.stdout[-2000:], native.stdout[-2000:])
     assert view.stderr == native.stderr, (view.stderr[-2000:], native.stderr[-2000:])
     assert view.returncode == native.returncode
+
+
+def core_stats(log):
+    """The C core's counters from a view's log (umview -vv --log FILE)."""
+    text = Path(log).read_text()
+    return {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", text.split("core statistics:")[-1])}
 
 
 @pytest.fixture(scope="session")

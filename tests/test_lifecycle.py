@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import UMVIEW, _env, run_view
+from conftest import UMVIEW, _env, assert_same, core_stats, run_native, run_view
 
 GUARD = 60  # seconds: failure guards only
 
@@ -129,6 +129,38 @@ def wait_gone(pids, timeout=10):
 def test_exit_status(cmd, status, mode):
     r = run_view(cmd, *mode)
     assert r.returncode == status, r.stderr
+
+
+# ----------------------------------------------------------------------
+# exec stops, only where they have work (native/umvcore.c, exec_wanted)
+
+@pytest.mark.parametrize("mode", [[], ["--time-offset", "3600"], ["-S"]], ids=["empty", "no-vdso", "trap"])
+@pytest.mark.parametrize("how", ["thread", "fork"])
+def test_exec_from_a_thread(progs, mode, how):
+    """A thread other than the leader execs (its tid vanishes with no exit
+    of its own), or the child of a threaded process execs: the view ends
+    with the program, with its output and status."""
+    cmd = [progs["thread_exec"], "echo from sh; exit 3"] + (["fork"] if how == "fork" else [])
+    native = run_native(cmd)
+    assert native.returncode == (13 if how == "fork" else 3)
+    assert_same(native, run_view(cmd, *mode, timeout=60))
+
+
+LOOP = "i=0; while [ $i -lt 30 ]; do /bin/true; i=$((i+1)); done"
+
+
+def test_execs_of_single_threaded_programs_make_no_stop(tmp_path):
+    """30 runs of /bin/true from sh: the fork event, the child's first stop
+    and the SIGCHLD are ptrace stops, the exec is not; under a view that
+    hides the vDSO it is (the new image's auxv is edited there)."""
+    counts = {}
+    for kind, options in (("plain", []), ("no-vdso", ["--time-offset", "3600"])):
+        log = tmp_path / f"{kind}.log"
+        r = run_view(["sh", "-c", LOOP], "-vv", "--log", str(log), *options)
+        assert r.returncode == 0, r.stderr
+        counts[kind] = core_stats(log)["stops"]
+    assert counts["plain"] <= 3 * 30 + 8, counts
+    assert counts["no-vdso"] >= 4 * 30, counts
 
 
 def test_command_not_found():

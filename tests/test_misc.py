@@ -168,6 +168,20 @@ def test_static_binary_sees_the_offset(progs):
     assert view["boottime"] >= view["monotonic"]
 
 
+def test_time_offset_loaded_at_run_time_reaches_later_programs(progs):
+    """misc with a time offset inserted by a shell already running: the
+    programs it starts afterwards see the offset, a static binary too.  The
+    shell forked without exec stops; the view that now hides the vDSO gives
+    them to it, and its children inherit them (native/umvcore.c,
+    exec_wanted)."""
+    lo = time.time()
+    out = ok(run_view(["sh", "-c", f"umview-insmod misc time_offset=86400 && {progs['clock_static']}"]))
+    hi = time.time()
+    view = parse_clock_static(out)
+    for key in ("realtime", "coarse", "gettimeofday", "time"):
+        assert int(lo) - 1 + DAY <= view[key] <= int(hi) + 1 + DAY, (key, view, lo, hi)
+
+
 def test_monotonic_not_shifted():
     lo = time.monotonic()
     out = ok(run_view([PY, "-c", "import time; print(time.monotonic(), time.clock_gettime(time.CLOCK_BOOTTIME))"],
