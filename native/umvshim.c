@@ -327,9 +327,20 @@ static int first_outside(const char *c, size_t n) {
     return 1;
 }
 
-/* Does no 'C' or 'D' prefix share the first component of canon? */
+/* A walk of canon stopped at a missing directory: could the view's have
+ * gone on?  Not if no 'C' prefix shares its first component, and canon is
+ * not at or under a 'D' one (a layer is a host directory, which a walk
+ * that has met a missing one cannot reach: make -j2 of a project in /tmp
+ * with a bind source in /tmp looked for each tool in missing directories
+ * of $PATH through the core). */
 static int missing_outside(const char *canon) {
-    return first_outside(canon + 1, umv_span(canon + 1));
+    size_t n = umv_span(canon + 1);
+    for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1) {
+        size_t m = umv_span(e + 2);
+        if (e[0] == 'C' && (m == 0 || (m == n && !strncmp(e + 2, canon + 1, n)))) return 0;
+        if (e[0] == 'D' && umv_prefix_of(e + 1, strlen(e + 1), canon)) return 0;
+    }
+    return 1;
 }
 
 /* The same for every place a walk of base + "/" + path with ".." in it
@@ -892,6 +903,10 @@ static int do_fstatat(int dirfd, const char *path, struct stat *st, int flags) {
             }
             if (!(follow && link) && judge(dirfd, path, flags, 1, r >= 0 && !link ? LAST_PLAIN : LAST_KEPT))
                 return ret(r);
+            /* a symlink last, followed (gcc's driver stats /usr/bin/cc):
+             * the judgement walks it from its directory */
+            if (follow && link && judge(dirfd, path, flags, 1, LAST_FOLLOW))
+                return ret(gadget(SYS_newfstatat, dirfd, (long)path, (long)st, flags, 0));
         }
     }
     return (int)syscall(SYS_newfstatat, dirfd, path, st, flags);
@@ -962,6 +977,8 @@ EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct s
             }
             if (!(follow && link) && judge(dirfd, path, flags, 1, r >= 0 && !link ? LAST_PLAIN : LAST_KEPT))
                 return ret(r);
+            if (follow && link && judge(dirfd, path, flags, 1, LAST_FOLLOW))
+                return ret(gadget(SYS_statx, dirfd, (long)path, flags, mask, (long)sx));
         }
     }
     return (int)syscall(SYS_statx, dirfd, path, flags, mask, sx);
@@ -1726,6 +1743,17 @@ static int no_change(int which, const uint32_t *want, int n) {
 EXPORT int eaccess(const char *path, int mode) {
     uint32_t ids[2];
     if (same_ids(ids)) return access(path, mode);
+    /* Elsewhere glibc's own steps (io/euidaccess.c, 2.36), with the stat
+     * and the access judged here: a stat first (its error is the answer;
+     * F_OK asks no more), then, when the real and effective ids agree,
+     * access.  make looks for each command in every directory of $PATH
+     * this way.  Set-id callers get libc's, which stats again. */
+    struct stat st;
+    if (!path_on(SYS_newfstatat) || !path_on(SYS_faccessat)) return NEXT(euidaccess, path, mode);
+    if (stat(path, &st)) return -1;
+    mode &= R_OK | W_OK | X_OK;
+    if (mode == F_OK) return 0;
+    if (getuid() == geteuid() && getgid() == getegid()) return access(path, mode);
     return NEXT(euidaccess, path, mode);
 }
 EXPORT int euidaccess(const char *path, int mode) { return eaccess(path, mode); }

@@ -333,6 +333,46 @@ def test_realpath_through_symlinks_stays_in_the_program(tmp_path, shim):
         assert calls > 100 * 2 * 4, calls
 
 
+EACCESS = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+for p in sys.argv[1:]:
+    for _ in range(50):
+        r = libc.eaccess(p.encode(), os.X_OK)
+        e = ctypes.get_errno() if r else 0
+        size = os.stat(p).st_size if os.path.exists(p) else None
+    out.append((r, e, size))
+print(out)
+"""
+
+
+@pytest.mark.parametrize("shim", ["1", "0"])
+def test_eaccess_and_followed_symlinks_stay_in_the_program(tmp_path, shim):
+    """make looks for each command in every directory of $PATH with
+    eaccess, whose glibc version stats from inside libc; gcc's driver stats
+    /usr/bin/cc, a symlink.  The shim takes glibc's steps itself, and
+    follows a symlink last from its directory: 50 rounds over four paths
+    send the core almost nothing, with the same answers as natively."""
+    (tmp_path / "empty").mkdir()
+    d = tmp_path / "bin"
+    d.mkdir()
+    (d / "tool").symlink_to("/bin/true")
+    (d / "plain").write_text("x")
+    args = [str(d / "tool"), str(d / "plain"), str(d / "missing"), str(tmp_path / "nodir" / "x")]
+    native = run_native([PY, "-c", EACCESS, *args])
+    assert native.returncode == 0 and b"(0, 0, " in native.stdout, native
+    log = tmp_path / "log"
+    view = run_view([PY, "-c", EACCESS, *args], "-b", f"{tmp_path}/empty:{TOP}/m", "-vv", "--log", str(log),
+                    env={"UMVIEW_SHIM": shim})
+    assert view.returncode == 0 and view.stdout == native.stdout, (view.stdout, native.stdout, view.stderr)
+    calls = core_stats(log)["notif_calls"]
+    if shim == "1":
+        assert calls < 100, calls
+    else:
+        assert calls > 4 * 50 * 2, calls
+
+
 VIA_LINKS = r"""
 import os, sys
 a = sys.argv[1]
