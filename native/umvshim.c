@@ -318,12 +318,17 @@ static const char *pass_of(const char *p) {
     return best;
 }
 
+/* Is c (n bytes) the first component of entry e's path?  ("/" has none:
+ * every path shares it.) */
+static int shares_first(const char *e, const char *c, size_t n) {
+    size_t m = umv_span(e + 2);
+    return m == 0 || (m == n && !strncmp(e + 2, c, n));
+}
+
 /* Does no 'C' or 'D' prefix have c (n bytes) as its first component? */
 static int first_outside(const char *c, size_t n) {
-    for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1) {
-        size_t m = umv_span(e + 2);
-        if ((e[0] == 'C' || e[0] == 'D') && (m == 0 || (m == n && !strncmp(e + 2, c, n)))) return 0;
-    }
+    for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1)
+        if ((e[0] == 'C' || e[0] == 'D') && shares_first(e, c, n)) return 0;
     return 1;
 }
 
@@ -336,8 +341,7 @@ static int first_outside(const char *c, size_t n) {
 static int missing_outside(const char *canon) {
     size_t n = umv_span(canon + 1);
     for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1) {
-        size_t m = umv_span(e + 2);
-        if (e[0] == 'C' && (m == 0 || (m == n && !strncmp(e + 2, canon + 1, n)))) return 0;
+        if (e[0] == 'C' && shares_first(e, canon + 1, n)) return 0;
         if (e[0] == 'D' && umv_prefix_of(e + 1, strlen(e + 1), canon)) return 0;
     }
     return 1;

@@ -41,10 +41,14 @@ def assert_same(native, view):
     assert view.returncode == native.returncode
 
 
+def core_stats_text(text):
+    """The C core's counters from what umview -vv wrote (the last report)."""
+    return {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", text.split("core statistics:")[-1])}
+
+
 def core_stats(log):
     """The C core's counters from a view's log (umview -vv --log FILE)."""
-    text = Path(log).read_text()
-    return {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", text.split("core statistics:")[-1])}
+    return core_stats_text(Path(log).read_text())
 
 
 @pytest.fixture(scope="session")

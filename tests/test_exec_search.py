@@ -3,17 +3,11 @@ passes over the $PATH entries that lack the file without a stop, and
 otherwise searches as glibc does: misses, a file where a directory should
 be, a file that is not executable (EACCES, the search goes on), a script
 without #! (run by /bin/sh), an empty entry (the cwd), PATH unset."""
-import re
 import shutil
 
 import pytest
 
-from conftest import assert_same, run_native, run_view
-
-
-def _stats(log):
-    text = log.read_text().split("core statistics:")[-1]
-    return {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", text)}
+from conftest import assert_same, core_stats, run_native, run_view
 
 
 @pytest.fixture
@@ -43,7 +37,7 @@ def test_exec_search_as_glibc_without_stops_for_misses(progs, bindir, tmp_path, 
         log = tmp_path / f"umview-{shim}.log"
         view = run_view(cmd, *opts, "-vv", "--log", str(log), cwd=bindir, env={"UMVIEW_SHIM": shim})
         assert_same(native, view)
-        st = _stats(log)
+        st = core_stats(log)
         # a fake root's execs stop (ptrace); a vfs view's reach the core's listener
         counts[shim] = st["seccomp_stops"] if mode == "fakeroot" else st["notif_calls"]
     # 3 x 6 x 4 searches, most of them passing over two or more entries

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROGS
+from conftest import PROGS, core_stats
 
 TEST_USER = "umvtest"
 IS_ROOT = os.geteuid() == 0
@@ -893,7 +893,7 @@ def test_execs_of_missing_files_stay_in_c(runner):
     out = runner.fakeroot(MISSING_EXECS, "-0", "-vv", "--log", str(log))
     assert out.splitlines()[:-1] == native.splitlines()[:-1]
     assert out.splitlines()[-1] == "4321" and native.splitlines()[0] == "127", (out, native)
-    st = {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", log.read_text().split("core statistics:")[-1])}
+    st = core_stats(log)
     # env's misses: 20 x the $PATH directories; the execs that ran reached Python
     assert st["to_python"] < 60, st   # 278 without the fast path
 
@@ -914,7 +914,7 @@ def test_execs_of_files_not_set_id_stay_in_c(runner):
     log = runner.workdir / "umview.log"
     out = runner.fakeroot(PLAIN_EXECS, "-0", "-vv", "--log", str(log))
     assert out.splitlines() == ["0", "0", "4321"], out
-    st = {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", log.read_text().split("core statistics:")[-1])}
+    st = core_stats(log)
     assert st["to_python"] < 20, st   # each of the 30 execs reached Python without the check
 
 

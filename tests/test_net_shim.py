@@ -1,11 +1,10 @@
 """A port map's connects and getsocknames made by the program itself
 (Claims.connect_map, the shim's): the same answers as through the module,
 no stop for them, and a bad pointer still gets EFAULT (never a crash)."""
-import re
 import socket
 import subprocess
 
-from conftest import PROGS, run_native, run_view
+from conftest import PROGS, core_stats_text, run_native, run_view
 from test_net import RecordingProxy, Target, closed_port
 
 CLIENT = r"""
@@ -35,10 +34,6 @@ print("bad fd", libc.connect(9999, b"\x02\x00" + port.to_bytes(2, "big") + bytes
 """
 
 
-def _stats(text):
-    return {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", text.split("core statistics:")[-1])}
-
-
 def test_port_map_connects_in_the_program(tmp_path):
     free = socket.socket()
     free.bind(("127.0.0.1", 0))
@@ -53,7 +48,7 @@ def test_port_map_connects_in_the_program(tmp_path):
                      env={"UMVIEW_SHIM": shim})
         assert r.returncode == 0, r.stderr
         outs[shim] = r.stdout.decode()
-        stops[shim] = _stats(log.read_text())["seccomp_stops"]
+        stops[shim] = core_stats_text(log.read_text())["seccomp_stops"]
     assert outs["1"] == outs["0"]
     assert outs["1"].splitlines() == [
         "peers [(8000, True, 8000)]", "127.0.0.1 True", "::1 True",
@@ -101,7 +96,7 @@ def test_socks5_handshake_in_the_program(progs, tmp_path):
                                          *opts, "-vv", "--log", str(log), env={"UMVIEW_SHIM": shim})
                             res.append((behaviour, nb, r.stdout))
                             if behaviour == "ok" and not nb:
-                                stops[shim] = _stats(log.read_text())["seccomp_stops"]
+                                stops[shim] = core_stats_text(log.read_text())["seccomp_stops"]
                                 assert proxy.requests == [("127.0.0.1", target.port)], proxy.requests
                 outs[shim] = res
     finally:

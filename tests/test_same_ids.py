@@ -4,16 +4,10 @@ section): the answers are the module's, with and without the shim; a
 change (setresuid to another euid) is seen at once by the process that
 made it, and not by a child forked before; and while nothing changed,
 those calls make no stop."""
-import re
 
 import pytest
 
-from conftest import run_view
-
-
-def _stats(text):
-    text = text.split("core statistics:")[-1]
-    return {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", text)}
+from conftest import core_stats_text, run_view
 
 
 @pytest.mark.parametrize("ids", [[], ["-i", "1000:1000"]])
@@ -25,7 +19,7 @@ def test_identity_calls_answered_in_the_program(progs, tmp_path, ids):
                      env={"UMVIEW_SHIM": shim})
         assert r.returncode == 0, r.stderr
         outs[shim] = r.stdout.decode()
-        stops[shim] = _stats(log.read_text())["seccomp_stops"]
+        stops[shim] = core_stats_text(log.read_text())["seccomp_stops"]
     assert outs["1"] == outs["0"]
     lines = outs["1"].splitlines()
     if not ids:

@@ -10,12 +10,11 @@ out, a mount inside, a rename to elsewhere) is still resolved as the view
 sees it, not as the host does.
 """
 import os
-import re
 import stat
 
 import pytest
 
-from conftest import run_native, run_view
+from conftest import core_stats, run_native, run_view
 from test_vfs_programs import TOP, no_top, same, sh
 
 WORK = r"""
@@ -56,11 +55,6 @@ def both_roads(request, monkeypatch):
 def tree(top):
     """(path, file type) of everything below top."""
     return sorted((str(p.relative_to(top)), stat.S_IFMT(p.lstat().st_mode)) for p in top.rglob("*"))
-
-
-def core_stats(log):
-    text = log.read_text()
-    return {k: int(v) for k, v in re.findall(r"'(\w+)': (\d+)", text.split("core statistics:")[-1])}
 
 
 @pytest.mark.parametrize("road", ["listener", "ptrace", "shim"])

@@ -16,8 +16,7 @@ import sys
 
 import pytest
 
-from conftest import run_native, run_view
-from test_vfs_pass import core_stats
+from conftest import core_stats, run_native, run_view
 from test_vfs_programs import TOP, no_top, same, sh
 
 PY = sys.executable
