@@ -291,6 +291,17 @@ def test_shim_errors_match_native(tmp_path):
     assert "stat via link loop -1 Too many levels" in res[0] and "readlink via link 1" in res[0]
 
 
+def notified_beside_a_bind(tmp_path, script, args, native, shim):
+    """Run python script with args in a view with a bind elsewhere (its
+    source tmp_path/empty); check its output is native's; return the calls
+    the core's listener saw."""
+    log = tmp_path / "log"
+    view = run_view([PY, "-c", script, *args], "-b", f"{tmp_path}/empty:{TOP}/m", "-vv", "--log", str(log),
+                    env={"UMVIEW_SHIM": shim})
+    assert view.returncode == 0 and view.stdout == native.stdout, (view.stdout, native.stdout, view.stderr)
+    return core_stats(log)["notif_calls"]
+
+
 REALPATHS = r"""
 import ctypes, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -321,11 +332,7 @@ def test_realpath_through_symlinks_stays_in_the_program(tmp_path, shim):
     args = [f"{tmp_path}/l3", f"{tmp_path}/l2/./file"]
     native = run_native([PY, "-c", REALPATHS, *args])
     assert native.stdout.decode().strip() == repr(str(d / "file").encode())
-    log = tmp_path / "log"
-    view = run_view([PY, "-c", REALPATHS, *args], "-b", f"{tmp_path}/empty:{TOP}/m", "-vv", "--log", str(log),
-                    env={"UMVIEW_SHIM": shim})
-    assert view.returncode == 0 and view.stdout == native.stdout, view.stderr
-    calls = core_stats(log)["notif_calls"]
+    calls = notified_beside_a_bind(tmp_path, REALPATHS, args, native, shim)
     if shim == "1":
         assert calls < 100, calls
     else:
@@ -361,11 +368,7 @@ def test_eaccess_and_followed_symlinks_stay_in_the_program(tmp_path, shim):
     args = [str(d / "tool"), str(d / "plain"), str(d / "missing"), str(tmp_path / "nodir" / "x")]
     native = run_native([PY, "-c", EACCESS, *args])
     assert native.returncode == 0 and b"(0, 0, " in native.stdout, native
-    log = tmp_path / "log"
-    view = run_view([PY, "-c", EACCESS, *args], "-b", f"{tmp_path}/empty:{TOP}/m", "-vv", "--log", str(log),
-                    env={"UMVIEW_SHIM": shim})
-    assert view.returncode == 0 and view.stdout == native.stdout, (view.stdout, native.stdout, view.stderr)
-    calls = core_stats(log)["notif_calls"]
+    calls = notified_beside_a_bind(tmp_path, EACCESS, args, native, shim)
     if shim == "1":
         assert calls < 100, calls
     else:
