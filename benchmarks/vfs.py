@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, git_state, median, resolve_program, umview_command  # noqa: E402
+from _common import RESULTS, compile_c, git_state, median, resolve_program, umview_command  # noqa: E402
 from run import (HEADERS, NFILES, Mode, Workload, core_stats, generate_make_project, pick_names,  # noqa: E402
                  render, run_rounds, slow_round_set)
 
@@ -220,36 +220,8 @@ def make_modes(umview: list[str]) -> tuple[dict[str, FsMode], list[str], str | N
 
 
 # The copy modes also time the work alone, after the copy: the command
-# runs under this timer, which writes its wall seconds to a file (not to
-# stderr, which is the program's).
-TIMER_C = r"""
-#include <fcntl.h>
-#include <stdio.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/wait.h>
-int main(int argc, char **argv) {   /* timer FILE CMD...: CMD's wall seconds to FILE */
-    struct timespec a, b;
-    int st;
-    if (argc < 3) return 2;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    pid_t p = fork();
-    if (p == 0) { execvp(argv[2], argv + 2); _exit(127); }
-    if (p < 0 || waitpid(p, &st, 0) < 0) return 2;
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    FILE *f = fopen(argv[1], "w");
-    if (f) { fprintf(f, "%.6f\n", (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9); fclose(f); }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-"""
+# runs under benchmarks/timer.c, which writes its wall seconds to a file.
 WORK: dict[tuple[str, str], list[float]] = {}   # (workload, copy mode): the work's seconds, run by run
-
-
-def build_timer(tmp: Path) -> str | None:
-    src, exe = tmp / "timer.c", tmp / "timer"
-    src.write_text(TIMER_C)
-    r = subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], capture_output=True)
-    return str(exe) if r.returncode == 0 else None
 
 
 def _copy_sh(src: str, dest: str, exclude: list[str]) -> str:
@@ -581,7 +553,7 @@ def main() -> int:
     try:
         all_wl = make_workloads(tmp)
         all_modes, notes, proot = make_modes(umview)
-        timer = build_timer(tmp)
+        timer = compile_c("timer", tmp)
         wl_names = pick_names(ap, args.workloads, all_wl, what="workload")
         mode_names = pick_names(ap, args.modes, ALL_MODES, available=all_modes)
         if "native" not in mode_names:

@@ -988,6 +988,37 @@ def test_proot_regressions_after_cd_into_bind(tmp_path, cprogs):
     assert sorted(os.listdir(host / "d")) == ["g", "made"]
 
 
+CWD_SCRIPT = ("/bin/pwd; pwd -P; readlink /proc/self/cwd; cd .. && /bin/pwd; cd -; "
+              f"{PY} -c 'import os; print(os.getcwd())'; ls")
+
+
+@pytest.mark.parametrize("how", ["inherited", "w-host-path"])
+def test_started_in_a_bind_source_keeps_its_name(tmp_path, how):
+    """A directory that is both at its own path and at a bind mount (the
+    program starts in the bind's source): getcwd, pwd -P and
+    /proc/self/cwd name it as the program was started, /tmp/x and not
+    /mnt/x, as the kernel and PRoot do.  Differential: the same script
+    natively in the same directory."""
+    work = tmp_path / "work"
+    write(work / "f", "f\n")
+    native = sh(CWD_SCRIPT, base=tmp_path, cwd=work)
+    assert f"<BASE>/work\n<BASE>/work\n<BASE>/work\n<BASE>\n".encode() in native.stdout
+    opts = ["-b", f"{tmp_path}:{TOP}/b"] + (["-w", str(work)] if how == "w-host-path" else [])
+    view = sh(CWD_SCRIPT, *opts, base=tmp_path, cwd=work if how == "inherited" else tmp_path)
+    same(native, view)
+
+
+def test_started_at_a_bind_mount_keeps_the_mount_name(tmp_path):
+    """The same directory entered by the mount's name (-w GUEST) is named by
+    it: the view's answer is the name the program was started by."""
+    work = tmp_path / "work"
+    write(work / "f", "f\n")
+    view = sh("/bin/pwd; readlink /proc/self/cwd; ls", "-b", f"{tmp_path}:{TOP}/b", "-w", f"{TOP}/b/work",
+              base=tmp_path, cwd=tmp_path)
+    assert view.returncode == 0, view.stderr.decode()
+    assert view.stdout.decode() == f"{TOP}/b/work\n{TOP}/b/work\nf\n"
+
+
 # ----------------------------------------------------------------------
 # bad input
 

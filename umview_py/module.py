@@ -315,6 +315,14 @@ class Module:
         working directory, its lookup on $PATH).  None: not mine."""
         return None
 
+    def started(self, pid: int, cwd: str) -> None:
+        """The core has just started process pid in the view (umview's
+        command, View.run) in the working directory cwd, a view path.  A
+        module that names directories (a file system) may remember by which
+        name: a directory can be in the view twice (a bind source at its
+        own path and at the mount's), and the kernel only says which host
+        directory it is."""
+
     def command(self, name: str, args: dict, pid: int) -> dict:
         """An in-view command (such as umview-mount) sent to this module by
         process pid; returns a JSON-able answer.  Raise ModuleError with a

@@ -601,8 +601,9 @@ class Hypervisor:
                     break
             else:
                 raise UmviewError(f"{path}: command not found", status=127)
+        view_cwd = os.getcwd() if cwd is None else os.path.normpath(os.path.join(os.getcwd(), cwd))
         if cwd is not None:
-            host_cwd = self.host_path(view, os.path.join(os.getcwd(), cwd))
+            host_cwd = self.host_path(view, view_cwd)
             if not os.path.isdir(host_cwd):
                 raise UmviewError(f"{cwd}: no such directory in the view", status=2)
             cwd = host_cwd
@@ -634,6 +635,13 @@ class Hypervisor:
             raise UmviewError(f"{argv[0]}: {os.strerror(-pid)}", status=status)
         self._allgone = _Flag() if self._allgone.is_set() else self._allgone
         view.processes += 1
+        for module in view.chain():
+            # before the program can make a call that reaches Python: this
+            # runs in the trio thread, which serves those calls
+            try:
+                module.started(pid, view_cwd)
+            except Exception:
+                log.exception("module %s: started() raised", module.name)
         self._exit_events.setdefault(pid, _Flag())
         self.parent_of[pid] = os.getpid()
         # its exit wakes us; not drained here: the caller registers what it

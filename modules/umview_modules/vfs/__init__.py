@@ -218,6 +218,25 @@ class Vfs(Module):
         # only a listing can stand for it
         return self._open_target(res) if res.is_dir and res.implicit else res.host
 
+    def started(self, pid: int, cwd: str) -> None:
+        """A program started in cwd: a directory that is also shown at a
+        mount (a bind source, a cow lower layer) keeps the name it was
+        started by, as the kernel would (umview -b /tmp:/mnt, started in
+        /tmp/x, is in /tmp/x, not in /mnt/x); see _view_cwd."""
+        host = self.resolve_host(cwd)
+        if host is None:
+            return
+        real = os.path.realpath(host)
+        if self.table.in_layer(real):
+            self._remember_cwd(pid, real, norm(cwd))
+
+    def _remember_cwd(self, pid: int, host: str, vpath: str) -> None:
+        """pid's cwd is host, by the name vpath (dropping the records of
+        processes gone, now and then)."""
+        if len(self.cwds) > 4096:
+            self.cwds = {p: r for p, r in self.cwds.items() if os.path.exists(f"/proc/{p}")}
+        self.cwds[pid] = (host, vpath)
+
     def command(self, name: str, args: dict, pid: int) -> dict:
         """In-view commands (umview-mount, umview-umount)."""
         try:
@@ -761,7 +780,7 @@ class Vfs(Module):
             if call.name == "chdir" and self.cwds.get(call.pid) or self.table.mounts:
                 real = _kernel_path(self._full(call, 0), True)
                 if real is not None:
-                    self.cwds[call.pid] = (real, real)
+                    self._remember_cwd(call.pid, real, real)
             return None
         self._visible(res)
         if not res.exists:
@@ -769,9 +788,7 @@ class Vfs(Module):
         if not res.is_dir:
             raise SyscallError(errno.ENOTDIR)
         if call.name == "chdir":
-            if len(self.cwds) > 4096:
-                self.cwds = {p: r for p, r in self.cwds.items() if os.path.exists(f"/proc/{p}")}
-            self.cwds[call.pid] = (os.path.realpath(res.host), res.vpath)
+            self._remember_cwd(call.pid, os.path.realpath(res.host), res.vpath)
         self._put(call, idx, dirfd_idx, res.host)
         return None
 

@@ -586,8 +586,10 @@ class MountTable:
                         hit = v
         if hit is not None:
             # A bind source is in the view twice (at its own path and at
-            # the mount's): prefer the mount's, as PRoot does; a chdir
-            # through its own path is remembered by the caller.
+            # the mount's): prefer the mount's (an fd's file keeps no
+            # record of the name it was opened by); a cwd's name is
+            # remembered by the caller (chdir, and Vfs.started for the
+            # directory a program was started in).
             return hit, hit == host
         if not self.covers(host):
             if self.lower is not None:
