@@ -873,6 +873,10 @@ static int pass_of(const view *v, const char *p, int host) {
 enum { PATH_PY = -1, PATH_OUT = 0, PATH_PASS = 1, PATH_MOVE = 0x1001 };  /* & 0xfff: 0 or 1 + k */
 
 static __thread char last_real[PATH_MAX];  /* where the last PATH_OUT path landed; "" = nowhere */
+/* UMV_NO_LAYERS while path_fast judges a call that only names files (a
+ * pass may run it), else 0: see umv_in_paths.  Where the walk starts (a
+ * cwd or dirfd in a layer) is judged with the layers all the same. */
+static __thread int names_only;
 
 #define READS_OPEN 2  /* see overlay_class */
 
@@ -1072,7 +1076,7 @@ static int lexical_class(const view *v, int dfd, const char *walk, const char *f
     int dotdot;
     size_t w = umv_canon(full, "", canon, sizeof canon, &dotdot);
     if (!w) return LEX_UNKNOWN;
-    if (in_view(v, canon, 0)) return PATH_PY;
+    if (in_view(v, canon, names_only)) return PATH_PY;
     if (missing) {
         if (dotdot) return LEX_UNKNOWN;  /* the text no longer shows where it stopped */
         for (const char *e = v->paths; e < v->paths + v->paths_len; e += strlen(e) + 1) {
@@ -1215,14 +1219,14 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
         if (fd_path(fd, real, sizeof real - NAME_MAX - 2) < 0) return PATH_PY;
         size_t rl = strlen(real);
         snprintf(real + rl, sizeof real - rl, "%s%s", rl > 1 ? "/" : "", name);
-        return in_view(v, real, 0) ? PATH_PY : PATH_OUT;
+        return in_view(v, real, names_only) ? PATH_PY : PATH_OUT;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) { close(fd); return PATH_PY; }
-    if (fd_path(fd, real, sizeof real) < 0 || in_view(v, real, 0)) return PATH_PY;
+    if (fd_path(fd, real, sizeof real) < 0 || in_view(v, real, names_only)) return PATH_PY;
     if (S_ISLNK(st.st_mode)) {
         fd = open(full, O_PATH | O_CLOEXEC);
-        if (fd < 0 || fd_path(fd, real, sizeof real) < 0 || in_view(v, real, 0)) return PATH_PY;
+        if (fd < 0 || fd_path(fd, real, sizeof real) < 0 || in_view(v, real, names_only)) return PATH_PY;
     }
     memcpy(last_real, real, strlen(real) + 1);
     return PATH_OUT;
@@ -1320,6 +1324,7 @@ static int path_fast(tracee *t, const struct user_regs_struct *r, int moved[2]) 
     int pass = pr->pass && v->npasses;
     int reads = pr->buf_i > -2;
     cwd_moving = nr == SYS_chdir || nr == SYS_chroot;
+    names_only = pr->pass ? UMV_NO_LAYERS : 0;
     if (!reads && pr->fmode == 4 && pr->farg >= 0 && pr->farg < 6 &&
         !((uint32_t)a[(int)pr->farg] & (O_ACCMODE | O_CREAT | O_TRUNC | O_DIRECTORY | O_PATH)))
         reads = READS_OPEN;  /* open(O_RDONLY): an overlay may run it on a layer's file */

@@ -325,26 +325,21 @@ static int shares_first(const char *e, const char *c, size_t n) {
     return m == 0 || (m == n && !strncmp(e + 2, c, n));
 }
 
-/* Does no 'C' or 'D' prefix have c (n bytes) as its first component? */
+/* Does no 'C' prefix have c (n bytes) as its first component?  (The
+ * calls judged here only name files: a layer's are at their own paths in
+ * the view, see UMV_NO_LAYERS.) */
 static int first_outside(const char *c, size_t n) {
     for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1)
-        if ((e[0] == 'C' || e[0] == 'D') && shares_first(e, c, n)) return 0;
+        if (e[0] == 'C' && shares_first(e, c, n)) return 0;
     return 1;
 }
 
 /* A walk of canon stopped at a missing directory: could the view's have
- * gone on?  Not if no 'C' prefix shares its first component, and canon is
- * not at or under a 'D' one (a layer is a host directory, which a walk
- * that has met a missing one cannot reach: make -j2 of a project in /tmp
- * with a bind source in /tmp looked for each tool in missing directories
- * of $PATH through the core). */
+ * gone on?  Not if no 'C' prefix shares its first component (make -j2 of
+ * a project in /tmp with a bind source in /tmp looked for each tool in
+ * missing directories of $PATH through the core). */
 static int missing_outside(const char *canon) {
-    size_t n = umv_span(canon + 1);
-    for (const char *e = ts.paths; e < ts.paths + ts.plen; e += strlen(e) + 1) {
-        if (e[0] == 'C' && shares_first(e, canon + 1, n)) return 0;
-        if (e[0] == 'D' && umv_prefix_of(e + 1, strlen(e + 1), canon)) return 0;
-    }
-    return 1;
+    return first_outside(canon + 1, umv_span(canon + 1));
 }
 
 /* The same for every place a walk of base + "/" + path with ".." in it
@@ -496,7 +491,7 @@ static long walk_links(int dirfd, const char *path, char *res, int how, size_t p
         res[w] = '/';
         memcpy(res + w + 1, r, len);
         res[cw] = 0;
-        if (umv_in_paths(ts.paths, ts.plen, res, 0) || pass_of(res)) return 0;
+        if (umv_in_paths(ts.paths, ts.plen, res, UMV_NO_LAYERS) || pass_of(res)) return 0;
         const char *more = end;
         while (*more == '/') more++;
         int last = !*more;
@@ -561,9 +556,10 @@ static int links_outside(int dirfd, const char *path, int last, int hold, const 
  *     made canonical (umv_canon) is where it lands; the directory part is
  *     checked by one openat2 and kept in ts.dir, the last component per
  *     `last`;
- *   - that text must not be at, under or above a 'C' prefix, and a
- *     relative walk must not start at or under one, nor in a 'B' one
- *     (umv_in_paths, UMV_WALK_BASE); or, for a
+ *   - that text must not be at, under or above a 'C' prefix (a layer's
+ *     names are the host's: UMV_NO_LAYERS), and a relative walk must not
+ *     start at or under one or a layer, nor in a 'B' one (umv_in_paths,
+ *     UMV_WALK_BASE); or, for a
  *     walk that starts below a pass's host directory (the core's
  *     PATH_PASS), it must stay below it;
  *   - a trailing slash, or "." or ".." last, ends on a directory the
@@ -611,7 +607,7 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
         /* from a directory below a pass: the kernel's walk is the view's as
          * long as it stays below (the core's pass_beneath) */
         if (!umv_prefix_of(pass + 1, strlen(pass + 1), ts.canon)) goto out;
-    } else if (umv_in_paths(ts.paths, ts.plen, ts.canon, 0)) {
+    } else if (umv_in_paths(ts.paths, ts.plen, ts.canon, UMV_NO_LAYERS)) {
         goto out;
     }
     /* the directory part */

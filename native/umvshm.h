@@ -109,8 +109,8 @@ static inline int umv_prefix_of(const char *pre, size_t n, const char *p) {
 
 /* Is canonical host path p the view's business: at, under or above a 'C'
  * prefix, at or under a 'D' one (a layer: a host directory a mount shows
- * elsewhere, whose parents the view shows as the host does), or, with
- * bases set, in a 'B' one?  paths: len bytes of
+ * elsewhere, whose parents the view shows as the host does) unless
+ * UMV_NO_LAYERS is set, or, with bases set, in a 'B' one?  paths: len bytes of
  * NUL-ended entries, each a kind letter and a path.  bases = UMV_WALK_BASE
  * asks it of the directory a relative walk starts from: at or under a 'C'
  * prefix, or in a 'B' one.  Above a mount point is fine there: the
@@ -119,16 +119,27 @@ static inline int umv_prefix_of(const char *pre, size_t n, const char *p) {
  * /tmp/src is caught then; before, every relative call made from /tmp went
  * to Python). */
 #define UMV_WALK_BASE 2
+/* UMV_NO_LAYERS: for a call that only names a file (the stat family, open,
+ * mkdir, unlink, rename...; not chdir or exec, whose names the module
+ * keeps), on an absolute text or one whose walk started outside every
+ * layer.  A layer's files are at their own paths in the view as on the
+ * host, so the kernel's walk is the view's: the text names them by their
+ * host paths, and no cwd's or dirfd's name (which may be the mount's) is
+ * in it.  make -j2 from a directory in /tmp with /tmp bound elsewhere sent
+ * gcc's temporary files, 424 calls, to Python for nothing. */
+#define UMV_NO_LAYERS 4
 static inline int umv_in_paths(const char *paths, size_t len, const char *p, int bases) {
     size_t m = __builtin_strlen(p);
+    int walk = bases & 3;
     for (const char *e = paths; e < paths + len; e += __builtin_strlen(e) + 1) {
         const char *pre = e + 1;
         size_t n = __builtin_strlen(pre);
-        if (e[0] == 'B' && !bases) continue;
+        if (e[0] == 'B' && !walk) continue;
+        if (e[0] == 'D' && (bases & UMV_NO_LAYERS)) continue;
         if (e[0] != 'B' && e[0] != 'C' && e[0] != 'D') continue;
         if (umv_prefix_of(pre, n, p)) return 1;
         /* p holds a mount point */
-        if (e[0] == 'C' && bases != UMV_WALK_BASE && umv_prefix_of(p, m, pre)) return 1;
+        if (e[0] == 'C' && walk != UMV_WALK_BASE && umv_prefix_of(p, m, pre)) return 1;
     }
     return 0;
 }

@@ -121,7 +121,12 @@ class Claims(_Record):
     ignored.  `layers`: host directories the module shows elsewhere (a
     bind's source): a path at or under one is its business, as with
     `prefixes`, but a directory above one is not (the view shows it as the
-    host does; gcc stats /tmp at every compile).  A (guest, upper, lower) triple is an *overlay*: the view shows
+    host does; gcc stats /tmp at every compile); and only for chdir, exec
+    and getcwd (the view names a cwd as it was reached), calls on an fd's
+    own file and walks relative to a cwd or dirfd there: a call that only
+    names files (as a pass may run) by a text that reaches a layer from
+    outside is the kernel's (the layer's files are at their own paths in
+    the view too).  A (guest, upper, lower) triple is an *overlay*: the view shows
     at `guest` the union of two host directories, upper first, with nothing
     deleted; the core answers calls that only read (the stat family,
     access, getxattr, listxattr) from the layer that has the path, when
