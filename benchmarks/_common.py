@@ -128,6 +128,12 @@ def machine_lines(umview: list[str]) -> list[str]:
     ]
 
 
+def table_head(cols) -> list[str]:
+    """The two header lines of a Markdown table with a mode column first."""
+    cols = list(cols)
+    return ["| mode | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

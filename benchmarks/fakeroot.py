@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (REPO, RESULTS, fmt_cmdline, loadavg, machine_lines, median,  # noqa: E402
-                     resolve_program, wait_for_idle)
+                     resolve_program, table_head, wait_for_idle)
 
 # the same workloads, modes and runner as run.py
 from run import Mode, Workload, make_workloads, pick_names, run_once  # noqa: E402
@@ -220,8 +220,7 @@ def render(args, umview, workloads, modes, wl_names, mode_names, times, errors, 
     L.append("Each cell: median wall seconds, and the median over rounds of the ratio to that "
              "round's native run.")
     L.append("")
-    L.append("| mode | " + " | ".join(wl_names) + " |")
-    L.append("|---|" + "---|" * len(wl_names))
+    L += table_head(wl_names)
     for m in mode_names:
         row = []
         for w in wl_names:
@@ -244,8 +243,7 @@ def render(args, umview, workloads, modes, wl_names, mode_names, times, errors, 
                  "(t - startup_mode) / (t_native - startup_native): the slowdown while the "
                  "program runs (noisy for python, which is about as short as umview's start-up).")
         L.append("")
-        L.append("| mode | " + " | ".join(others) + " |")
-        L.append("|---|" + "---|" * len(others))
+        L += table_head(others)
         for m in mode_names:
             if m == "native":
                 continue

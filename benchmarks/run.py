@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (RESULTS, compile_c, fmt_cmdline, loadavg, machine_lines, median,  # noqa: E402
-                     resolve_program, umview_command, wait_for_idle)
+                     resolve_program, table_head, umview_command, wait_for_idle)
 
 # ---------------------------------------------------------------- workloads
 
@@ -471,8 +471,7 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
         return s
 
     # Table: one row per mode, one column per workload (like PEERS.md).
-    L.append("| mode | " + " | ".join(w for w in wl_names) + " |")
-    L.append("|---|" + "---|" * len(wl_names))
+    L += table_head(wl_names)
     for m in mode_names:
         L.append(f"| {m} | " + " | ".join(cell(w, m) for w in wl_names) + " |")
     L.append("")
@@ -485,8 +484,7 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
                  "is read here, and against `floor`, the least any tracer that follows every "
                  "process costs on this machine.")
         L.append("")
-        L.append("| mode | " + " | ".join(timed) + " |")
-        L.append("|---|" + "---|" * len(timed))
+        L += table_head(timed)
         for m in mode_names:
             row = []
             for w in timed:
@@ -506,8 +504,7 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
                  "workload is short next to startup and its spread (python).")
         L.append("")
         others = [w for w in wl_names if w != "startup"]
-        L.append("| mode | " + " | ".join(others) + " |")
-        L.append("|---|" + "---|" * len(others))
+        L += table_head(others)
         for m in mode_names:
             if m == "native":
                 continue
@@ -541,8 +538,7 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
                  "(lifecycle included), and the mean time per call inside Python.  An empty "
                  "view should show no seccomp stops at all.")
         L.append("")
-        L.append("| mode | " + " | ".join(wl_names) + " |")
-        L.append("|---|" + "---|" * len(wl_names))
+        L += table_head(wl_names)
         for m in mode_names:
             if not any((w, m) in stops for w in wl_names):
                 continue

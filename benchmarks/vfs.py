@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, compile_c, git_state, median, resolve_program, umview_command  # noqa: E402
+from _common import (RESULTS, compile_c, git_state, median, resolve_program, table_head,  # noqa: E402
+                     umview_command)
 from run import (HEADERS, NFILES, Mode, Workload, core_stats, generate_make_project, pick_names,  # noqa: E402
                  render, run_rounds, slow_round_set)
 
@@ -384,8 +385,7 @@ def check_lines(res, wl_names, mode_names) -> list[str]:
          "and its `tar tvf` listing sorted by name; make: the program's output and the "
          "directory's file names; ls: lines, bytes and every entry's mode and name).  "
          "\"ok\": the same as native.", ""]
-    L.append("| mode | " + " | ".join(wl_names) + " |")
-    L.append("|---|" + "---|" * len(wl_names))
+    L += table_head(wl_names)
     for m in mode_names:
         L.append(f"| {m} | " + " | ".join(res[(w, m)][0] if (w, m) in res else "–"
                                           for w in wl_names) + " |")
@@ -439,7 +439,7 @@ def work_lines(work, wl_names) -> list[str]:
     return ["The work alone in the copy modes: the command after the copy, timed inside the run "
             "by a small timer around it (median seconds); the copy into the tmpfs is what "
             "umview-tmpfs's whole time adds over it.", "",
-            "| mode | " + " | ".join(ws) + " |", "|---|" + "---|" * len(ws)] + rows + [""]
+            *table_head(ws)] + rows + [""]
 
 
 def target_lines(results, wl_names, mode_names, work=None) -> list[str]:
@@ -497,7 +497,7 @@ def target_lines(results, wl_names, mode_names, work=None) -> list[str]:
             "(second table above); \"met without startup\" when only the latter is within the "
             "target.  umview-tmpfs includes the copy into the tmpfs; \"work alone\" is its work "
             "after the copy over native-copy's (the table above).", "",
-            "| mode | " + " | ".join(ws) + " |", "|---|" + "---|" * len(ws)] + rows + [""]
+            *table_head(ws)] + rows + [""]
 
 
 # --------------------------------------------------------------------- main
