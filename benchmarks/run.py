@@ -480,9 +480,9 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
         L.append("The work alone: each program timed by benchmarks/timer.c inside its mode "
                  "(`umview -- timer FILE CMD`: a fork, an exec and a wait, the same in every "
                  "mode), so without the mode's start and end.  Median seconds, and the median "
-                 "over rounds of the ratio to that round's native run.  The empty view's target "
-                 "is read here, and against `floor`, the least any tracer that follows every "
-                 "process costs on this machine.")
+                 "over rounds of the ratio to that round's native run.  The targets are read "
+                 "here (`floor`, where it runs, is the least any tracer that follows every "
+                 "process costs on this machine).")
         L.append("")
         L += table_head(timed)
         for m in mode_names:
@@ -497,7 +497,7 @@ def render(args, umview, all_wl, all_modes, wl_names, mode_names, results, notes
                 row.append(c + (f" ({median(rs):.2f}x)" if m != "native" and rs else ""))
             L.append(f"| {m} | " + " | ".join(row) + " |")
         L.append("")
-    elif "startup" in wl_names and len(wl_names) > 1:
+    if "startup" in wl_names and len(wl_names) > 1:
         L.append("The same, with each mode's startup (its median `true` time) subtracted from "
                  "both sides: (t - startup_mode) / (t_native - startup_native), median over "
                  "rounds.  This is the slowdown while the program runs; it is noisy where the "
