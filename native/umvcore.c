@@ -873,16 +873,17 @@ static int pass_of(const view *v, const char *p, int host) {
 enum { PATH_PY = -1, PATH_OUT = 0, PATH_PASS = 1, PATH_MOVE = 0x1001 };  /* & 0xfff: 0 or 1 + k */
 
 static __thread char last_real[PATH_MAX];  /* where the last PATH_OUT path landed; "" = nowhere */
-/* UMV_NO_LAYERS while path_fast judges a call that only names files (a
- * pass may run it), else 0: see umv_in_paths.  Where the walk starts (a
- * cwd or dirfd in a layer) is judged with the layers all the same. */
-static __thread int names_only;
 
 #define READS_OPEN 2  /* see overlay_class */
 
 /* The overlay (a cow mount with nothing deleted yet) that holds p: its
  * guest directory (host 0), or one of its layers (host 1, a cwd or
  * dirfd); *rel is what follows in p.  -1: none. */
+/* UMV_NO_LAYERS while path_fast judges a call that only names files (a
+ * pass may run it), else 0: see umv_in_paths.  Where the walk starts (a
+ * cwd or dirfd in a layer) is judged with the layers all the same. */
+static __thread int names_only;
+
 static int overlay_of(const view *v, const char *p, int host, const char **rel) {
     for (int i = 0; i < v->npasses; i++) {
         const struct pass *ps = &v->passes[i];
@@ -892,6 +893,13 @@ static int overlay_of(const view *v, const char *p, int host, const char **rel) 
         if (host && prefix_of(ps->lower, ps->llen, p)) { *rel = p + ps->llen; return i; }
     }
     return -1;
+}
+
+/* Is the host path a call lands on the view's business?  With names_only,
+ * a layer is only if it is an overlay's (see umv_in_paths). */
+static int lands_in_view(const view *v, const char *p) {
+    const char *rel;
+    return in_view(v, p, names_only) || (names_only && v->npasses && overlay_of(v, p, 1, &rel) >= 0);
 }
 
 /* A call that only reads (stat, access, getxattr...; reads == 1), or an
@@ -1076,7 +1084,7 @@ static int lexical_class(const view *v, int dfd, const char *walk, const char *f
     int dotdot;
     size_t w = umv_canon(full, "", canon, sizeof canon, &dotdot);
     if (!w) return LEX_UNKNOWN;
-    if (in_view(v, canon, names_only)) return PATH_PY;
+    if (lands_in_view(v, canon)) return PATH_PY;
     if (missing) {
         if (dotdot) return LEX_UNKNOWN;  /* the text no longer shows where it stopped */
         for (const char *e = v->paths; e < v->paths + v->paths_len; e += strlen(e) + 1) {
@@ -1219,14 +1227,14 @@ static int path_class_text(tracee *t, const view *v, const char *path, size_t n,
         if (fd_path(fd, real, sizeof real - NAME_MAX - 2) < 0) return PATH_PY;
         size_t rl = strlen(real);
         snprintf(real + rl, sizeof real - rl, "%s%s", rl > 1 ? "/" : "", name);
-        return in_view(v, real, names_only) ? PATH_PY : PATH_OUT;
+        return lands_in_view(v, real) ? PATH_PY : PATH_OUT;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) { close(fd); return PATH_PY; }
-    if (fd_path(fd, real, sizeof real) < 0 || in_view(v, real, names_only)) return PATH_PY;
+    if (fd_path(fd, real, sizeof real) < 0 || lands_in_view(v, real)) return PATH_PY;
     if (S_ISLNK(st.st_mode)) {
         fd = open(full, O_PATH | O_CLOEXEC);
-        if (fd < 0 || fd_path(fd, real, sizeof real) < 0 || in_view(v, real, names_only)) return PATH_PY;
+        if (fd < 0 || fd_path(fd, real, sizeof real) < 0 || lands_in_view(v, real)) return PATH_PY;
     }
     memcpy(last_real, real, strlen(real) + 1);
     return PATH_OUT;

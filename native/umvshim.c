@@ -339,7 +339,8 @@ static int first_outside(const char *c, size_t n) {
  * a project in /tmp with a bind source in /tmp looked for each tool in
  * missing directories of $PATH through the core). */
 static int missing_outside(const char *canon) {
-    return first_outside(canon + 1, umv_span(canon + 1));
+    return first_outside(canon + 1, umv_span(canon + 1)) &&
+           !umv_in_paths(ts.paths, ts.plen, canon, UMV_NO_LAYERS);   /* an overlay's layer */
 }
 
 /* The same for every place a walk of base + "/" + path with ".." in it

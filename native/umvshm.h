@@ -136,7 +136,11 @@ static inline int umv_in_paths(const char *paths, size_t len, const char *p, int
         size_t n = __builtin_strlen(pre);
         if (e[0] == 'B' && !walk) continue;
         if (e[0] == 'D' && (bases & UMV_NO_LAYERS)) continue;
-        if (e[0] != 'B' && e[0] != 'C' && e[0] != 'D') continue;
+        /* but an overlay's layers ('U', 'L': in the shim's copy only; the
+         * core asks overlay_of) stay the view's: the shim keeps what they
+         * hold, and only a call the core sees makes it forget (dgen) */
+        int layer = e[0] == 'D' || ((e[0] == 'U' || e[0] == 'L') && (bases & UMV_NO_LAYERS));
+        if (e[0] != 'B' && e[0] != 'C' && !layer) continue;
         if (umv_prefix_of(pre, n, p)) return 1;
         /* p holds a mount point */
         if (e[0] == 'C' && walk != UMV_WALK_BASE && umv_prefix_of(p, m, pre)) return 1;

@@ -901,3 +901,34 @@ def test_a_directory_fd_number_reused(tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout.decode().splitlines() == [
         "7 True", "7", "True 13 ['file', 'sub']", "['g'] 9", "['g'] 2 7"]
+
+
+LOWER_CHANGED = r"""
+import os, sys
+lower, seen = sys.argv[1], sys.argv[2]
+for n in range(3):
+    d = f"new{n}"
+    os.mkdir(f"{seen}/{d}")                 # in the upper layer only
+    print(os.path.exists(f"{seen}/{d}/x"))  # the shim keeps where {d} is
+    os.mkdir(f"{lower}/{d}")                # now in the lower one too...
+    open(f"{lower}/{d}/x", "w").close()     # ...with a file the mount shows
+    print(os.path.exists(f"{seen}/{d}/x"), sorted(os.listdir(f"{seen}/{d}")))
+"""
+
+
+def test_a_change_by_host_path_in_an_overlay_lower_layer_is_seen(tmp_path):
+    """A cow mount with nothing deleted is an overlay, whose directories
+    the shim keeps as found in each layer (a directory in the upper layer
+    only, say).  A program that changes the lower layer by its host path
+    (which the view shows as the host does) must see the change through
+    the mount at once: the calls on an overlay's layers still reach the
+    core, which makes the shim forget, though the calls on other layers'
+    files (a bind's source) are the kernel's."""
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    no_top()
+    view = run_view([PY, "-c", LOWER_CHANGED, str(lower), f"{TOP}/c"],
+                    "--mount", f"type=cow,source={lower},target={TOP}/c")
+    no_top()
+    assert view.returncode == 0, view.stderr.decode()
+    assert view.stdout.decode() == "False\nTrue ['x']\n" * 3

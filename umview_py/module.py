@@ -126,7 +126,8 @@ class Claims(_Record):
     own file and walks relative to a cwd or dirfd there: a call that only
     names files (as a pass may run) by a text that reaches a layer from
     outside is the kernel's (the layer's files are at their own paths in
-    the view too).  A (guest, upper, lower) triple is an *overlay*: the view shows
+    the view too), except into an overlay's layers, whose changes the
+    core must see.  A (guest, upper, lower) triple is an *overlay*: the view shows
     at `guest` the union of two host directories, upper first, with nothing
     deleted; the core answers calls that only read (the stat family,
     access, getxattr, listxattr) from the layer that has the path, when
