@@ -932,3 +932,54 @@ def test_a_change_by_host_path_in_an_overlay_lower_layer_is_seen(tmp_path):
     no_top()
     assert view.returncode == 0, view.stderr.decode()
     assert view.stdout.decode() == "False\nTrue ['x']\n" * 3
+
+
+OPEN_EDGES = r"""
+import ctypes, mmap, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.open.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+page = mmap.PAGESIZE
+base = libc.mmap(None, 3 * page, 3, 0x22, -1, 0)
+libc.mprotect(base + 2 * page, page, 0)         # the third page unreadable
+
+
+def show(what, addr, flags=os.O_RDONLY):
+    fd = libc.open(addr, flags, 0o644)
+    err = ctypes.get_errno()
+    print(what, "fd" if fd >= 0 else os.strerror(err))
+    if fd >= 0:
+        os.close(fd)
+
+
+def put(text, end):                             # text ending at base + end
+    ctypes.memmove(base + end - len(text), text, len(text))
+    return base + end - len(text)
+
+
+show("null", None)
+show("low", 16)
+show("unreadable", base + 2 * page)
+show("runs into a bad page", put(b"/tmp/x", 2 * page))
+show("creat runs into a bad page", put(b"/tmp/y", 2 * page), os.O_CREAT | os.O_WRONLY)
+show("ends at the page's end", put(b"/nonexistent-umv\0", 2 * page))
+show("crosses into a good page", put(b"/etc/passwd\0", page + 6))
+show("a page long", put(b"/" * (page - 1) + b"\0", 2 * page))
+print(os.path.exists("/tmp/y"))
+"""
+
+
+def test_open_with_bad_pointers_fails_as_natively(tmp_path):
+    """The shim reads an open's path itself before judging it, after a
+    probe of each page it touches; a pointer the kernel cannot read (NULL,
+    an unreadable page, a text that runs into one) must fail with the
+    kernel's EFAULT, never crash the program or create anything."""
+    native = run_native([PY, "-c", OPEN_EDGES])
+    assert native.returncode == 0, native.stderr.decode()
+    out = native.stdout.decode()
+    assert "null Bad address" in out and "runs into a bad page Bad address" in out, out
+    assert "ends at the page's end No such file or directory" in out and "a page long fd" in out, out
+    view = run_view([PY, "-c", OPEN_EDGES], "-b", f"{tmp_path}:{TOP}/m")
+    assert (view.returncode, view.stdout, view.stderr) == (0, native.stdout, native.stderr)
