@@ -255,6 +255,9 @@ def build(wl: FsWorkload, mode: str, umview: list[str], proot: str | None, tmp: 
     # work_file): the ratio without the mode's start and end
     alone = timer is not None and not check and mode not in COPY_MODES and wl.name != "startup"
 
+    def run(root: str) -> list[str]:
+        return timed(cmd(root)) if alone else cmd(root)
+
     if timer is not None and not check and mode in COPY_MODES and wl.name != "startup":
         def after(inner=after, key=(wl.name, mode)) -> None:   # noqa: F811
             try:
@@ -265,13 +268,12 @@ def build(wl: FsWorkload, mode: str, umview: list[str], proot: str | None, tmp: 
             if callable(inner):
                 inner()
     if mode == "native":
-        argv, cwd, prefix, root = timed(cmd(host_root)) if alone else cmd(host_root), native_cwd, [], host_root
+        argv, cwd, prefix, root = run(host_root), native_cwd, [], host_root
     elif mode == "view":
-        argv, cwd, prefix, root = timed(cmd(host_root)) if alone else cmd(host_root), native_cwd, \
-            umview + ["--"], host_root
+        argv, cwd, prefix, root = run(host_root), native_cwd, umview + ["--"], host_root
     elif mode == "umview-bind-outside":
         empty = tmp / "empty"
-        argv, cwd, root = timed(cmd(host_root)) if alone else cmd(host_root), native_cwd, host_root
+        argv, cwd, root = run(host_root), native_cwd, host_root
         prefix = umview + ["-b", f"{empty}:{OUTSIDE}", "--"]
     elif mode in ("umview-bind-inside", "umview-cow", "proot-bind-inside"):
         root, cwd = GUEST, str(tmp)
@@ -283,7 +285,7 @@ def build(wl: FsWorkload, mode: str, umview: list[str], proot: str | None, tmp: 
                 wd + ["--"]
         else:
             prefix = [proot, "-b", f"{wl.input}:{at(GUEST)}"] + wd
-        argv = timed(cmd(GUEST)) if alone else cmd(GUEST)
+        argv = run(GUEST)
     elif mode == "umview-tmpfs":
         root, cwd = TMPFS, str(tmp)
         prefix = umview + ["--tmpfs", TMPFS, "--"]

@@ -1937,9 +1937,9 @@ static void notif_bounce(tracee *t, long nr) {
     stats.notif_bounced++;
 }
 
-/* An open for reading only that path_fast moves to a pass's
- * host path (FAST_MOVE: a bind or tmpfs mount, or an overlay's layer),
- * served here: opened by us and put in the caller's fd table by the kernel
+/* An open for reading only that path_fast moves to a pass's host path
+ * (FAST_MOVE: a bind or tmpfs mount, or an overlay's layer), served
+ * here: opened by us and put in the caller's fd table by the kernel
  * (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND, Linux 5.14,
  * which also answers the call with the new number).  The listener cannot
  * rewrite the caller's path, so such an open went on to the ptrace road:
