@@ -72,10 +72,12 @@ STAT_CALLS = ("stat", "lstat", "fstat", "newfstatat", "statx")
 PATH_CALLS = ("openat", "newfstatat", "statx", "readlinkat", "faccessat", "getxattr", "lgetxattr",
               "listxattr", "llistxattr", "mkdirat", "symlinkat", "fchmodat", "fchmodat2", "fchownat", "utimensat",
               "fchmod", "fchown")
-PATH_HELPERS = ("openat2", "getcwd", "readlink")
+# (rt_sigprocmask with an invalid `how` is the shim's probe of a pointer:
+# readable() in native/umvshim.c)
+PATH_HELPERS = ("openat2", "getcwd", "readlink", "rt_sigprocmask")
 # and the connects and getsocknames of a port map (Claims.connect_map), the
 # proxied connects and their names (Claims.socks5)
-NET_CALLS = ("connect", "getsockname", "getpeername", "getsockopt")
+NET_CALLS = ("connect", "getsockname", "getpeername", "getsockopt", "rt_sigprocmask")
 GADGET_NRS = frozenset(BY_NAME[n].nr for n in STAT_CALLS + PATH_CALLS + PATH_HELPERS + NET_CALLS)
 GADGET_IP = 0x75ee000014    # UMV_GADGET_IP in native/umvcore.h (a test compares)
 
