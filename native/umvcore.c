@@ -108,6 +108,9 @@ typedef struct proc {
     int inject_busy;            /* a thread of ours is running seccomp() for it */
     int interrupted;            /* PTRACE_INTERRUPT sent to its threads */
     int threaded;               /* it has made a thread (see exec_wanted) */
+    pid_t mem_of;               /* a vfork child: whose memory it runs in, until it execs or ends */
+    int vforks;                 /* vfork children running in its memory */
+    int fd_shared;              /* its fd table or memory is another running process's too */
     int pidfd;                  /* for pidfd_getfd (stat of an fd), -1 = not open yet */
     unsigned char installed[UMV_BITMAP_BYTES];
     unsigned char notify[UMV_BITMAP_BYTES];  /* calls its listener filter notifies */
@@ -191,6 +194,35 @@ static void shm_set_view(pid_t tgid, int viewno) {
     if (shm && tgid > 0 && tgid < UMV_SHM_PIDS)
         __atomic_store_n(&shm->view_of[tgid], (uint16_t)(viewno + 1), __ATOMIC_RELEASE);
 }
+/* A call of process p that the core sees: the shim of p learns that an
+ * fd may have been given behind its back (umvshm.h: seen_of). */
+static void note_seen(const proc *p) {
+    if (shm && p->tgid > 0 && p->tgid < UMV_SHM_PIDS)
+        __atomic_add_fetch(&shm->seen_of[p->tgid], 1, __ATOMIC_ACQ_REL);
+}
+/* Its count moves on, with UMV_SEEN_SHARED while the shim must trust
+ * nothing it kept: p shares its fd table or memory with a running
+ * process, or a vfork child runs in its memory (the child's shim keeps
+ * its own fds' paths in the parent's memory). */
+static void note_shared(const proc *p) {
+    if (!shm || p->tgid <= 0 || p->tgid >= UMV_SHM_PIDS) return;
+    uint32_t *c = &shm->seen_of[p->tgid], was = __atomic_load_n(c, __ATOMIC_ACQUIRE), now;
+    do now = ((was + 1) & ~UMV_SEEN_SHARED) | (p->fd_shared || p->vforks ? UMV_SEEN_SHARED : 0);
+    while (!__atomic_compare_exchange_n(c, &was, now, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+}
+static proc *pfind(pid_t tgid);
+/* A vfork child execs or ends: the memory is its parent's alone again.
+ * (The parent may run before the core sees this: it trusts nothing
+ * until then.) */
+static void vfork_done(proc *p) {
+    if (!p->mem_of) return;
+    proc *owner = pfind(p->mem_of);
+    p->mem_of = 0;
+    if (owner && owner->vforks > 0) {
+        owner->vforks--;
+        note_shared(owner);
+    }
+}
 static proc *pfind(pid_t tgid) {
     for (proc *p = ptab[tgid % HBUCKETS]; p; p = p->next)
         if (p->tgid == tgid) return p;
@@ -203,6 +235,7 @@ static proc *pnew(pid_t tgid, int viewno, const unsigned char *installed) {
     p->pidfd = -1;
     views[viewno].nprocs++;
     shm_set_view(tgid, viewno);
+    note_shared(p);   /* a count no stamp of the pid's last process holds */
     if (installed) memcpy(p->installed, installed, UMV_BITMAP_BYTES);
     p->next = ptab[tgid % HBUCKETS];
     ptab[tgid % HBUCKETS] = p;
@@ -215,6 +248,7 @@ static void pdel(proc *p) {
     *pp = p->next;
     views[p->view].nprocs--;
     shm_set_view(p->tgid, -1);
+    vfork_done(p);
     for (int i = 0; i < 3; i++) dc_drop(&p->dc[i]);
     if (p->pidfd >= 0) close(p->pidfd);
     free(p);
@@ -2017,6 +2051,7 @@ static int notif_serve(int fd, const struct seccomp_notif *req, struct seccomp_n
     notif_cur_fd = fd;
     notif_cur_id = req->id;
     note_call(nr);  /* before it runs: see dir_of */
+    note_seen(t->p);
     if (nr < 0 || nr >= UMV_BITMAP_BYTES * 8 || req->data.arch != AUDIT_ARCH_X86_64) {
         how = -1;
     } else if (needs_filter(t->p)) {
@@ -2431,6 +2466,7 @@ static void handle_seccomp(tracee *t) {
     struct sysinfo_seccomp si;
     int have = 0;
     stats.seccomp_stops++;
+    if (t->p) note_seen(t->p);
     /* One request for the seccomp data, the call and its arguments, instead
      * of GETEVENTMSG + GETREGS: most stops are resumed without changing a
      * register, and each ptrace request waits for the tracee to be off its
@@ -2629,11 +2665,32 @@ static void handle_syscall_stop(tracee *t) {
     resume(t, PTRACE_CONT, 0); /* not ours: should not happen */
 }
 
-static void adopt_child(tracee *parent, pid_t child, int thread) {
+/* flags: the clone flags the child was made with (fork: 0; vfork:
+ * CLONE_VM | CLONE_VFORK). */
+static void adopt_child(tracee *parent, pid_t child, unsigned long flags) {
+    int thread = (flags & CLONE_THREAD) != 0;
     tracee *c = tfind(child);
     proc *p = thread ? parent->p : pfind(child);
     if (!p) {
         p = pnew(child, parent->p->view, parent->p->installed);
+        /* What the shim keeps of fds (umvshm.h: seen_of) holds for one
+         * process's table in one process's memory.  One fd table in two
+         * memories, or one memory (and maybe one TLS) for two running
+         * processes: the shim of neither trusts it.  A vfork child runs in
+         * its parent's memory while the parent waits: until it execs or
+         * ends (vfork_done). */
+        if ((flags & CLONE_VM) && (flags & CLONE_VFORK)) {
+            proc *owner = parent->p->mem_of ? pfind(parent->p->mem_of) : parent->p;
+            if (owner) {
+                p->mem_of = owner->tgid;
+                owner->vforks++;
+                note_shared(owner);
+            }
+        } else if (flags & (CLONE_FILES | CLONE_VM)) {
+            p->fd_shared = parent->p->fd_shared = 1;
+            note_shared(p);
+            note_shared(parent->p);
+        }
         memcpy(p->notify, parent->p->notify, sizeof p->notify);  /* filters are inherited */
         p->has_notify = parent->p->has_notify;
         umv_event e = {0};
@@ -2738,16 +2795,24 @@ static void handle_stop(pid_t tid, int status) {
     case PTRACE_EVENT_FORK:
     case PTRACE_EVENT_VFORK:
     case PTRACE_EVENT_CLONE: {
-        unsigned long msg = 0;
-        int thread = 0;
+        unsigned long msg = 0, flags = event == PTRACE_EVENT_VFORK ? CLONE_VM | CLONE_VFORK : 0;
         ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
-        if (event == PTRACE_EVENT_CLONE) {
-            /* The parent is still inside clone(): its flags are in rdi. */
-            struct user_regs_struct r;
-            ptrace(PTRACE_GETREGS, tid, 0, &r);
-            thread = (r.rdi & CLONE_THREAD) != 0;
+        /* The parent is still inside the call: clone's flags are in rdi.
+         * A clone with SIGCHLD and no CLONE_VFORK is reported as a fork,
+         * so the call is looked at for every kind; where it cannot be, the
+         * child is taken to share all (the shim then trusts less). */
+        struct user_regs_struct r;
+        int known = 0;
+        if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
+            if (event == PTRACE_EVENT_CLONE || (long long)r.orig_rax == SYS_clone) {
+                flags = r.rdi;
+                known = (long long)r.orig_rax == SYS_clone;
+            } else {
+                known = (long long)r.orig_rax == SYS_fork || (long long)r.orig_rax == SYS_vfork;
+            }
         }
-        adopt_child(t, (pid_t)msg, thread);
+        if (!known) flags |= CLONE_VM | CLONE_FILES;
+        adopt_child(t, (pid_t)msg, flags);
         resume(t, PTRACE_CONT, 0);
         return;
     }
@@ -2760,6 +2825,11 @@ static void handle_stop(pid_t tid, int status) {
             tracee *o = tfind((pid_t)former);
             if (o) tdel(o);
         }
+        /* a new image in its own memory, with an fd table of its own
+         * (the kernel unshares it at exec) */
+        vfork_done(t->p);
+        t->p->fd_shared = 0;
+        note_shared(t->p);
         if (views[t->p->view].flags & UMV_VIEW_NO_VDSO) hide_vdso(t);
         resume(t, PTRACE_CONT, 0);
         return;

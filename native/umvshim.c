@@ -75,6 +75,10 @@ static spawn_fn *next_posix_spawn, *next_posix_spawnp;
 static int (*next_connect)(int, const struct sockaddr *, socklen_t);
 static int (*next_getsockname)(int, struct sockaddr *, socklen_t *);
 static int (*next_getpeername)(int, struct sockaddr *, socklen_t *);
+static int (*next_dup)(int), (*next_dup2)(int, int), (*next_dup3)(int, int, int);
+static int (*next_fcntl)(int, int, ...), (*next_fcntl64)(int, int, ...);
+static ssize_t (*next_recvmsg)(int, struct msghdr *, int);
+static int (*next_recvmmsg)(int, struct mmsghdr *, unsigned, int, struct timespec *);
 /* libc's fn, or ENOSYS when it was not found; NEXT_SYS: or the raw call */
 #define NEXT(fn, ...) (next_##fn ? next_##fn(__VA_ARGS__) : (errno = ENOSYS, -1))
 #define NEXT_SYS(fn, ...) (next_##fn ? next_##fn(__VA_ARGS__) : syscall(SYS_##fn, ##__VA_ARGS__))
@@ -107,6 +111,13 @@ __attribute__((constructor)) static void umv_shim_init(void) {
     next_connect = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
     next_getsockname = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "getsockname");
     next_getpeername = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "getpeername");
+    next_dup = (int (*)(int))dlsym(RTLD_NEXT, "dup");
+    next_dup2 = (int (*)(int, int))dlsym(RTLD_NEXT, "dup2");
+    next_dup3 = (int (*)(int, int, int))dlsym(RTLD_NEXT, "dup3");
+    next_fcntl = (int (*)(int, int, ...))dlsym(RTLD_NEXT, "fcntl");
+    next_fcntl64 = (int (*)(int, int, ...))dlsym(RTLD_NEXT, "fcntl64");
+    next_recvmsg = (ssize_t (*)(int, struct msghdr *, int))dlsym(RTLD_NEXT, "recvmsg");
+    next_recvmmsg = (int (*)(int, struct mmsghdr *, unsigned, int, struct timespec *))dlsym(RTLD_NEXT, "recvmmsg");
     const char *path = getenv("UMVIEW_SHM");
     if (!path) return;
     void *g = mmap((void *)UMV_GADGET_ADDR, 4096, PROT_READ | PROT_WRITE,
@@ -231,11 +242,14 @@ struct kept {
 };
 /* The path of an open file, kept with what statx says the file is: the
  * number may be closed and reused behind our back (closedir), and the
- * mount id and inode tell. */
+ * mount id and inode tell.  And with what fd_trusted needs to trust it
+ * without asking statx again. */
 struct fdkept {
     struct kept k;
     int fd;
     uint64_t mnt, ino, dev;
+    uint32_t fgen, seen;            /* fd_gen[fd] and seen_of[pid] then */
+    long pid;
 };
 static __thread struct {
     int busy;
@@ -371,18 +385,71 @@ enum { LAST_KEPT,     /* not followed (lstat, readlink...) */
        LAST_PLAIN,    /* the caller saw it is not a symlink: remember that */
        LAST_FOLLOW }; /* followed: must not be a symlink */
 
+/* Trusting a kept fd's path without a statx of the fd (two a file in tar
+ * of a directory, 0.4 us each through the gadget: 5% of tar's time in a
+ * bind view elsewhere).  The number can only lead to another file once a
+ * new file is put at it; the ways a program does that:
+ *   - an open: the shim's own (fd_new), or one the core sees (any call
+ *     of the program that reaches the core bumps its process's count,
+ *     umvshm.h seen_of: ld.so's and libc's own opens, a Go program's);
+ *   - dup2, dup3, dup, fcntl F_DUPFD, fd passing (recvmsg): the wrappers
+ *     below (fd_new; freopen's dup3 follows an open the core sees);
+ *   - a socket, pipe, eventfd...: no directory, so the kernel's answer
+ *     to a call made from it (ENOTDIR) is the view's anyway.
+ * A kept path is trusted while the count of its number (fd_gen) and of
+ * the process (seen_of) stay as they were when statx last proved it, in
+ * the same process, for CACHE_NS at most, and only for calls that change
+ * nothing (a read of the wrong file at worst; a change always asks
+ * statx).  What still escapes: a new file put at the number by a raw
+ * syscall the core does not trap (dup2, recvmsg, a fanotify event) after
+ * the program closed the one kept, within those 20 ms; a process sharing
+ * its fd table or its memory with another, or whose memory a vfork
+ * child runs in, trusts nothing while that lasts (UMV_SEEN_SHARED). */
+#define FD_GENS 1024
+static uint32_t fd_gen[FD_GENS];
+
+static void fd_new(long fd) {
+    if (fd >= 0 && fd < FD_GENS) __atomic_add_fetch(&fd_gen[fd], 1, __ATOMIC_ACQ_REL);
+}
+
+/* the stamps as they are now (pid 0: none to trust by) */
+static void fd_stamps(int fd, uint32_t *fgen, uint32_t *seen, long *pid) {
+    *pid = pid_page ? __atomic_load_n(pid_page, __ATOMIC_RELAXED) : 0;
+    *seen = *pid > 0 && *pid < UMV_SHM_PIDS ? __atomic_load_n(&shm->seen_of[*pid], __ATOMIC_ACQUIRE)
+                                            : UMV_SEEN_SHARED;
+    *fgen = fd >= 0 && fd < FD_GENS ? __atomic_load_n(&fd_gen[fd], __ATOMIC_ACQUIRE) : 0;
+}
+
+static int fd_trusted(const struct fdkept *k, int fd, unsigned gen, long now) {
+    if (fd < 0 || fd >= FD_GENS || k->fd != fd || !kept_ok(&k->k, gen, now) || (k->seen & UMV_SEEN_SHARED))
+        return 0;
+    uint32_t fgen, seen;
+    long pid;
+    fd_stamps(fd, &fgen, &seen, &pid);
+    return pid && pid == k->pid && fgen == k->fgen && seen == k->seen;
+}
+
 /* The path of open file fd from /proc/self/fd/N (3.6 us a call here, as
- * much as the call itself), kept in k; NULL: not known, or no path. */
-static const char *fd_path(int fd, struct fdkept *k, unsigned gen, long now) {
+ * much as the call itself), kept in k; NULL: not known, or no path.
+ * trust: the call changes nothing (fd_trusted). */
+static const char *fd_path(int fd, struct fdkept *k, unsigned gen, long now, int trust) {
+    if (trust && fd_trusted(k, fd, gen, now)) return k->k.text;
     struct statx sx;
+    uint32_t fgen, seen;
+    long pid;
+    fd_stamps(fd, &fgen, &seen, &pid);   /* before the statx: a later change shows */
     if (fd < 0 || gadget(SYS_statx, fd, (long)"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
                          STATX_INO | STATX_MNT_ID, (long)&sx) < 0 ||
         !(sx.stx_mask & STATX_MNT_ID))
         return NULL;
     uint64_t dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
     if (kept_ok(&k->k, gen, now) && k->fd == fd && k->mnt == sx.stx_mnt_id && k->ino == sx.stx_ino &&
-        k->dev == dev)
+        k->dev == dev) {
+        k->fgen = fgen;
+        k->seen = seen;
+        k->pid = pid;
         return k->k.text;
+    }
     char link[32] = "/proc/self/fd/";
     int i = 14;
     char digits[12];
@@ -398,12 +465,16 @@ static const char *fd_path(int fd, struct fdkept *k, unsigned gen, long now) {
     k->mnt = sx.stx_mnt_id;
     k->ino = sx.stx_ino;
     k->dev = dev;
+    k->fgen = fgen;
+    k->seen = seen;
+    k->pid = pid;
     return k->k.text;
 }
 
 /* The directory a relative walk from dirfd starts at, as a path (the
- * cwd's or the fd's, kept in ts while dgen stays); NULL: not known. */
-static const char *base_of(int dirfd, unsigned gen, long now) {
+ * cwd's or the fd's, kept in ts while dgen stays); NULL: not known.
+ * trust: as fd_path's. */
+static const char *base_of(int dirfd, unsigned gen, long now, int trust) {
     if (dirfd == AT_FDCWD) {
         if (!kept_ok(&ts.cwd, gen, now)) {
             long r = gadget(SYS_getcwd, (long)ts.base, sizeof ts.base, 0, 0, 0);
@@ -412,7 +483,7 @@ static const char *base_of(int dirfd, unsigned gen, long now) {
         }
         return ts.cwd.text;
     }
-    return fd_path(dirfd, &ts.fdir, gen, now);
+    return fd_path(dirfd, &ts.fdir, gen, now, trust);
 }
 
 /* Does what follows a name in a path ask for a directory ("/", "/.",
@@ -462,7 +533,7 @@ static long walk_links(int dirfd, const char *path, char *res, int how, size_t p
     if (n >= TEXT || !path_on(SYS_readlinkat) || !path_on(SYS_newfstatat)) return 0;
     memcpy(rest, path, n + 1);
     if (path[0] != '/') {
-        const char *base = base_of(dirfd, __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE), now_ns());
+        const char *base = base_of(dirfd, __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE), now_ns(), 0);
         if (!base || pass_of(base) || umv_in_paths(ts.paths, ts.plen, base, UMV_WALK_BASE)) return 0;
         w = strlen(base);
         if (w >= TEXT) return 0;
@@ -596,7 +667,7 @@ static int judge_held(int dirfd, const char *path, int at_flags, int reads, int 
         goto out;
     }
     if (path[0] != '/') {
-        base = base_of(dirfd, gen, now);
+        base = base_of(dirfd, gen, now, reads);
         if (!base) goto out;
         pass = pass_of(base);
         if (!pass && umv_in_paths(ts.paths, ts.plen, base, UMV_WALK_BASE)) goto out;
@@ -780,7 +851,7 @@ static int overlay_held(int dirfd, const char *path, int writes) {
         if (!base) {
             gen = __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE);
             now = now_ns();
-            if (!(base = base_of(dirfd, gen, now))) break;
+            if (!(base = base_of(dirfd, gen, now, !writes))) break;
         }
         /* relative to the overlay's root as the module shows it: its
          * listing directory (tar -C into a cow mount walks from there) */
@@ -1088,7 +1159,7 @@ static long change_call(long nr, int dirfd, const char *path, int last, long a, 
 static long fd_call(long nr, int fd, long a, long b, long c, long d, long e) {
     if (path_on(nr) && !ts.busy) {
         ts.busy = 1;
-        const char *p = fd_path(fd, &ts.ffile, __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE), now_ns());
+        const char *p = fd_path(fd, &ts.ffile, __atomic_load_n(&shm->dgen, __ATOMIC_ACQUIRE), now_ns(), 0);
         int ok = p && (pass_of(p) || !umv_in_paths(ts.paths, ts.plen, p, 1));
         ts.busy = 0;
         if (ok) return gadget(nr, a, b, c, d, e);
@@ -1268,6 +1339,7 @@ static void opened_dir(int fd, const struct statx *sx) {
     ts.fdir.mnt = sx->stx_mnt_id;
     ts.fdir.ino = sx->stx_ino;
     ts.fdir.dev = makedev(sx->stx_dev_major, sx->stx_dev_minor);
+    fd_stamps(fd, &ts.fdir.fgen, &ts.fdir.seen, &ts.fdir.pid);   /* after its fd_new */
 }
 
 /* open: it may create or truncate, so it is judged first, on a text
@@ -1319,6 +1391,7 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
         if (o == OVL_FILE && !reads) {
             struct open_how how = {(uint64_t)(unsigned)flags, mode & 07777, RESOLVE_NO_SYMLINKS};
             r = ovl_done(gadget(SYS_openat2, AT_FDCWD, (long)ts.canon, (long)&how, sizeof how, 0));
+            fd_new(r);
             if (r != -ELOOP && r != -EINVAL) return (int)sret(r);
             return (int)syscall(SYS_openat, dirfd, path, flags, mode);
         }
@@ -1336,6 +1409,7 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
             if (r == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
                 struct open_how how = {(uint64_t)(unsigned)flags, 0, RESOLVE_NO_SYMLINKS};
                 r = gadget(SYS_openat2, AT_FDCWD, (long)ts.canon, (long)&how, sizeof how, 0);
+                fd_new(r);
             } else if (r == 0 || r == -EISDIR) {
                 r = -ELOOP;   /* a symlink, a device, a listing: the module's */
             }
@@ -1343,7 +1417,7 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
             if (r != -ELOOP && r != -EINVAL) return (int)sret(r);
             return (int)syscall(SYS_openat, dirfd, path, flags, mode);
         }
-        if (judge(dirfd, path, 0, 0, LAST_KEPT)) {
+        if (judge(dirfd, path, 0, reads, LAST_KEPT)) {
             /* A directory opened is kept (opened_dir) with what a statx of
              * the new fd says, unless the stat this thread made last of
              * the same text saw no directory (tar stats each name, then
@@ -1353,6 +1427,7 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
                        !strcmp(ts.last.text, ts.canon) && !S_ISDIR(ts.last_mode);
             struct open_how how = {(uint64_t)(unsigned)flags, mode & 07777, RESOLVE_NO_SYMLINKS};
             r = gadget(SYS_openat2, dirfd, (long)path, (long)&how, sizeof how, 0);
+            fd_new(r);
             if (r >= 0 && ts.canon_at && !file &&
                 gadget(SYS_statx, r, (long)"", AT_EMPTY_PATH, STATX_TYPE | STATX_INO | STATX_MNT_ID, (long)&sx) == 0 &&
                 S_ISDIR(sx.stx_mode) && (sx.stx_mask & STATX_MNT_ID))
@@ -1947,6 +2022,68 @@ EXPORT int execlp(const char *file, const char *arg, ...) {
     return do_execvpe(file, (char *const *)argv, environ);
 }
 
+/* ------------------------------------------------------------------ */
+/* numbers given a new file by the program's own calls (fd_trusted)    */
+
+EXPORT int dup(int fd) {
+    int r = (int)NEXT_SYS(dup, fd);
+    fd_new(r);
+    return r;
+}
+EXPORT int dup2(int fd, int to) {
+    int r = (int)NEXT_SYS(dup2, fd, to);
+    fd_new(r);
+    return r;
+}
+EXPORT int dup3(int fd, int to, int flags) {
+    int r = (int)NEXT_SYS(dup3, fd, to, flags);
+    fd_new(r);
+    return r;
+}
+static int fcntl_as(int (*next)(int, int, ...), int fd, int cmd, va_list ap) {
+    void *arg = va_arg(ap, void *);   /* as glibc: one argument, whatever cmd takes */
+    int r = next ? next(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg);
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) fd_new(r);
+    return r;
+}
+EXPORT int fcntl(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    int r = fcntl_as(next_fcntl, fd, cmd, ap);
+    va_end(ap);
+    return r;
+}
+EXPORT int fcntl64(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    int r = fcntl_as(next_fcntl64 ? next_fcntl64 : next_fcntl, fd, cmd, ap);
+    va_end(ap);
+    return r;
+}
+/* the fds a message brought (SCM_RIGHTS) */
+static void fds_received(struct msghdr *m) {
+    if (!m || !m->msg_control) return;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const unsigned char *data = CMSG_DATA(c);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, data + i * sizeof fd, sizeof fd);
+            fd_new(fd);
+        }
+    }
+}
+EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags) {
+    ssize_t r = NEXT_SYS(recvmsg, fd, m, flags);
+    if (r >= 0) fds_received(m);
+    return r;
+}
+EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t) {
+    int r = (int)NEXT_SYS(recvmmsg, fd, v, n, flags, t);
+    for (int i = 0; i < r; i++) fds_received(&v[i].msg_hdr);
+    return r;
+}
 /* ------------------------------------------------------------------ */
 /* directory streams                                                   */
 

@@ -56,7 +56,7 @@
 #include <stdint.h>
 #include "umvcore.h"
 
-#define UMV_SHM_MAGIC 0x336d687376756d75ULL   /* "umvshm3" */
+#define UMV_SHM_MAGIC 0x346d687376756d75ULL   /* "umvshm4" */
 #define UMV_SHM_PIDS 4194304                  /* PID_MAX_LIMIT on 64-bit */
 #define UMV_SHM_BLOOM_BITS (1u << 24)         /* 2 MB: ~0.1% false hits at 500,000 keys */
 
@@ -91,7 +91,17 @@ struct umv_shm {
     struct umv_shm_paths vpaths[UMV_MAX_VIEWS];
     uint64_t bloom[UMV_SHM_BLOOM_BITS / 64];
     uint16_t view_of[UMV_SHM_PIDS];
+    /* per process (tgid): bumped by the core at each call of it that the
+     * core sees (a notification, a seccomp stop), before the call runs.
+     * UMV_SEEN_SHARED is set while the process shares its fd table or its
+     * memory with another running process (clone with CLONE_FILES or
+     * CLONE_VM and no CLONE_THREAD), or a vfork child runs in its memory.
+     * The shim trusts a kept directory fd's path only while its process's
+     * count stays and the bit is clear (fd_trusted in umvshim.c): an fd a
+     * call the core sees gives the program was given behind its back. */
+    uint32_t seen_of[UMV_SHM_PIDS];
 };
+#define UMV_SEEN_SHARED 0x80000000u
 
 /* the two Bloom positions of a key; dev as st_dev encodes it */
 static inline void umv_shm_bloom_pos(uint64_t dev, uint64_t ino, uint32_t pos[2]) {

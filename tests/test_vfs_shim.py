@@ -983,3 +983,136 @@ def test_open_with_bad_pointers_fails_as_natively(tmp_path):
     assert "ends at the page's end No such file or directory" in out and "a page long fd" in out, out
     view = run_view([PY, "-c", OPEN_EDGES], "-b", f"{tmp_path}:{TOP}/m")
     assert (view.returncode, view.stdout, view.stderr) == (0, native.stdout, native.stderr)
+
+
+FD_GIVEN = r"""
+import fcntl, os, socket, sys
+host, t = sys.argv[1], sys.argv[2]
+D = os.O_RDONLY | os.O_DIRECTORY
+for route in ("open", "dup2", "dup3", "dup", "F_DUPFD", "recvmsg"):
+    n = os.open(host, D)                       # outside: the shim keeps its path
+    m = os.open(t, D) if route != "open" else -1
+    if route == "recvmsg":
+        a, b = socket.socketpair(socket.AF_UNIX)
+        socket.send_fds(a, [b"x"], [m])
+    os.stat("f", dir_fd=n)                     # kept again, after every call the core saw
+    if route == "open":
+        os.close(n)
+        k = os.open(t, D)                      # the core's: the mount's directory
+    elif route == "dup2":
+        k = os.dup2(m, n)                      # libc dup2
+    elif route == "dup3":
+        k = os.dup2(m, n, inheritable=False)   # libc dup3
+    elif route == "dup":
+        os.close(n)
+        k = os.dup(m)                          # fcntl F_DUPFD_CLOEXEC
+    elif route == "F_DUPFD":
+        os.close(n)
+        k = fcntl.fcntl(m, fcntl.F_DUPFD, n)
+    else:
+        os.close(n)
+        k = socket.recv_fds(b, 10, 1)[1][0]    # recvmsg
+    fd = os.open("f", os.O_RDONLY, dir_fd=k)
+    data = os.read(fd, 100)
+    os.close(fd)
+    made = os.open(f"made-{route}", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=k)
+    os.close(made)
+    print(route, k == n, os.stat("f", dir_fd=k).st_size, data.decode().strip(),
+          os.path.exists(f"{t}/made-{route}"), os.path.exists(f"{host}/made-{route}"))
+    os.close(k)
+    if m >= 0:
+        os.close(m)
+    if route == "recvmsg":
+        a.close()
+        b.close()
+"""
+
+
+def test_a_kept_directory_fd_number_given_another_directory(tmp_path):
+    """The shim trusts the path it kept for a directory fd without asking
+    statx again while nothing could have put another file at the number
+    (fd_trusted in native/umvshim.c).  Each way a program puts a directory
+    of a mount there: an open the core sees, dup2, dup3, fcntl F_DUPFD (as
+    dup), and fd passing.  The mount is a cow mount, whose root a program
+    gets as a listing of empty placeholder files: a call made from the
+    number on the stale path would read one of them.  The same script
+    natively, with a plain directory in the mount's place."""
+    host, lower, plain = tmp_path / "host", tmp_path / "lower", tmp_path / "plain"
+    for d in (host, lower, plain):
+        d.mkdir()
+    (host / "f").write_text("h")
+    for d in (lower, plain):
+        (d / "f").write_text("in the mount\n")
+    native = run_native([PY, "-c", FD_GIVEN, str(host), str(plain)])
+    assert native.returncode == 0, native.stderr.decode()
+    expected = native.stdout.decode().splitlines()
+    assert expected == [f"{r} True 13 in the mount True False"
+                        for r in ("open", "dup2", "dup3", "dup", "F_DUPFD", "recvmsg")]
+    for p in host.iterdir():
+        if p.name != "f":
+            p.unlink()
+    view = run_view([PY, "-c", FD_GIVEN, str(host), f"{TOP}/c"], "--mount", f"type=cow,source={lower},target={TOP}/c")
+    assert view.returncode == 0, view.stderr.decode()
+    assert view.stdout.decode().splitlines() == expected
+    assert sorted(p.name for p in lower.iterdir()) == ["f"]
+    assert sorted(p.name for p in host.iterdir()) == ["f"]
+
+
+RAW_OPEN_AT = r"""
+import ctypes, os, sys
+host, m = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+D = os.O_RDONLY | os.O_DIRECTORY
+n = os.open(host, D)
+os.stat("f", dir_fd=n)                  # the shim keeps its path
+os.close(n)
+k = libc.syscall(257, -100, m.encode(), D)   # openat, raw: the core's listener
+print(k == n, os.stat("g", dir_fd=k).st_size, end=" ")
+try:
+    print(os.stat("../x", dir_fd=k).st_size)
+except FileNotFoundError:
+    print("missing")
+"""
+
+
+def test_a_kept_directory_fd_number_given_by_a_raw_open(tmp_path):
+    """A raw open (ld.so's, libc's own, a Go program's) of a directory
+    below a bind mount is the core's (its listener opens it for the
+    program): the shim, which kept a path for the number before, must
+    learn that the number holds another file.  From the mount's root,
+    ".." is the mount's parent in the view; the stale path would lead to
+    the bind source's parent on the host, which has an "x"."""
+    host, src, plain = tmp_path / "host", tmp_path / "src", tmp_path / "plain"
+    for d in (host, src, plain / "m"):
+        d.mkdir(parents=True)
+    (host / "f").write_text("h")
+    (tmp_path / "x").write_text("the source's sibling")
+    for d in (src, plain / "m"):
+        (d / "g").write_text("gg")
+    native = run_native([PY, "-c", RAW_OPEN_AT, str(host), str(plain / "m")])
+    assert native.returncode == 0, native.stderr.decode()
+    assert native.stdout.decode() == "True 2 missing\n"
+    view = run_view([PY, "-c", RAW_OPEN_AT, str(host), f"{TOP}/m"], "-b", f"{src}:{TOP}/m")
+    assert view.returncode == 0, view.stderr.decode()
+    assert view.stdout == native.stdout
+
+
+@pytest.mark.parametrize("mode", ["clone", "vfork"])
+def test_a_kept_directory_fd_number_in_a_shared_table_or_memory(tmp_path, progs, mode):
+    """A process that shares its fd table (clone CLONE_FILES) or its
+    memory (vfork) with another cannot tell from its own counts that the
+    other put a new file at a number it kept: the core marks it, and its
+    shim trusts nothing kept while that lasts (tests/progs/fdshare.c).  A
+    stale path would lead "../../x" from a directory in the bind mount to
+    the bind source's sibling."""
+    host, src, plain = tmp_path / "host", tmp_path / "src", tmp_path / "plain"
+    for d in (host, src / "sub", plain / "m" / "sub"):
+        d.mkdir(parents=True)
+    (host / "f").write_text("h")
+    (tmp_path / "x").write_text("the source's sibling")
+    for d in (src, plain / "m"):
+        (d / "sub" / "g").write_text("gg")
+    native = run_native([progs["fdshare"], mode, str(host), str(plain / "m" / "sub")])
+    assert (native.returncode, native.stdout) == (0, b"2 missing\n"), native
+    view = run_view([progs["fdshare"], mode, str(host), f"{TOP}/m/sub"], "-b", f"{src}:{TOP}/m")
+    assert (view.returncode, view.stdout) == (0, b"2 missing\n"), view
