@@ -811,6 +811,54 @@ def test_tree_tools(kind, tmp_path):
     m.get("check", lambda: None)()
 
 
+SPECIAL_TYPES = """\
+cd "$BASE/t" || exit 9
+echo "== -type p"; find . -type p | sort
+echo "== -type s"; find . -type s | sort
+echo "== -type f"; find . -type f | sort
+echo "== scandir"; python3 -c 'import os
+for e in sorted(os.scandir("."), key=lambda e: e.name):
+    print(e.name, e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False), e.is_symlink())'
+"""
+
+
+@pytest.mark.parametrize("kind", ["merge", "cow"])
+def test_special_files_in_a_listed_directory_keep_their_type(kind, tmp_path):
+    """A directory the view shows through a listing (a merge; a cow mount
+    with a deletion in it) gives the types of its entries as the kernel
+    gives them from a real directory (getdents' d_type, which find -type
+    and Python's scandir read without a stat): a FIFO and a socket were
+    empty files there."""
+    import socket
+    first, second, nat = tmp_path / "first", tmp_path / "second", tmp_path / "native"
+    for d in (first, second, nat):
+        d.mkdir()
+    socks = []
+    for d in (first, nat):
+        os.mkfifo(d / "fifo")
+        socks.append(socket.socket(socket.AF_UNIX))
+        socks[-1].bind(str(d / "sock"))
+        write(d / "file", "x")
+        (d / "dir").mkdir()
+        os.symlink("file", d / "link")
+    write(second / "gone", "deleted in the cow mount; the second layer of the merge")
+    if kind == "merge":
+        write(nat / "gone", "deleted in the cow mount; the second layer of the merge")
+        opts, prep = ["--mount", f"type=merge,source={first}:{second},target={TOP}/t"], ""
+    else:
+        shutil.copy(second / "gone", first / "gone")
+        opts, prep = ["--mount", f"type=cow,source={first},target={TOP}/t"], 'rm "$BASE/t/gone" && '
+    nbase = tmp_path / "nbase"
+    nbase.mkdir()
+    os.symlink(nat, nbase / "t")
+    native = sh(SPECIAL_TYPES, base=nbase)
+    assert b"./fifo" in native.stdout and b"./sock" in native.stdout
+    view = sh(prep + SPECIAL_TYPES, *opts, base=TOP)
+    same(native, view)
+    for s in socks:
+        s.close()
+
+
 def test_merge_first_wins(tmp_path):
     """A name in both layers of a merge shows the first's file; the others
     show from where they are; the merge is read-only."""

@@ -146,6 +146,50 @@ def test_merge_first_wins(tmp_path):
     table.cleanup()
 
 
+def test_a_listing_has_each_names_type_and_follows_changes(tmp_path):
+    """A listing holds a placeholder of each entry's type (what getdents
+    shows a reader, find -type): a directory, a symlink, a FIFO, a socket,
+    an empty file for a file or a device.  The types come from the
+    directory entries (d_type) where the file system gives them; a FIFO or
+    a socket, which d_type names but DirEntry does not, is stated.  Made
+    again, it follows the layers: a name gone, a name whose type changed,
+    a new one."""
+    import socket
+    import stat
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "file").write_text("x")
+    (a / "dir").mkdir()
+    (a / "link").symlink_to("dir")
+    os.mkfifo(a / "fifo")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(a / "sock"))
+    (b / "gone").write_text("")
+    table = MountTable()
+    table.mount("merge", f"{a}:{b}", "/m")
+    res = table.resolve("/m")
+    kinds = {n: stat.S_IFMT(m) for n, m in table.entries(res).items()}
+    assert kinds == {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "link": stat.S_IFLNK, "fifo": stat.S_IFIFO,
+                     "sock": stat.S_IFSOCK, "gone": stat.S_IFREG}
+    listing = table.listing(res)
+
+    def shown():
+        return {n: stat.S_IFMT(os.lstat(os.path.join(listing, n)).st_mode) for n in os.listdir(listing)}
+    assert shown() == {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "link": stat.S_IFLNK, "fifo": stat.S_IFIFO,
+                       "sock": stat.S_IFSOCK, "gone": stat.S_IFREG}
+    fifo_ino = os.lstat(os.path.join(listing, "fifo")).st_ino
+    (b / "gone").unlink()
+    (a / "file").unlink()
+    (a / "file").mkdir()
+    (a / "new").write_text("")
+    assert table.listing(res) == listing
+    assert shown() == {"file": stat.S_IFDIR, "dir": stat.S_IFDIR, "link": stat.S_IFLNK, "fifo": stat.S_IFIFO,
+                       "sock": stat.S_IFSOCK, "new": stat.S_IFREG}
+    assert os.lstat(os.path.join(listing, "fifo")).st_ino == fifo_ino   # kept, not made again
+    s.close()
+    table.cleanup()
+
+
 def test_bad_mounts_are_clear_errors(tmp_path):
     table = MountTable()
     with pytest.raises(MountError, match="No such file"):

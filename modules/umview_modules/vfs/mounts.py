@@ -658,18 +658,19 @@ class MountTable:
 
     def listing(self, res: Resolved) -> str:
         """A host directory holding the entries of view directory res (as
-        empty files, directories and symlinks of the right types): what a
-        program that opens res for reading its entries gets."""
+        empty files, directories, symlinks, FIFOs and sockets of the right
+        types; a device as an empty file): what a program that opens res
+        for reading its entries gets."""
         vdir = res.vpath
         host = self._listing_of.get(vdir)
         if host is None:
             host = self.private_dir("dir")
             self._listing_of[vdir] = host
             self.listings[host] = vdir
-        want = self.entries(res)
+        want = {name: _placeholder(mode) for name, mode in self.entries(res).items()}
         have = {name: mode for name, mode in _scan(host)}
         for name, mode in list(have.items()):
-            if name not in want or stat.S_IFMT(want[name]) != stat.S_IFMT(mode):
+            if name not in want or want[name] != stat.S_IFMT(mode):
                 p = join(host, name)
                 if stat.S_ISDIR(mode):
                     rmtree(p)
@@ -688,7 +689,7 @@ class MountTable:
                 elif stat.S_ISLNK(mode):
                     os.symlink("umview-placeholder", name, dir_fd=fd)  # never read: lookups go through the view
                 else:
-                    os.mknod(name, 0o600 | stat.S_IFREG, dir_fd=fd)
+                    os.mknod(name, 0o600 | mode, dir_fd=fd)
         finally:
             os.close(fd)
         os.chmod(host, stat.S_IMODE(res.st.st_mode) if res.st is not None else 0o755)
@@ -870,6 +871,14 @@ def _lstat(path: str):
         if exc.errno == errno.EACCES:
             raise SyscallError(errno.EACCES) from None
         raise
+
+
+def _placeholder(mode: int) -> int:
+    """The type of a listing's placeholder for an entry of type mode: the
+    same (its d_type is what a reader of the listing sees), but a device,
+    which takes a privilege to make, is an empty file."""
+    t = stat.S_IFMT(mode)
+    return t if t in (stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK) else stat.S_IFREG
 
 
 def _scan(path: str):
