@@ -2064,7 +2064,7 @@ EXPORT int fcntl64(int fd, int cmd, ...) {
 static void fds_received(struct msghdr *m) {
     if (!m || !m->msg_control) return;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
         size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         const unsigned char *data = CMSG_DATA(c);
         for (size_t i = 0; i < n; i++) {
