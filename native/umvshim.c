@@ -443,28 +443,24 @@ static const char *fd_path(int fd, struct fdkept *k, unsigned gen, long now, int
         !(sx.stx_mask & STATX_MNT_ID))
         return NULL;
     uint64_t dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
-    if (kept_ok(&k->k, gen, now) && k->fd == fd && k->mnt == sx.stx_mnt_id && k->ino == sx.stx_ino &&
-        k->dev == dev) {
-        k->fgen = fgen;
-        k->seen = seen;
-        k->pid = pid;
-        return k->k.text;
+    if (!(kept_ok(&k->k, gen, now) && k->fd == fd && k->mnt == sx.stx_mnt_id && k->ino == sx.stx_ino &&
+          k->dev == dev)) {
+        char link[32] = "/proc/self/fd/";
+        int i = 14;
+        char digits[12];
+        int d = 0;
+        for (unsigned f = (unsigned)fd; d == 0 || f; f /= 10) digits[d++] = (char)('0' + f % 10);
+        while (d) link[i++] = digits[--d];
+        link[i] = 0;
+        long r = gadget(SYS_readlink, (long)link, (long)ts.base, sizeof ts.base - 1, 0, 0);
+        if (r <= 0 || ts.base[0] != '/') return NULL;
+        ts.base[r] = 0;
+        keep(&k->k, ts.base, (size_t)r, gen, now);
+        k->fd = fd;
+        k->mnt = sx.stx_mnt_id;
+        k->ino = sx.stx_ino;
+        k->dev = dev;
     }
-    char link[32] = "/proc/self/fd/";
-    int i = 14;
-    char digits[12];
-    int d = 0;
-    for (unsigned f = (unsigned)fd; d == 0 || f; f /= 10) digits[d++] = (char)('0' + f % 10);
-    while (d) link[i++] = digits[--d];
-    link[i] = 0;
-    long r = gadget(SYS_readlink, (long)link, (long)ts.base, sizeof ts.base - 1, 0, 0);
-    if (r <= 0 || ts.base[0] != '/') return NULL;
-    ts.base[r] = 0;
-    keep(&k->k, ts.base, (size_t)r, gen, now);
-    k->fd = fd;
-    k->mnt = sx.stx_mnt_id;
-    k->ino = sx.stx_ino;
-    k->dev = dev;
     k->fgen = fgen;
     k->seen = seen;
     k->pid = pid;
